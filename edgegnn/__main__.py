@@ -1,0 +1,3 @@
+from edgegnn.cli.app import main
+
+main()

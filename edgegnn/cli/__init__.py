@@ -1,0 +1,1 @@
+"""The `edgegnn` command line (Typer + rich). Each command parses, calls one library function, prints."""

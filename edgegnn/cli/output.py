@@ -1,0 +1,98 @@
+"""One output object per command: rich tables for people, JSON for machines, errors as one line.
+
+The library never prints; commands print through `Output`. Known errors (`EdgeGNNError`)
+become one line on stderr plus a hint and the error's exit code; `EDGEGNN_DEBUG=1` shows
+the traceback instead. Anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+
+from edgegnn.errors import EdgeGNNError
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Library log records go to stderr through rich; warnings by default, info with -v."""
+    level = logging.INFO if verbose else logging.WARNING
+    root = logging.getLogger("edgegnn")
+    root.handlers[:] = [RichHandler(console=stderr, show_time=False, show_path=False, markup=False)]
+    root.setLevel(level)
+
+
+def fail(error: EdgeGNNError) -> None:
+    """Print a known error as one line (plus a hint) and exit with its code."""
+    stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+    if error.hint:
+        stderr.print(f"[dim]hint: {error.hint}[/]", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(error.exit_code)
+
+
+@contextmanager
+def user_errors():
+    """Turn EdgeGNNError into one line and an exit code (tracebacks with EDGEGNN_DEBUG=1)."""
+    try:
+        yield
+    except EdgeGNNError as error:
+        if os.environ.get("EDGEGNN_DEBUG"):
+            raise
+        fail(error)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output on stdout (nothing else is printed there in --json mode)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    out = Table(title=title, title_justify="left")
+    for i, name in enumerate(columns):
+        out.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        out.add_row(*(fmt(v) for v in row))
+    return out
+
+
+def metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
+    """Rows: metric names (recall@20, ...); columns: evaluation sets (test, valid)."""
+    sets = list(metrics)
+    names = [k for k in metrics[sets[0]] if "@" in k]
+    return table(title, ["metric", *sets], [[n, *(metrics[s].get(n, "") for s in sets)] for n in names])
+
+
+def progress(enabled: bool = True) -> Progress:
+    """A rich progress bar on stderr (so stdout stays clean for --json)."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=stderr, disable=not enabled, transient=False)

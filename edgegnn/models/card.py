@@ -1,0 +1,161 @@
+"""Model cards: architecture + training hyperparameters, as frozen validated configs.
+
+A model card is a YAML file in `models/` (e.g. `models/lightgcn.yaml`):
+
+    name: lightgcn
+    description: ...
+    model: {type: lightgcn, embedding_dim: 64, num_layers: 3}
+    training: {loss: whole-data, epochs: 400, learning_rate: 0.01, ...}
+
+`load_model_card(path)` turns it into a `ModelCard`; every field is checked, and an
+unknown key or a value out of range is a `ConfigError` naming the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgegnn.configs import check_choice, check_range, config_from_dict, config_to_dict, load_yaml
+from edgegnn.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LightGCNConfig:
+    """LightGCN (He et al., SIGIR 2020): e^{l+1} = Â e^l, e = Σ_l α_l e^l, score = e_u · e_i.
+
+    Args:
+        embedding_dim: width d of the ego embeddings (paper: 64).
+        num_layers: propagation layers L (paper: 3); α_l = 1 / (L + 1).
+        init_std: standard deviation of the normal initialisation of the ego embeddings.
+    """
+
+    type: Literal["lightgcn"] = "lightgcn"
+    embedding_dim: int = 64
+    num_layers: int = 3
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        src = "model"
+        check_range(src, "embedding_dim", self.embedding_dim, low=1, high=4096)
+        check_range(src, "num_layers", self.num_layers, low=0, high=8)
+        check_range(src, "init_std", self.init_std, low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class SAGEConfig:
+    """A GraphSAGE recommender with dense weights (Hamilton et al., NeurIPS 2017).
+
+    Two mean-aggregation SAGE layers over the user-item graph, from PyG's `SAGEConv`:
+        h¹ = ReLU(W¹_self e⁰_v + W¹_nb mean_{w∈N(v)} e⁰_w)       (hidden_dim)
+        h² =      W²_self h¹_v + W²_nb mean_{w∈N(v)} h¹_w        (embedding_dim)
+    score = h²_u · h²_i. On the device a user's h¹_u and h²_u are computed from the user's
+    own history, so the dense weights W run on the device (the subject of pruning,
+    low-rank and int8 passes).
+
+    Args:
+        embedding_dim: width of ego embeddings and of the output.
+        hidden_dim: width of the hidden layer.
+        init_std: standard deviation of the ego embeddings' normal initialisation.
+    """
+
+    type: Literal["sage"] = "sage"
+    embedding_dim: int = 64
+    hidden_dim: int = 64
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        src = "model"
+        check_range(src, "embedding_dim", self.embedding_dim, low=1, high=4096)
+        check_range(src, "hidden_dim", self.hidden_dim, low=1, high=4096)
+        check_range(src, "init_std", self.init_std, low=0.0, low_open=True)
+
+
+ModelConfig = LightGCNConfig | SAGEConfig
+MODEL_TYPES: dict[str, type] = {"lightgcn": LightGCNConfig, "sage": SAGEConfig}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a recommender is trained.
+
+    Args:
+        loss: "whole-data" (default) — a weighted squared loss over ALL user-item pairs,
+            computed exactly without sampling (see `edgegnn.train.losses`); one full-batch
+            step per epoch. "bpr" — the LightGCN paper's BPR with one uniform negative
+            per positive, in mini-batches of `batch_size`.
+        epochs: passes over the training interactions (whole-data: one step each).
+        learning_rate: Adam's step size.
+        l2: L2 penalty on the ego embeddings (paper: 1e-4).
+        batch_size: positive pairs per BPR step.
+        negative_weight: whole-data only, the weight c0 of an unobserved pair.
+        popularity_exponent: whole-data only, negative weights ∝ popularity^exponent.
+        eval_every: epochs between validation evaluations (early stopping, progress).
+        patience: evaluations without improvement of validation Recall@K before stopping.
+        eval_k: K of the Recall@K used for early stopping.
+        seed: seeds torch and numpy; the same seed and data give the same model.
+    """
+
+    loss: Literal["whole-data", "bpr"] = "whole-data"
+    epochs: int = 400
+    learning_rate: float = 0.01
+    l2: float = 1e-4
+    batch_size: int = 16384
+    negative_weight: float = 0.01
+    popularity_exponent: float = 0.0
+    eval_every: int = 10
+    patience: int = 5
+    eval_k: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        src = "training"
+        check_choice(src, "loss", self.loss, ("whole-data", "bpr"))
+        check_range(src, "epochs", self.epochs, low=1)
+        check_range(src, "learning_rate", self.learning_rate, low=0.0, high=10.0, low_open=True)
+        check_range(src, "l2", self.l2, low=0.0)
+        check_range(src, "batch_size", self.batch_size, low=1)
+        check_range(src, "negative_weight", self.negative_weight, low=0.0, low_open=True)
+        check_range(src, "popularity_exponent", self.popularity_exponent, low=-2.0, high=2.0)
+        check_range(src, "eval_every", self.eval_every, low=1)
+        check_range(src, "patience", self.patience, low=1)
+        check_range(src, "eval_k", self.eval_k, low=1)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A named model: architecture (`model`) plus how to train it (`training`)."""
+
+    name: str
+    model: ModelConfig = field(default_factory=LightGCNConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description,
+                "model": config_to_dict(self.model), "training": config_to_dict(self.training)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str | None = None) -> "ModelCard":
+        known = {"name", "description", "model", "training"}
+        for key in data:
+            if key not in known:
+                raise ConfigError(key, data[key], f"unknown key; allowed: {', '.join(sorted(known))}",
+                                  source=source)
+        model_data = dict(data.get("model") or {})
+        model_type = model_data.get("type", "lightgcn")
+        if model_type not in MODEL_TYPES:
+            raise ConfigError("model.type", model_type, f"allowed: {', '.join(MODEL_TYPES)}",
+                              source=source)
+        return cls(
+            name=str(data.get("name", model_type)),
+            description=str(data.get("description", "")),
+            model=config_from_dict(MODEL_TYPES[model_type], model_data, source=source),
+            training=config_from_dict(TrainConfig, data.get("training"), source=source),
+        )
+
+
+def load_model_card(path: str | Path) -> ModelCard:
+    """Read and validate a model card YAML file."""
+    return ModelCard.from_dict(load_yaml(path), source=str(path))

@@ -1,0 +1,1 @@
+"""Training, evaluation and checkpoints of GNN recommenders (needs torch + PyG)."""

@@ -1,0 +1,53 @@
+"""Training losses for implicit-feedback recommenders.
+
+Both take the model's final embeddings; scores are dot products ŷ_ui = e_u · e_i, and the
+device ranks by the same dot product.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def whole_data_loss(user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor,
+                    items: torch.Tensor, negative_weight: torch.Tensor) -> torch.Tensor:
+    """Weighted squared loss over every user-item pair, computed without sampling.
+
+    The implicit-ALS objective (Hu et al., ICDM 2008; as a non-sampling loss for neural
+    recommenders: Chen et al., "Efficient Neural Matrix Factorization", TOIS 2020):
+        L = [ Σ_{(u,i)∈R} (1 − ŷ_ui)² + Σ_{(u,i)∉R} c_i ŷ_ui² ] / |R|
+    The second sum has U·I terms, but Σ_{all u,i} c_i ŷ_ui² = Σ_{d,d'} (EuᵀEu)_{dd'} (Eiᵀ C Ei)_{dd'},
+    so with the observed pairs corrected it costs O((U + I) d² + |R| d):
+        L = [ Σ_R ((1 − c_i) ŷ² − 2ŷ) + ⟨EuᵀEu, Eiᵀ C Ei⟩ ] / |R| + const.
+    Every observed pair and every unobserved pair contributes to each step, which is why a
+    full-batch step of LightGCN learns far more per propagation than a BPR mini-batch.
+
+    Args:
+        user_emb: float [U, d] final user embeddings.
+        item_emb: float [I, d] final item embeddings.
+        users, items: int64 [|R|] the observed training pairs.
+        negative_weight: float [I], c_i (weight of an unobserved pair with item i).
+    """
+    predicted = (user_emb[users] * item_emb[items]).sum(dim=1)
+    observed = ((1.0 - negative_weight[items]) * predicted.square() - 2.0 * predicted).sum()
+    gram_users = user_emb.T @ user_emb
+    gram_items = (item_emb * negative_weight[:, None]).T @ item_emb
+    unobserved = (gram_users * gram_items).sum()
+    return (observed + unobserved) / len(users)
+
+
+def bpr_loss(user_emb: torch.Tensor, pos_emb: torch.Tensor, neg_emb: torch.Tensor) -> torch.Tensor:
+    """Bayesian personalized ranking (Rendle et al., UAI 2009), as in the LightGCN paper.
+
+        L = −mean_b log σ(e_u · e_i − e_u · e_j), (u, i) observed, j a sampled negative.
+
+    Args:
+        user_emb, pos_emb, neg_emb: float [B, d].
+    """
+    margin = (user_emb * (pos_emb - neg_emb)).sum(dim=1)
+    return torch.nn.functional.softplus(-margin).mean()
+
+
+def l2_penalty(ego_rows: list[torch.Tensor], batch_size: int) -> torch.Tensor:
+    """½ Σ ||e⁰||² / B over the ego embeddings a batch touched (the paper's regularizer)."""
+    return sum(rows.square().sum() for rows in ego_rows) / (2.0 * batch_size)

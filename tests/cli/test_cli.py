@@ -1,0 +1,73 @@
+"""The CLI end to end: train -> evaluate with JSON, and one-line errors for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from edgegnn.cli.app import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+DATA = "synthetic:users=200,items=150,seed=2"
+
+
+def test_train_then_evaluate_agree(tmp_path):
+    model = tmp_path / "m.pt"
+    result = runner.invoke(app, ["train", "--data", DATA, "--epochs", "20", "--out", str(model), "--json"])
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)
+    assert model.is_file()
+    result = runner.invoke(app, ["evaluate", str(model), "--data", DATA, "--k", "20", "--k", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.stdout)
+    assert evaluated["recall@20"] == pytest.approx(trained["test"]["recall@20"], rel=1e-6)
+    assert {"ndcg@10", "ndcg@20", "precision@20", "hitrate@20"} <= set(evaluated)
+
+
+def test_train_prints_a_metrics_table(tmp_path):
+    result = runner.invoke(app, ["train", "--data", DATA, "--epochs", "10", "--out", str(tmp_path / "m.pt")])
+    assert result.exit_code == 0, result.output
+    assert "recall@20" in result.output and "ndcg@20" in result.output
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "EDGEGNN_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "edgegnn", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["evaluate", "nope.pt", "--data", DATA], "no such model file"),
+    (["train", "--data", "does/not/exist", "--out", "x.pt"], "does/not/exist"),
+    (["train", "--data", DATA, "--lr", "-1", "--out", "x.pt"], "learning_rate=-1.0"),
+    (["train", "--data", DATA, "--loss", "hinge", "--out", "x.pt"], "loss='hinge'"),
+])
+def test_user_mistakes_are_one_line_errors(args, fragment, tmp_path):
+    result = _run(*args)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert fragment in result.stderr
+    assert result.stderr.strip().splitlines()[0].startswith("error:")
+
+
+def test_bad_data_line_is_reported_with_file_and_line(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("user,item\n1,2\n3\n")
+    result = _run("train", "--data", str(data), "--out", str(tmp_path / "m.pt"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{data}:3" in result.stderr.replace("\n", "")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_debug_variable_shows_traceback():
+    env = dict(os.environ, EDGEGNN_DEBUG="1")
+    result = subprocess.run([sys.executable, "-m", "edgegnn", "evaluate", "nope.pt"], capture_output=True,
+                            text=True, cwd=REPO, env=env, timeout=120)
+    assert result.returncode != 0 and "Traceback" in result.stderr

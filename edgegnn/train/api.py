@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
         time_budget: float | None = None, ks=(20,),
         on_epoch: Callable[[int, float], None] | None = None,
-        on_evaluate: Callable[[EpochRecord], None] | None = None) -> tuple[Checkpoint, TrainResult]:
+        on_evaluate: Callable[[EpochRecord], None] | None = None,
+        monitor: Callable | None = None) -> tuple[Checkpoint, TrainResult]:
     """Train the card's model on `split.train` and measure it on `split.test`.
 
     Returns the checkpoint (weights of the best validation epoch, test and validation
@@ -32,7 +33,7 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
     model = build_model(card.model, split.num_users, split.num_items)
     graph = BipartiteGraph.from_interactions(split.train)
     result = train_model(model, graph, split, card.training, epochs=epochs, time_budget=time_budget,
-                         on_epoch=on_epoch, on_evaluate=on_evaluate)
+                         on_epoch=on_epoch, on_evaluate=on_evaluate, monitor=monitor)
     model.eval()
     user_emb, item_emb = model_embeddings(model, graph)
     train_csr = split.train.to_csr()

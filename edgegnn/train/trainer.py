@@ -33,6 +33,7 @@ class EpochRecord:
     seconds: float  # training wall-clock so far, evaluation time excluded
     loss: float
     metrics: dict[str, float] = field(default_factory=dict)  # on validation, if evaluated
+    monitored: dict[str, float] = field(default_factory=dict)  # from the `monitor` callback
 
 
 @dataclass
@@ -128,7 +129,8 @@ class _StepRunner:
 def train_model(model, graph: BipartiteGraph, split: Split, config: TrainConfig, *,
                 epochs: int | None = None, time_budget: float | None = None,
                 on_epoch: Callable[[int, float], None] | None = None,
-                on_evaluate: Callable[[EpochRecord], None] | None = None) -> TrainResult:
+                on_evaluate: Callable[[EpochRecord], None] | None = None,
+                monitor: Callable[[torch.nn.Module, BipartiteGraph], dict] | None = None) -> TrainResult:
     """Train `model` in place and leave it holding its best weights.
 
     Args:
@@ -140,6 +142,8 @@ def train_model(model, graph: BipartiteGraph, split: Split, config: TrainConfig,
         time_budget: stop after this many seconds of training (evaluation excluded).
         on_epoch: called after every epoch with (epoch, loss), e.g. to advance a progress bar.
         on_evaluate: called with each evaluated `EpochRecord`.
+        monitor: called at each evaluation with (model, graph); its dict is stored in
+            `EpochRecord.monitored` (benchmarks use it to trace test metrics over time).
     Returns:
         The curve and where it stopped; the model holds the best validation state
         (or the last state when there is no validation split).
@@ -175,6 +179,9 @@ def train_model(model, graph: BipartiteGraph, split: Split, config: TrainConfig,
             user_emb, item_emb = model_embeddings(model, graph)
             record.metrics = evaluate_embeddings(user_emb, item_emb, train_csr, valid_csr,
                                                  ks=(config.eval_k,))
+        if monitor is not None:
+            model.eval()
+            record.monitored = monitor(model, graph)
         history.append(record)
         if on_evaluate is not None:
             on_evaluate(record)

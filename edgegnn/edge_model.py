@@ -1,0 +1,175 @@
+"""`EdgeModel`: the model that runs on the device, as numpy arrays plus a small spec.
+
+The device sees one user at a time: the item indices of the user's own history (their
+ego-graph) and, optionally, the user's base embedding e_u⁰. It encodes the user with one
+GNN layer over that history and scores every item:
+
+LightGCN (kind "lightgcn"), tensors `message` [I, d] and `item` [I, d]:
+    e_u = a0 · e_u⁰ + (1 / sqrt(n)) Σ_{i ∈ history} message_i        (n = |history|)
+    s   = e_u · itemᵀ
+  where message_i = (Σ_{l<L} α_{l+1} e_i^l) / sqrt(|N(i)|) (see `edgegnn.fold`).
+
+SAGE (kind "sage"), tensors `ego` [I, d], `hidden` [I, h], `item` [I, d] and the weights
+`w1_self`, `w1_neigh` [h, d], `b1` [h], `w2_self`, `w2_neigh` [d, h], `b2` [d]:
+    h¹_u = ReLU(w1_self e_u⁰ + w1_neigh mean_{i∈history} ego_i + b1)
+    e_u  = w2_self h¹_u + w2_neigh mean_{i∈history} hidden_i + b2
+    s    = e_u · itemᵀ
+
+`encode` and `score` do exactly this arithmetic, reading each tensor the way it is stored
+(int8 rows dequantized on gather, low-rank tables scored in the rank-r space), so the
+metrics of an EdgeModel are the metrics the device will get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from edgegnn.errors import ConfigError
+from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor, SparseTensor, Stored
+
+KINDS = ("lightgcn", "sage")
+ITEM_TABLES = {"lightgcn": ("message", "item"), "sage": ("ego", "hidden", "item")}
+WEIGHTS = {"lightgcn": (), "sage": ("w1_self", "w1_neigh", "w2_self", "w2_neigh")}
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeModel:
+    """The deployable model.
+
+    Attributes:
+        kind: "lightgcn" or "sage".
+        tensors: name -> stored tensor (see the module docstring for names and shapes).
+        item_ids: [I] raw item ids of the table rows (row r scores item `item_ids[r]`).
+        params: scalars of the device math, e.g. {"a0": 0.25} for LightGCN.
+        recipe: the compression configs applied so far, in order, as dicts.
+        activation_scales: calibrated static scales of activations, by name (int8 passes).
+    """
+
+    kind: str
+    tensors: Mapping[str, Stored]
+    item_ids: np.ndarray
+    params: Mapping[str, Any] = field(default_factory=dict)
+    recipe: tuple[dict, ...] = ()
+    activation_scales: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError("kind", self.kind, f"allowed: {', '.join(KINDS)}")
+        missing = [name for name in ITEM_TABLES[self.kind] + WEIGHTS[self.kind] if name not in self.tensors]
+        if missing:
+            raise ConfigError("tensors", sorted(self.tensors), f"a {self.kind} EdgeModel needs {missing}")
+
+    @property
+    def num_items(self) -> int:
+        return int(self.tensors["item"].shape[0])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.tensors["item"].shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every tensor as stored (tables, weights, scales, factors)."""
+        return sum(t.nbytes for t in self.tensors.values())
+
+    @property
+    def num_params(self) -> int:
+        return sum(t.num_params for t in self.tensors.values())
+
+    def with_tensors(self, recipe_entry: dict | None = None, **tensors: Stored) -> "EdgeModel":
+        """A copy with some tensors replaced (and the recipe extended)."""
+        recipe = self.recipe + ((recipe_entry,) if recipe_entry is not None else ())
+        return replace(self, tensors={**self.tensors, **tensors}, recipe=recipe)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "num_items": self.num_items, "embedding_dim": self.embedding_dim,
+                "bytes": self.nbytes, "params": self.num_params,
+                "tensors": {name: t.describe() for name, t in self.tensors.items()},
+                "recipe": list(self.recipe)}
+
+    # ---- the device math -------------------------------------------------------------
+
+    def encode(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None) -> np.ndarray:
+        """User embeddings from histories (lists of row indices), float32 [B, d].
+
+        Args:
+            histories: B arrays of item row indices (each non-empty).
+            user_base: float32 [B, d] e_u⁰ of known users, or None (new users: zeros).
+        """
+        index, segment, counts = _flatten(histories)
+        if self.kind == "lightgcn":
+            return self._encode_lightgcn(index, segment, counts, user_base)
+        return self._encode_sage(index, segment, counts, user_base)
+
+    def score(self, user_emb: np.ndarray) -> np.ndarray:
+        """Scores of every item, float32 [B, I] = e_u · itemᵀ, read as the table is stored."""
+        user_emb = self._quantize_activation("user", user_emb)
+        return matmul_transposed(user_emb, self.tensors["item"])
+
+    def _encode_lightgcn(self, index, segment, counts, user_base) -> np.ndarray:
+        messages = gather_rows(self.tensors["message"], index)
+        summed = _segment_sum(messages, segment, len(counts)) / np.sqrt(counts)[:, None]
+        if user_base is not None:
+            summed = summed + float(self.params["a0"]) * user_base
+        return summed.astype(np.float32)
+
+    def _encode_sage(self, index, segment, counts, user_base) -> np.ndarray:
+        ego_mean = _segment_sum(gather_rows(self.tensors["ego"], index), segment, len(counts)) / counts[:, None]
+        hidden_mean = _segment_sum(gather_rows(self.tensors["hidden"], index), segment, len(counts)) / counts[:, None]
+        base = np.zeros((len(counts), self.tensors["ego"].shape[1]), np.float32) if user_base is None else user_base
+        t = self.tensors
+        h1 = matmul_transposed(base, t["w1_self"]) + matmul_transposed(ego_mean, t["w1_neigh"]) + t["b1"].to_dense()
+        h1 = np.maximum(h1, 0.0)
+        out = matmul_transposed(h1, t["w2_self"]) + matmul_transposed(hidden_mean, t["w2_neigh"]) + t["b2"].to_dense()
+        return out.astype(np.float32)
+
+    def _quantize_activation(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Static int8 quantize-dequantize of an activation, if calibrated (else unchanged)."""
+        scale = self.activation_scales.get(name)
+        if scale is None:
+            return x
+        return (np.clip(np.rint(x / scale), -127, 127) * scale).astype(np.float32)
+
+
+def _flatten(histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenated indices [N], the row each belongs to [N], and history lengths [B] (float32)."""
+    lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    if (lengths == 0).any():
+        raise ConfigError("history", "[]", "every history needs at least one item")
+    index = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+    segment = np.repeat(np.arange(len(histories)), lengths)
+    return index, segment, lengths.astype(np.float32)
+
+
+def _segment_sum(rows: np.ndarray, segment: np.ndarray, num_segments: int) -> np.ndarray:
+    out = np.zeros((num_segments, rows.shape[1]), dtype=np.float32)
+    np.add.at(out, segment, rows)
+    return out
+
+
+def gather_rows(table: Stored, index: np.ndarray) -> np.ndarray:
+    """table[index] as float32 [N, C], dequantizing only the gathered rows."""
+    if isinstance(table, DenseTensor):
+        return table.values[index].astype(np.float32, copy=False)
+    if isinstance(table, QuantizedTensor):
+        return table.q[index].astype(np.float32) * table.scale[index, None]
+    if isinstance(table, LowRankTensor):
+        return gather_rows(table.left, index) @ table.right.to_dense().T
+    return table.to_dense()[index]
+
+
+def matmul_transposed(x: np.ndarray, table: Stored) -> np.ndarray:
+    """x @ tableᵀ, float32 [B, R], for x [B, C] and a stored table [R, C].
+
+    int8 rows: (x @ qᵀ) · scale — the scale is applied to the B x R result, as a device
+    kernel would. Low-rank: (x @ right) @ leftᵀ, so the cost is r(R + C) per user, not R·C.
+    """
+    if isinstance(table, QuantizedTensor):
+        return (x @ table.q.T.astype(np.float32)) * table.scale[None, :]
+    if isinstance(table, LowRankTensor):
+        return matmul_transposed(matmul_transposed(x, table.right).astype(np.float32), table.left)
+    return x @ table.to_dense().T

@@ -1,0 +1,191 @@
+"""How a tensor of an EdgeModel is stored: dense, per-row int8/int4, low-rank, or sparse.
+
+Every stored tensor knows its logical shape, its bytes as stored (what ships in an
+artifact), its parameter count, and how to give back float32 values. Pure numpy: the
+device-side simulation and the exporters use these, never torch.
+
+Storage kinds, and what each one saves:
+    DenseTensor      float32 (or float16) values.                     4 bytes/value
+    QuantizedTensor  symmetric per-row int8 or int4 with a float32 scale per row:
+                     x[r, c] ≈ q[r, c] · scale[r],  q ∈ [-(2^(b-1)-1), 2^(b-1)-1].
+                     Smaller on disk AND in runtime memory; int8 scoring also cuts
+                     memory traffic.                                  1 or ½ byte/value + 4/row
+    LowRankTensor    x ≈ left @ rightᵀ (left [R, r], right [C, r]); each factor is itself
+                     stored (dense or quantized). Smaller and faster: x·v costs r(R + C).
+    SparseTensor     unstructured pruning: CSR of the kept values. Smaller on disk only;
+                     runtimes here have no sparse kernels, so it is densified to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Union
+
+import numpy as np
+
+from edgegnn.errors import ConfigError
+
+
+class StoredTensor(Protocol):
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int: ...
+
+    @property
+    def num_params(self) -> int: ...
+
+    def to_dense(self) -> np.ndarray: ...
+
+    def describe(self) -> dict: ...
+
+
+@dataclass(frozen=True, eq=False)
+class DenseTensor:
+    """Plain values (float32 by default)."""
+
+    values: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.values.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+    @property
+    def num_params(self) -> int:
+        return int(self.values.size)
+
+    def to_dense(self) -> np.ndarray:
+        return self.values.astype(np.float32, copy=False)
+
+    def describe(self) -> dict:
+        return {"storage": "dense", "dtype": str(self.values.dtype), "shape": list(self.shape)}
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedTensor:
+    """Symmetric per-row (axis 0) integer quantization: x[r] ≈ q[r] · scale[r].
+
+    Attributes:
+        q: int8 [R, C] codes in [-qmax, qmax], qmax = 2^(bits-1) - 1 (int4 codes kept in
+           int8 in memory; counted as packed nibbles in `nbytes`).
+        scale: float32 [R], one per row (per item for tables, per output channel for weights).
+        bits: 8 or 4.
+    """
+
+    q: np.ndarray
+    scale: np.ndarray
+    bits: int = 8
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.q.shape)
+
+    @property
+    def nbytes(self) -> int:
+        code_bytes = self.q.size if self.bits == 8 else (self.q.size + 1) // 2
+        return int(code_bytes + self.scale.nbytes)
+
+    @property
+    def num_params(self) -> int:
+        return int(self.q.size)
+
+    def to_dense(self) -> np.ndarray:
+        return self.q.astype(np.float32) * self.scale[:, None]
+
+    def describe(self) -> dict:
+        return {"storage": f"int{self.bits}", "axis": 0, "scale": "per-row float32", "shape": list(self.shape)}
+
+
+@dataclass(frozen=True, eq=False)
+class LowRankTensor:
+    """x ≈ left @ rightᵀ, left [R, r], right [C, r]; the factors are stored tensors themselves."""
+
+    left: "Stored"
+    right: "Stored"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.left.shape[0], self.right.shape[0])
+
+    @property
+    def rank(self) -> int:
+        return self.left.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        return self.left.nbytes + self.right.nbytes
+
+    @property
+    def num_params(self) -> int:
+        return self.left.num_params + self.right.num_params
+
+    def to_dense(self) -> np.ndarray:
+        return self.left.to_dense() @ self.right.to_dense().T
+
+    def describe(self) -> dict:
+        return {"storage": "low-rank", "rank": self.rank, "shape": list(self.shape),
+                "left": self.left.describe(), "right": self.right.describe()}
+
+
+@dataclass(frozen=True, eq=False)
+class SparseTensor:
+    """Unstructured-pruned 2-D tensor as CSR: kept values, their column indices, row pointers.
+
+    Bytes count int32 column indices and row pointers plus the values as stored.
+    """
+
+    shape: tuple[int, ...]
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def from_dense(cls, dense: np.ndarray) -> "SparseTensor":
+        import scipy.sparse as sp
+
+        csr = sp.csr_matrix(dense)
+        return cls(tuple(dense.shape), csr.indptr.astype(np.int32), csr.indices.astype(np.int32),
+                   csr.data.astype(np.float32))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indptr.nbytes + self.indices.nbytes + self.values.nbytes)
+
+    @property
+    def num_params(self) -> int:
+        return int(self.values.size)
+
+    def to_dense(self) -> np.ndarray:
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((self.values, self.indices, self.indptr), shape=self.shape).toarray()
+
+    def describe(self) -> dict:
+        density = self.values.size / max(1, int(np.prod(self.shape)))
+        return {"storage": "sparse-csr", "density": round(float(density), 4), "shape": list(self.shape)}
+
+
+Stored = Union[DenseTensor, QuantizedTensor, LowRankTensor, SparseTensor]
+
+
+def quantize_rows(values: np.ndarray, bits: int = 8, *, clip_percentile: float = 100.0) -> QuantizedTensor:
+    """Symmetric per-row quantization of a 2-D float array.
+
+    scale[r] = max_c |x[r, c]| / qmax (or the row's `clip_percentile` of |x|), q = round(x / scale).
+    An all-zero row gets scale 1 and codes 0 (so it dequantizes to exactly zero).
+    """
+    if bits not in (4, 8):
+        raise ConfigError("bits", bits, "allowed: 4, 8")
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2:
+        raise ConfigError("values.ndim", values.ndim, "per-row quantization needs a 2-D tensor")
+    qmax = 2 ** (bits - 1) - 1
+    magnitude = np.abs(values)
+    peak = magnitude.max(axis=1) if clip_percentile >= 100 else np.percentile(magnitude, clip_percentile, axis=1)
+    scale = np.where(peak > 0, peak / qmax, 1.0).astype(np.float32)
+    q = np.clip(np.rint(values / scale[:, None]), -qmax, qmax).astype(np.int8)
+    return QuantizedTensor(q=q, scale=scale, bits=bits)

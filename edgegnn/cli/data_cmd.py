@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgegnn.cli import options as opt
+from edgegnn.cli.options import DataSource, data_options
 from edgegnn.cli.output import print_json, setup_logging, stdout, table, user_errors
 
 app = typer.Typer(help="Download and describe interaction data.", no_args_is_help=True)
@@ -34,36 +35,24 @@ def fetch(
 
 
 @app.command("info")
+@data_options
 def info(
-    path: Annotated[str, typer.Argument(metavar="PATH", help="Data path or 'synthetic[:...]'.")],
-    format: opt.Format = "auto",
-    seed: opt.Seed = 0,
-    test_ratio: opt.TestRatio = 0.2,
-    valid_ratio: opt.ValidRatio = 0.0,
-    split: opt.SplitKind = "random",
-    implicit_threshold: opt.Implicit = None,
-    user_col: opt.UserCol = "user",
-    item_col: opt.ItemCol = "item",
-    rating_col: opt.RatingCol = None,
-    time_col: opt.TimeCol = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
+    *,
+    source: DataSource,
 ) -> None:
-    """Users, items, interactions, density and degree percentiles of a data set."""
+    """Users, items, interactions, density and degree percentiles of a data set (--data)."""
     setup_logging(verbose)
     with user_errors():
-        from edgegnn.data import describe, load_dataset
+        from edgegnn.data import describe
 
-        splits = load_dataset(path, **opt.data_kwargs(
-            format=format, seed=seed, test_ratio=test_ratio, valid_ratio=valid_ratio, split=split,
-            implicit_threshold=implicit_threshold, user_col=user_col, item_col=item_col,
-            rating_col=rating_col, time_col=time_col))
-        stats = describe(splits)
+        stats = describe(source.load())
     if json:
         print_json(stats)
         return
     rows = [(key, value) for key, value in stats.items() if not isinstance(value, dict)]
-    stdout.print(table(f"{path}", ["field", "value"], rows))
+    stdout.print(table(source.data, ["field", "value"], rows))
     for key, value in stats.items():
         if isinstance(value, dict) and value:
             stdout.print(table(key, ["field", "value"], value.items()))

@@ -69,6 +69,10 @@ def _jsonable(value: Any) -> Any:
 
 def fmt(value: Any) -> str:
     if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 1:
+            return f"{int(value):,}"
+        if 0 < abs(value) < 0.01:
+            return f"{value:.3g}"
         return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"

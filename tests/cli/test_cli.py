@@ -71,3 +71,20 @@ def test_debug_variable_shows_traceback():
     result = subprocess.run([sys.executable, "-m", "edgegnn", "evaluate", "nope.pt"], capture_output=True,
                             text=True, cwd=REPO, env=env, timeout=120)
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_quickstart_runs_the_main_job_and_reports(tmp_path):
+    result = runner.invoke(app, ["quickstart", "--data", DATA, "--epochs", "5", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["data"]["users"] == 200 and report["data"]["items"] == 150
+    assert 0 < report["metrics"]["test"]["recall@20"] <= 1
+    assert (tmp_path / "model.pt").is_file()
+
+
+def test_data_info_json_counts(tmp_path):
+    result = runner.invoke(app, ["data", "info", "--data", DATA, "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats["users"] == 200 and stats["items"] == 150
+    assert stats["interactions"] == stats["train"] + stats["valid"] + stats["test"]

@@ -73,7 +73,7 @@ def evaluate_model(model, graph: BipartiteGraph, train: Interactions, truth: Int
     return evaluate_embeddings(user_emb, item_emb, train.to_csr(), truth.to_csr(), ks=ks, users=users)
 
 
-class _StepRunner:
+class StepRunner:
     """Runs one epoch of the configured loss; owns the sampling state."""
 
     def __init__(self, model, graph: BipartiteGraph, train: Interactions, config: TrainConfig):
@@ -91,8 +91,8 @@ class _StepRunner:
 
     def run_epoch(self, deadline: float | None) -> float:
         if self.config.loss == "whole-data":
-            return self._whole_data_step()
-        return self._bpr_epoch(deadline)
+            return self.whole_data_step()
+        return self.bpr_epoch(deadline)
 
     def _step(self, loss: torch.Tensor) -> float:
         self.optimizer.zero_grad(set_to_none=True)
@@ -100,30 +100,33 @@ class _StepRunner:
         self.optimizer.step()
         return float(loss.detach())
 
-    def _whole_data_step(self) -> float:
+    def whole_data_step(self) -> float:
+        """One full-batch step of the whole-data loss (= one epoch)."""
         user_emb, item_emb = self.model(self.graph)
         loss = whole_data_loss(user_emb, item_emb, self.users, self.items, self.negative_weight)
         ego = self.model.regularized_parameters()
         penalty = self.config.l2 * sum(p.square().sum() for p in ego) / len(self.users)
         return self._step(loss + penalty)
 
-    def _bpr_epoch(self, deadline: float | None) -> float:
+    def bpr_step(self, batch: torch.Tensor) -> float:
+        """One BPR step on the positive pairs `batch` (int64 [B] indices), one negative each."""
+        users, pos = self.users[batch], self.items[batch]
+        neg = torch.randint(self.num_items, (len(batch),), generator=self.generator)
+        user_emb, item_emb = self.model(self.graph)
+        loss = bpr_loss(user_emb[users], item_emb[pos], item_emb[neg])
+        ego, offset = self.model.ego_embeddings, self.graph.num_users
+        penalty = l2_penalty([ego[users], ego[pos + offset], ego[neg + offset]], len(batch))
+        return self._step(loss + self.config.l2 * penalty)
+
+    def bpr_epoch(self, deadline: float | None) -> float:
+        """BPR over a shuffled pass of the positives; returns the mean batch loss."""
         order = torch.randperm(len(self.users), generator=self.generator)
-        total, steps = 0.0, 0
+        losses = []
         for start in range(0, len(order), self.config.batch_size):
-            batch = order[start:start + self.config.batch_size]
-            users, pos = self.users[batch], self.items[batch]
-            neg = torch.randint(self.num_items, (len(batch),), generator=self.generator)
-            user_emb, item_emb = self.model(self.graph)
-            loss = bpr_loss(user_emb[users], item_emb[pos], item_emb[neg])
-            ego = self.model.ego_embeddings
-            offset = self.graph.num_users
-            penalty = l2_penalty([ego[users], ego[pos + offset], ego[neg + offset]], len(batch))
-            total += self._step(loss + self.config.l2 * penalty)
-            steps += 1
+            losses.append(self.bpr_step(order[start:start + self.config.batch_size]))
             if deadline is not None and time.perf_counter() >= deadline:
                 break
-        return total / max(steps, 1)
+        return float(np.mean(losses))
 
 
 def train_model(model, graph: BipartiteGraph, split: Split, config: TrainConfig, *,
@@ -149,7 +152,7 @@ def train_model(model, graph: BipartiteGraph, split: Split, config: TrainConfig,
         (or the last state when there is no validation split).
     """
     seed_everything(config.seed)
-    runner = _StepRunner(model, graph, split.train, config)
+    runner = StepRunner(model, graph, split.train, config)
     total_epochs = epochs if epochs is not None else config.epochs
     metric = f"recall@{config.eval_k}"
     train_csr = split.train.to_csr()

@@ -15,6 +15,14 @@ SAGE (kind "sage"), tensors `ego` [I, d], `hidden` [I, h], `item` [I, d] and the
     e_u  = w2_self h¹_u + w2_neigh mean_{i∈history} hidden_i + b2
     s    = e_u · itemᵀ
 
+Optional tensors written by compression passes:
+    `base_projection` [d, d'] (LightGCN): e_u⁰ enters as e_u⁰ · base_projection when the
+        tables were narrowed to d' columns (structured pruning); absent means identity.
+Activation scales (static int8, see `edgegnn.compress.quantize`): "user" (e_u entering the
+scoring matmul) and, for SAGE, "h1" (entering the second layer).
+Factors may be shared between tables (a joint low-rank factorization gives `message` and
+`item` one left factor); shared factors are stored, and counted, once.
+
 `encode` and `score` do exactly this arithmetic, reading each tensor the way it is stored
 (int8 rows dequantized on gather, low-rank tables scored in the rank-r space), so the
 metrics of an EdgeModel are the metrics the device will get.
@@ -73,12 +81,12 @@ class EdgeModel:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of every tensor as stored (tables, weights, scales, factors)."""
-        return sum(t.nbytes for t in self.tensors.values())
+        """Bytes of every tensor as stored (tables, weights, scales, factors; shared factors once)."""
+        return sum(t.nbytes for t in stored_leaves(self.tensors.values()))
 
     @property
     def num_params(self) -> int:
-        return sum(t.num_params for t in self.tensors.values())
+        return sum(t.num_params for t in stored_leaves(self.tensors.values()))
 
     def with_tensors(self, recipe_entry: dict | None = None, **tensors: Stored) -> "EdgeModel":
         """A copy with some tensors replaced (and the recipe extended)."""
@@ -110,20 +118,31 @@ class EdgeModel:
         user_emb = self._quantize_activation("user", user_emb)
         return matmul_transposed(user_emb, self.tensors["item"])
 
+    def sage_hidden(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None) -> np.ndarray:
+        """SAGE only: h¹_u, float32 [B, h], before its (optional) static int8 quantization."""
+        index, segment, counts = _flatten(histories)
+        return self._sage_h1(index, segment, counts, user_base)
+
     def _encode_lightgcn(self, index, segment, counts, user_base) -> np.ndarray:
         messages = gather_rows(self.tensors["message"], index)
         summed = _segment_sum(messages, segment, len(counts)) / np.sqrt(counts)[:, None]
         if user_base is not None:
+            if "base_projection" in self.tensors:
+                user_base = matmul(user_base, self.tensors["base_projection"])
             summed = summed + float(self.params["a0"]) * user_base
         return summed.astype(np.float32)
 
-    def _encode_sage(self, index, segment, counts, user_base) -> np.ndarray:
+    def _sage_h1(self, index, segment, counts, user_base) -> np.ndarray:
         ego_mean = _segment_sum(gather_rows(self.tensors["ego"], index), segment, len(counts)) / counts[:, None]
-        hidden_mean = _segment_sum(gather_rows(self.tensors["hidden"], index), segment, len(counts)) / counts[:, None]
         base = np.zeros((len(counts), self.tensors["ego"].shape[1]), np.float32) if user_base is None else user_base
         t = self.tensors
         h1 = matmul_transposed(base, t["w1_self"]) + matmul_transposed(ego_mean, t["w1_neigh"]) + t["b1"].to_dense()
-        h1 = np.maximum(h1, 0.0)
+        return np.maximum(h1, 0.0).astype(np.float32)
+
+    def _encode_sage(self, index, segment, counts, user_base) -> np.ndarray:
+        h1 = self._quantize_activation("h1", self._sage_h1(index, segment, counts, user_base))
+        hidden_mean = _segment_sum(gather_rows(self.tensors["hidden"], index), segment, len(counts)) / counts[:, None]
+        t = self.tensors
         out = matmul_transposed(h1, t["w2_self"]) + matmul_transposed(hidden_mean, t["w2_neigh"]) + t["b2"].to_dense()
         return out.astype(np.float32)
 
@@ -171,5 +190,37 @@ def matmul_transposed(x: np.ndarray, table: Stored) -> np.ndarray:
     if isinstance(table, QuantizedTensor):
         return (x @ table.q.T.astype(np.float32)) * table.scale[None, :]
     if isinstance(table, LowRankTensor):
-        return matmul_transposed(matmul_transposed(x, table.right).astype(np.float32), table.left)
+        return matmul_transposed(matmul(x, table.right).astype(np.float32), table.left)
     return x @ table.to_dense().T
+
+
+def matmul(x: np.ndarray, table: Stored) -> np.ndarray:
+    """x @ table, float32 [B, C], for x [B, R] and a stored table [R, C].
+
+    int8 rows: (x · scale) @ q — the per-row scales weight the inputs. Low-rank:
+    (x @ left) @ rightᵀ.
+    """
+    if isinstance(table, QuantizedTensor):
+        return (x * table.scale[None, :]) @ table.q.astype(np.float32)
+    if isinstance(table, LowRankTensor):
+        return matmul_transposed(matmul(x, table.left).astype(np.float32), table.right)
+    return x @ table.to_dense()
+
+
+def stored_leaves(tensors) -> list:
+    """The distinct stored arrays-holders under `tensors` (low-rank factors unpacked), each once.
+
+    Shared factors (the same object under two tables) count once: that is how they ship.
+    """
+    seen: dict[int, object] = {}
+
+    def visit(t) -> None:
+        if isinstance(t, LowRankTensor):
+            visit(t.left)
+            visit(t.right)
+        else:
+            seen.setdefault(id(t), t)
+
+    for t in tensors:
+        visit(t)
+    return list(seen.values())

@@ -14,11 +14,14 @@ Storage kinds, and what each one saves:
                      stored (dense or quantized). Smaller and faster: x·v costs r(R + C).
     SparseTensor     unstructured pruning: CSR of the kept values. Smaller on disk only;
                      runtimes here have no sparse kernels, so it is densified to run.
+    MixedQuantizedTensor   per-row int8 or int4 (a QuantizedTensor whose marked rows hold
+                     int4 codes): int8 for the popular head, int4 for the tail.
+    QuantizedSparseTensor  a SparseTensor whose kept values are per-row int8/int4 codes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Union
 
 import numpy as np
@@ -169,7 +172,82 @@ class SparseTensor:
         return {"storage": "sparse-csr", "density": round(float(density), 4), "shape": list(self.shape)}
 
 
-Stored = Union[DenseTensor, QuantizedTensor, LowRankTensor, SparseTensor]
+@dataclass(frozen=True, eq=False)
+class MixedQuantizedTensor(QuantizedTensor):
+    """Per-row int8 or int4: x[r] ≈ q[r] · scale[r], rows marked in `int4_mask` hold int4 codes.
+
+    A QuantizedTensor (bits=8 describes the code container), so every reader of int8 rows
+    reads it exactly: int4 codes in [-7, 7] are valid int8 codes. Only the stored size
+    differs: head rows cost C bytes, int4 rows C/2 bytes (packed nibbles).
+
+    Attributes:
+        int4_mask: uint8 [ceil(R/8)], `np.packbits` of the bool [R] "row r is int4".
+    """
+
+    int4_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+
+    @property
+    def int4_rows(self) -> np.ndarray:
+        """bool [R]: which rows are stored as int4."""
+        return np.unpackbits(self.int4_mask, count=self.q.shape[0]).astype(bool)
+
+    @property
+    def nbytes(self) -> int:
+        tail = int(self.int4_rows.sum())
+        columns = self.q.shape[1]
+        head_bytes = (self.q.shape[0] - tail) * columns
+        return int(head_bytes + (tail * columns + 1) // 2 + self.scale.nbytes + self.int4_mask.nbytes)
+
+    def describe(self) -> dict:
+        return {"storage": "int8+int4", "axis": 0, "scale": "per-row float32", "shape": list(self.shape),
+                "int4_rows": int(self.int4_rows.sum())}
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedSparseTensor:
+    """A CSR tensor whose kept values are symmetric per-row integer codes: x[r, c] ≈ q · scale[r].
+
+    Attributes:
+        shape: (R, C).
+        indptr, indices: int32 CSR structure, as in SparseTensor.
+        q: int8 [nnz] codes (int4 codes counted as packed nibbles in `nbytes`).
+        scale: float32 [R], one per row.
+        bits: 8 or 4.
+    """
+
+    shape: tuple[int, ...]
+    indptr: np.ndarray
+    indices: np.ndarray
+    q: np.ndarray
+    scale: np.ndarray
+    bits: int = 8
+
+    @property
+    def nbytes(self) -> int:
+        code_bytes = self.q.size if self.bits == 8 else (self.q.size + 1) // 2
+        return int(self.indptr.nbytes + self.indices.nbytes + code_bytes + self.scale.nbytes)
+
+    @property
+    def num_params(self) -> int:
+        return int(self.q.size)
+
+    def row_of_values(self) -> np.ndarray:
+        """int64 [nnz]: the row each kept value belongs to."""
+        return np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+
+    def to_dense(self) -> np.ndarray:
+        import scipy.sparse as sp
+
+        values = self.q.astype(np.float32) * self.scale[self.row_of_values()]
+        return sp.csr_matrix((values, self.indices, self.indptr), shape=self.shape).toarray()
+
+    def describe(self) -> dict:
+        density = self.q.size / max(1, int(np.prod(self.shape)))
+        return {"storage": f"sparse-csr-int{self.bits}", "density": round(float(density), 4),
+                "scale": "per-row float32", "shape": list(self.shape)}
+
+
+Stored = Union[DenseTensor, QuantizedTensor, LowRankTensor, SparseTensor, QuantizedSparseTensor]
 
 
 def quantize_rows(values: np.ndarray, bits: int = 8, *, clip_percentile: float = 100.0) -> QuantizedTensor:

@@ -77,19 +77,3 @@ def data_options(command):
     del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the command's
     return wrapper
 
-
-# TRANSITIONAL (remove once compress_cmd uses @data_options): per-option aliases.
-DataSpec = typing.get_type_hints(DataSource, include_extras=True)["data"]
-Format = typing.get_type_hints(DataSource, include_extras=True)["format"]
-TestRatio = typing.get_type_hints(DataSource, include_extras=True)["test_ratio"]
-ValidRatio = typing.get_type_hints(DataSource, include_extras=True)["valid_ratio"]
-SplitKind = typing.get_type_hints(DataSource, include_extras=True)["split"]
-Implicit = typing.get_type_hints(DataSource, include_extras=True)["implicit_threshold"]
-UserCol = typing.get_type_hints(DataSource, include_extras=True)["user_col"]
-ItemCol = typing.get_type_hints(DataSource, include_extras=True)["item_col"]
-RatingCol = typing.get_type_hints(DataSource, include_extras=True)["rating_col"]
-TimeCol = typing.get_type_hints(DataSource, include_extras=True)["time_col"]
-
-
-def data_kwargs(**kwargs) -> dict:
-    return kwargs

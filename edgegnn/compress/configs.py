@@ -1,0 +1,172 @@
+"""The frozen configs of the compression passes: one dataclass per pass, validated on construction.
+
+Each config names its pass (`PASS`), round-trips through `to_dict`/`from_dict` (unknown keys
+and wrong types are `ConfigError`s naming the key, the value and what is allowed), and
+becomes one recipe entry `{"pass": PASS, **to_dict()}` on the EdgeModel it produces.
+Calibration data is never a config field: it is an argument of `compress`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from edgegnn.configs import _describe, _type_ok, check_choice, check_range, config_from_dict, config_to_dict
+from edgegnn.errors import ConfigError
+
+
+class _PassConfig:
+    """Shared behaviour: type checks for direct construction, dict round trip, recipe entry."""
+
+    PASS: ClassVar[str]
+
+    def _check_types(self) -> None:
+        """Reject wrong types even when the config is built in Python (not only from dicts)."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):  # lists from YAML/JSON or callers: store as tuples
+                value = tuple(value)
+                object.__setattr__(self, f.name, value)
+            if not _type_ok(value, hints[f.name]):
+                raise ConfigError(f"{self.PASS}.{f.name}", value, _describe(hints[f.name]))
+            if isinstance(value, int) and not isinstance(value, bool) and _type_ok(0.5, hints[f.name]):
+                object.__setattr__(self, f.name, float(value))  # a float field: 1 -> 1.0, one spelling
+        for name in getattr(self, "tensors", ()):
+            if not isinstance(name, str):
+                raise ConfigError(f"{self.PASS}.tensors", name, "expected tensor names (strings)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, *, source: str | None = None):
+        return config_from_dict(cls, data, source=source)
+
+    def recipe_entry(self) -> dict[str, Any]:
+        return {"pass": self.PASS, **self.to_dict()}
+
+
+@dataclass(frozen=True)
+class PruneConfig(_PassConfig):
+    """Pruning.
+
+    Args:
+        method: "magnitude" — unstructured: per tensor, the `sparsity` share of values with
+            the smallest |x| become zero and the tensor is stored as CSR (smaller on disk
+            only; runtimes densify it). "structured" — drop a `sparsity` share of embedding
+            dimensions (LightGCN: the same columns of `message`, `item` and e_u⁰) or of SAGE
+            hidden channels; shrinks runtime memory and compute. "items" — drop catalog rows
+            that no calibration user gets in a top-`top_k` list, at most `sparsity` of them.
+        sparsity: share to remove, 0 <= sparsity < 1.
+        tensors: magnitude only: which tensors (empty: every item table and dense weight).
+        top_k: items only: the K of the top-K lists that keep an item.
+        rotate: structured LightGCN only: first rotate both tables to the principal axes of
+            the stacked tables [message; item] (exact: scores are invariant under a shared
+            rotation), so the dropped dimensions are the lowest-energy directions instead of
+            arbitrary axes. SAGE's ReLU forbids the rotation: hidden channels are dropped as is.
+    """
+
+    PASS: ClassVar[str] = "prune"
+    method: Literal["magnitude", "structured", "items"] = "structured"
+    sparsity: float = 0.5
+    tensors: tuple[str, ...] = ()
+    top_k: int = 20
+    rotate: bool = True
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        check_choice(self.PASS, "method", self.method, ("magnitude", "structured", "items"))
+        check_range(self.PASS, "sparsity", self.sparsity, low=0.0, high=1.0, high_open=True)
+        check_range(self.PASS, "top_k", self.top_k, low=1)
+        if self.tensors and self.method != "magnitude":
+            raise ConfigError(f"{self.PASS}.tensors", list(self.tensors),
+                              f"only the magnitude method takes tensor names ({self.method} pruning "
+                              "acts on the whole model)")
+
+
+@dataclass(frozen=True)
+class LowRankConfig(_PassConfig):
+    """Truncated SVD of item tables (and SAGE weights): x ≈ left @ rightᵀ.
+
+    Args:
+        rank: the rank r (exactly one of rank and energy).
+        energy: keep the smallest rank whose squared singular values retain this share.
+        tensors: which tensors (empty: every item table; name SAGE weights to factor them).
+        joint: factor the named item tables together, [message | item] = A [B_m | B_i]ᵀ, so
+            they share the left factor A [I, r]: stored once, and a user is scored in rank
+            space, s = (e_u B_i) Aᵀ.
+        finetune_steps: if > 0, distil the factors towards the input model's scores on the
+            calibration users (softmax KL over the catalog) for this many Adam steps.
+        finetune_lr: Adam's step size for the distillation.
+    """
+
+    PASS: ClassVar[str] = "low_rank"
+    rank: int | None = None
+    energy: float | None = None
+    tensors: tuple[str, ...] = ()
+    joint: bool = True
+    finetune_steps: int = 0
+    finetune_lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        if (self.rank is None) == (self.energy is None):
+            raise ConfigError(f"{self.PASS}.rank", self.rank,
+                              f"exactly one of rank and energy must be set (energy={self.energy!r})")
+        if self.rank is not None:
+            check_range(self.PASS, "rank", self.rank, low=1)
+        if self.energy is not None:
+            check_range(self.PASS, "energy", self.energy, low=0.0, high=1.0, low_open=True)
+        check_range(self.PASS, "finetune_steps", self.finetune_steps, low=0, high=100_000)
+        check_range(self.PASS, "finetune_lr", self.finetune_lr, low=0.0, high=10.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class QuantizeConfig(_PassConfig):
+    """Symmetric per-row integer weights and static int8 activation scales.
+
+    Args:
+        precision: "int8", "int4", or "mixed" (item rows: the most popular in int8, the
+            `tail_fraction` least popular in int4; dense weights int8).
+        tensors: which tensors (empty: every item table and dense weight; biases stay fp32).
+        activations: calibrate static int8 scales of the activations entering a matmul
+            (e_u before scoring; SAGE's h¹ too) on the calibration users.
+        calibration_method: "minmax" (scale = max|x| / 127) or "percentile" (the
+            `percentile` of |x| / 127: clips outliers, finer steps for the rest).
+        percentile: for "percentile", in [50, 100].
+        tail_fraction: for "mixed", the share of item rows stored as int4, in [0, 1].
+    """
+
+    PASS: ClassVar[str] = "quantize"
+    precision: Literal["int8", "int4", "mixed"] = "int8"
+    tensors: tuple[str, ...] = ()
+    activations: bool = True
+    calibration_method: Literal["minmax", "percentile"] = "minmax"
+    percentile: float = 99.99
+    tail_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        check_choice(self.PASS, "precision", self.precision, ("int8", "int4", "mixed"))
+        check_choice(self.PASS, "calibration_method", self.calibration_method, ("minmax", "percentile"))
+        check_range(self.PASS, "percentile", self.percentile, low=50.0, high=100.0)
+        check_range(self.PASS, "tail_fraction", self.tail_fraction, low=0.0, high=1.0)
+
+
+PassConfig = PruneConfig | LowRankConfig | QuantizeConfig
+CONFIG_TYPES: dict[str, type] = {cls.PASS: cls for cls in (PruneConfig, LowRankConfig, QuantizeConfig)}
+
+
+def config_from_entry(entry: dict[str, Any], *, where: str = "pass", source: str | None = None) -> PassConfig:
+    """The config of one recipe entry `{"pass": name, **fields}`."""
+    if not isinstance(entry, dict):
+        raise ConfigError(where, entry, "expected a mapping like {pass: quantize, precision: int8}",
+                          source=source)
+    fields = dict(entry)
+    name = fields.pop("pass", None)
+    if name not in CONFIG_TYPES:
+        raise ConfigError(f"{where}.pass", name, f"allowed: {', '.join(CONFIG_TYPES)}", source=source)
+    return CONFIG_TYPES[name].from_dict(fields, source=source)

@@ -1,0 +1,182 @@
+"""Compression of a trained LightGCN on small_split: quality gates, the search, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from edgegnn.cli.app import app
+from edgegnn.compress import (Calibration, LowRankConfig, QuantizeConfig, compress, load_edge_model, load_recipe,
+                              measure, save_recipe, search)
+from edgegnn.fold import fold, user_bases
+from tests.compress import one_torch_thread
+from tests.conftest import REPO
+
+single_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
+DATA = "synthetic:users=1000,items=800,seed=3"  # small_split's data: the CLI rebuilds the same split
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(small_split):
+    from edgegnn.models import LightGCNConfig, ModelCard, TrainConfig
+    from edgegnn.train.api import fit
+
+    card = ModelCard(name="lightgcn-32", model=LightGCNConfig(embedding_dim=32), training=TrainConfig(epochs=150))
+    checkpoint, _ = fit(small_split, card)
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def edge(trained):
+    return fold(trained)
+
+
+@pytest.fixture(scope="module")
+def base(trained):
+    return user_bases(trained)
+
+
+@pytest.fixture(scope="module")
+def calibration(small_split, base):
+    return Calibration.from_split(small_split, num_users=512, user_base=base)
+
+
+@pytest.fixture(scope="module")
+def fp32(edge, small_split, base):
+    return measure(edge, small_split, user_base=base)
+
+
+def test_measure_matches_the_checkpoint_and_counts_bytes(fp32, trained, edge):
+    assert fp32["recall@20"] == pytest.approx(trained.metrics["test"]["recall@20"], rel=1e-4)
+    assert fp32["bytes"] == edge.nbytes == 2 * 800 * 32 * 4 and fp32["params"] == 2 * 800 * 32
+
+
+def test_static_int8_keeps_recall_within_two_percent(edge, small_split, base, calibration, fp32):
+    int8 = compress(edge, QuantizeConfig(precision="int8"), calibration=calibration)
+    metrics = measure(int8, small_split, user_base=base)
+    assert metrics["bytes"] < fp32["bytes"] / 3.5
+    assert metrics["recall@20"] >= 0.98 * fp32["recall@20"], (metrics["recall@20"], fp32["recall@20"])
+
+
+def test_distillation_recovers_recall_lost_by_the_svd(edge, small_split, base, calibration, fp32):
+    plain = compress(edge, LowRankConfig(rank=4), calibration=calibration)
+    tuned = compress(edge, LowRankConfig(rank=4, finetune_steps=100), calibration=calibration)
+    assert tuned.nbytes == plain.nbytes
+    before = measure(plain, small_split, user_base=base)["recall@20"]
+    after = measure(tuned, small_split, user_base=base)["recall@20"]
+    assert before < 0.95 * fp32["recall@20"]  # rank 4 of 32 costs real recall ...
+    assert after > before + 0.005, (before, after)  # ... and distillation wins a clear share back
+
+
+def test_search_front_is_monotone_and_its_choice_reproduces_from_recipe_yaml(edge, small_split, base,
+                                                                             calibration, tmp_path):
+    result = search(edge, small_split, calibration=calibration, max_drop=0.02, max_users=600, user_base=base,
+                    finetune_steps=50)
+    assert len(result.points) >= 15 and result.seconds > 0 and result.users == 600
+    front = result.pareto
+    assert [p.bytes for p in front] == sorted(p.bytes for p in front)
+    assert all(a.recall < b.recall and a.bytes < b.bytes for a, b in zip(front, front[1:]))
+    for point in result.points:  # nothing beats a front point on both axes
+        assert not any(p.bytes <= point.bytes and p.recall > point.recall for p in front if p is not point) \
+            or point not in front
+    chosen = result.chosen
+    assert chosen is not None and chosen.relative_drop <= 0.02 and chosen in front
+    assert all(p.bytes >= chosen.bytes for p in result.points if p.relative_drop <= 0.02)
+    assert chosen.bytes < result.baseline.bytes / 4
+    configs = load_recipe(save_recipe(chosen.configs, tmp_path / "recipe.yaml"))
+    again = measure(compress(edge, *configs, calibration=calibration), small_split, user_base=base, max_users=600)
+    assert again["recall@20"] == chosen.metrics["recall@20"] and again["bytes"] == chosen.bytes
+    assert json.loads(json.dumps(result.to_dict()))["chosen"]["name"] == chosen.name
+
+    nothing = search(edge, small_split, calibration=calibration, max_drop=None, size_budget=100, max_users=200,
+                     grid=[("int8", (QuantizeConfig(),))])
+    assert nothing.chosen is None and nothing.model is None and "no recipe meets at most 100 bytes" in nothing.reason
+
+
+@pytest.fixture(scope="module")
+def model_file(trained, tmp_path_factory):
+    from edgegnn.train.checkpoint import save_checkpoint
+
+    return save_checkpoint(trained, tmp_path_factory.mktemp("model") / "m.pt")
+
+
+def test_cli_compresses_with_flags_then_reproduces_from_the_recipe(model_file, tmp_path, fp32):
+    out = tmp_path / "edge"
+    args = ["compress", str(model_file), "--data", DATA, "--rank", "16", "--finetune-steps", "20",
+            "--quantize", "int8", "--out", str(out), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    names = [v["variant"] for v in report["variants"]]
+    assert names[0] == "fp32" and len(names) == 4  # fp32, rank 16, rank 16 + finetune, + int8
+    assert report["variants"][0]["recall@20"] == pytest.approx(fp32["recall@20"])
+    final = report["variants"][-1]
+    assert final["chosen"] and final["x_smaller"] > 5
+    assert sorted(p.name for p in out.iterdir()) == ["edge.json", "edge.npz", "recipe.yaml"]
+    assert load_edge_model(out).nbytes == final["bytes"]
+    assert [c.PASS for c in load_recipe(out / "recipe.yaml")] == ["low_rank", "quantize"]
+
+    again = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--recipe", str(out / "recipe.yaml"),
+                                "--out", str(tmp_path / "again"), "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["variants"][-1]["recall@20"] == final["recall@20"]
+    assert (tmp_path / "again" / "edge.npz").read_bytes() == (out / "edge.npz").read_bytes()
+
+
+def test_cli_search_under_a_size_budget_prints_a_table(model_file, tmp_path):
+    out = tmp_path / "edge"
+    result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--size-budget", "20KB",
+                                 "--max-users", "300", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for column in ("variant", "bytes", "x smaller", "Recall@20", "NDCG@20", "rel. drop", "chosen"):
+        assert column in result.stdout
+    saved = json.loads((out / "search.json").read_text())
+    assert saved["chosen"]["bytes"] <= 20_000 and saved["size_budget"] == 20_000
+    assert load_edge_model(out).nbytes == saved["chosen"]["bytes"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--rank", "96"], "rank 96 must be <= embedding dim 32"),
+    (["--prune", "1.5"], "prune.sparsity=1.5 is invalid: must satisfy 0.0 <= sparsity < 1.0"),
+    (["--quantize", "int3"], "quantize.precision='int3' is invalid: allowed: int8, int4, mixed"),
+    (["--recipe", "RECIPE"], "precison='int8' is invalid: unknown key"),
+    (["--calibration-users", "0"], "calibration.users=0"),
+    (["--size-budget", "2XB"], "size-budget='2XB' is invalid: expected a positive size like 2MB"),
+    (["--max-drop", "0.01", "--quantize", "int8"], "the search picks the passes itself; drop --quantize"),
+], ids=["rank", "sparsity", "precision", "recipe", "calibration", "size", "search-and-flags"])
+def test_cli_bad_input_is_one_error_and_writes_nothing(args, fragment, model_file, tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("passes:\n  - {pass: quantize, precison: int8}\n")
+    args = [str(recipe) if a == "RECIPE" else a for a in args]
+    out = tmp_path / "edge"
+    result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, *args, "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert fragment in " ".join(result.output.split()), result.output
+    assert not out.exists()
+
+
+def test_cli_wrong_model_file_is_a_one_line_error_without_traceback(tmp_path):
+    not_a_model = tmp_path / "notes.pt"
+    not_a_model.write_text("hello")
+    env = {k: v for k, v in os.environ.items() if k != "EDGEGNN_DEBUG"}
+    result = subprocess.run([sys.executable, "-m", "edgegnn", "compress", str(not_a_model), "--data", DATA,
+                             "--quantize", "int8", "--out", str(tmp_path / "edge")],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error:") and "notes.pt" in lines[0] and "not a readable model file" in lines[0]
+    assert not (tmp_path / "edge").exists()
+
+
+def test_size_strings():
+    from edgegnn.cli.compress_cmd import parse_size
+
+    assert parse_size("2MB") == 2_000_000 and parse_size("500KB") == 500_000 and parse_size("1.5MiB") == 1_572_864
+    assert parse_size("123456") == 123_456 and parse_size("2 mb") == 2_000_000

@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1800.0, help="training seconds")
     parser.add_argument("--model", default=str(REPO / "models" / "lightgcn.yaml"))
     parser.add_argument("--eval-every", type=int, default=None, help="epochs between test evaluations")
+    parser.add_argument("--save", default=None, help="also write the trained checkpoint here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -55,6 +56,10 @@ def main() -> None:
     started = time.perf_counter()
     checkpoint, result = fit(split, card, time_budget=args.budget, on_evaluate=on_evaluate, monitor=monitor)
     wall = time.perf_counter() - started
+    if args.save:
+        from edgegnn.train.checkpoint import save_checkpoint
+
+        save_checkpoint(checkpoint, args.save)
     final = checkpoint.metrics["test"]
     out = {
         "data": "gowalla (LightGCN paper split: 29,858 users, 40,981 items, 810,128 train)",

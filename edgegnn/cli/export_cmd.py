@@ -1,0 +1,170 @@
+"""`edgegnn export`, `edgegnn inspect` and `edgegnn recommend`: artifacts for a target, and using them.
+
+    edgegnn export runs/model.pt --target android-litert --data synthetic --out artifacts/android
+    edgegnn inspect artifacts/android
+    edgegnn recommend artifacts/android --history i12,i55,i301 --k 10
+
+Bad input (an unknown target, a model that does not fit the target, a damaged or tampered
+artifact, a newer manifest) is one line on stderr and a non-zero exit; export writes nothing
+unless the whole artifact was built and measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgegnn.cli import options as opt
+from edgegnn.cli.options import DataSource, data_options
+from edgegnn.cli.output import print_json, progress, setup_logging, stdout, table, user_errors
+
+TargetOpt = Annotated[str, typer.Option("--target", help="Target name (cpu-x86_64, arm64-linux, android-litert, "
+                                                         "cuda) or a target YAML file.")]
+
+
+def _data_optional(command):
+    """`@data_options`, except that --data has no default: without it, export records no metrics."""
+    wrapped = data_options(command)
+    annotation = Annotated[Optional[str], typer.Option(
+        "--data", help="Measure Recall/NDCG@20 on this data's test split by running the artifact (same forms "
+                       "as `train --data`); without it no metrics are recorded.")]
+    params = [p.replace(default=None, annotation=annotation) if p.name == "data" else p
+              for p in wrapped.__signature__.parameters.values()]
+    wrapped.__signature__ = wrapped.__signature__.replace(parameters=params)
+    wrapped.__annotations__["data"] = annotation
+    return wrapped
+
+
+@_data_optional
+def export(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL.pt|EDGE_DIR",
+                                               help="A checkpoint, or a folder from `edgegnn compress --out`.")],
+    target: TargetOpt,
+    out: Annotated[Path, typer.Option("--out", help="Artifact folder to write (created or replaced atomically).")],
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="K: most items a query returns (default: the target's).")] = None,
+    history_length: Annotated[Optional[int], typer.Option("--history-length", help="H: history items per query (default: the target's).")] = None,
+    variant: Annotated[str, typer.Option("--variant", help="history (history -> top-K) | user (user embedding -> top-K)")] = "history",
+    precision: Annotated[Optional[str], typer.Option("--precision", help="fp16 for an fp32 model on an fp16 target (default: the model's).")] = None,
+    max_users: Annotated[Optional[int], typer.Option("--max-users", help="Measure at most this many test users.")] = None,
+    new_users: Annotated[bool, typer.Option("--new-users", help="Export without the user_base (e_u⁰) input.")] = False,
+    json: opt.Json = False,
+    verbose: opt.Verbose = False,
+    *,
+    source: DataSource,
+) -> None:
+    """Export a model for a target (ONNX or TFLite artifact), measured by running it."""
+    setup_logging(verbose)
+    with user_errors():
+        from edgegnn.errors import ConfigError
+        from edgegnn.export import export as export_artifact
+        from edgegnn.export.api import load_model
+        from edgegnn.targets import load_target
+
+        resolved = load_target(target)          # an unknown target fails before anything loads
+        model = load_model(model_path)         # a bad model file fails before the data loads
+        if max_users is not None and max_users < 1:
+            raise ConfigError("max-users", max_users, "must be >= 1")
+        splits = source.load() if source.data is not None else None
+        bar = progress(enabled=not json)
+        task = bar.add_task(f"export for {resolved.name}", total=None, status="")
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if not bar.live.is_started:         # shown once the target checks passed: errors stay one line
+                bar.start()
+            bar.update(task, completed=done, total=total, status=stage)
+
+        try:
+            path = export_artifact(model, resolved, out_dir=out, split=splits, top_k=top_k,
+                                   history_length=history_length, variant=variant, precision=precision,
+                                   user_base=False if new_users else None, max_users=max_users,
+                                   on_progress=on_progress)
+        finally:
+            bar.stop()
+        from edgegnn.runtime import read_manifest
+
+        manifest = read_manifest(path)
+    if json:
+        print_json({"out": str(path), "manifest": manifest})
+        return
+    _show_summary(manifest, f"exported {model_path} for {resolved.name}")
+    stdout.print(f"wrote {path}")
+
+
+def inspect(
+    artifact: Annotated[Path, typer.Argument(metavar="ARTIFACT", help="An artifact folder from `edgegnn export`.")],
+    json: opt.Json = False,
+    verbose: opt.Verbose = False,
+) -> None:
+    """Show an artifact's manifest (target, inputs/outputs, files, storage, metrics); checksums verified."""
+    setup_logging(verbose)
+    with user_errors():
+        from edgegnn.runtime import read_manifest, verify_files
+
+        manifest = read_manifest(artifact)
+        verify_files(artifact, manifest)
+    if json:
+        print_json({**manifest, "verified": True})
+        return
+    _show_summary(manifest, f"{artifact}")
+    stdout.print(table("tensors", ["tensor", "storage", "shape"],
+                       [[name, _storage(desc), "x".join(map(str, desc.get("shape", [])))]
+                        for name, desc in sorted(manifest["model"]["tensors"].items())]))
+    stdout.print(table("inputs and outputs", ["name", "dtype", "shape"],
+                       [[s["name"], s["dtype"], "x".join(map(str, s["shape"]))]
+                        for s in manifest["inputs"] + manifest["outputs"]]))
+    stdout.print("all checksums verified")
+
+
+def recommend(
+    artifact: Annotated[Path, typer.Argument(metavar="ARTIFACT", help="An artifact folder from `edgegnn export`.")],
+    history: Annotated[str, typer.Option("--history", help="Raw item ids, oldest first, comma-separated (may be empty).")],
+    k: Annotated[int, typer.Option("--k", help="How many items to recommend.")] = 10,
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="Keep the history's items in the results.")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Runtime threads (default: the target's).")] = None,
+    json: opt.Json = False,
+    verbose: opt.Verbose = False,
+) -> None:
+    """Recommend items for a history by running the artifact (torch-free runtime)."""
+    setup_logging(verbose)
+    with user_errors():
+        from edgegnn.runtime import Recommender
+
+        recommender = Recommender.open(artifact, threads=threads)
+        ids = [x.strip() for x in history.split(",") if x.strip()]
+        result = recommender.recommend(ids, k=k, exclude_seen=not include_seen)
+    if json:
+        print_json({"items": [{"item": item, "score": score} for item, score in result],
+                    "skipped": list(result.skipped), "truncated": result.truncated, "fallback": result.fallback})
+        return
+    title = "most popular items (no known history)" if result.fallback else f"top {len(result)} for {len(ids)} history items"
+    stdout.print(table(title, ["rank", "item", "score"], [[i + 1, item, score] for i, (item, score) in enumerate(result)]))
+    if result.skipped:
+        stdout.print(f"skipped {len(result.skipped)} unknown item id(s): {', '.join(result.skipped[:10])}")
+    if result.truncated:
+        stdout.print(f"used the newest {recommender.history_length} history items ({result.truncated} older ones left out)")
+
+
+def _storage(desc: dict) -> str:
+    if desc.get("storage") == "low-rank":
+        return f"low-rank r={desc['rank']} ({_storage(desc['left'])}, {_storage(desc['right'])})"
+    return str(desc.get("storage"))
+
+
+def _show_summary(manifest: dict, title: str) -> None:
+    target = manifest["target"]
+    how = ", ".join(target.get("providers") or []) or f"delegate {target.get('delegate')}"
+    rows = [["target", target["name"]], ["runtime", f"{target['runtime']} ({how})"], ["arch", target["arch"]],
+            ["precision", manifest["precision"]], ["variant", manifest["variant"]],
+            ["items", manifest["num_items"]], ["top_k", manifest["top_k"]],
+            ["history length", manifest["history_length"] if manifest["history_length"] else "any"],
+            ["estimated memory (bytes)", manifest["graph"]["estimated_memory_bytes"]]]
+    rows += [[f"file {name}", entry["bytes"]] for name, entry in sorted(manifest["files"].items())]
+    stdout.print(table(title, ["", "value"], rows))
+    metrics = manifest.get("metrics")
+    if metrics:
+        names = sorted(metrics["artifact"])
+        stdout.print(table(f"measured on {metrics['users']:,} test users ({metrics['users_as']}), "
+                           f"tolerance {metrics['tolerance']:g}", ["metric", "artifact", "simulation", "reference"],
+                           [[n, metrics["artifact"][n], metrics["simulation"][n], metrics["reference"][n]] for n in names]))

@@ -1,0 +1,373 @@
+"""The ONNX graph of an EdgeModel: the device math of `EdgeModel.encode`/`score`, then TopK.
+
+Written by hand with onnx.helper: the folded model is a handful of ops (Gather, Mul,
+ReduceSum, Sqrt/Div, MatMul, TopK); exporting it through torch.onnx would pull torch and its
+tracer into a fixed graph for nothing, and would not give us per-row int8 tables.
+
+LightGCN, history variant (B batch, H history, d dim, I items):
+    count  = max(Σ_h mask, 1)                                   [B, 1]
+    e_u    = Σ_h mask · message[history] / sqrt(count)          [B, d]
+             (+ a0 · user_base [· base_projection])
+    scores = e_u · itemᵀ                                        [B, I]
+    top_scores, top_items = TopK(scores, min(K + H, I))
+SAGE: h¹ = ReLU(W1s·e_u⁰ + W1n·mean(ego[history]) + b1), e_u = W2s·h¹ + W2n·mean(hidden[history]) + b2.
+
+How each stored tensor runs (mirrors edge_model.gather_rows / matmul_transposed / matmul):
+    dense [R, C]      Gather(table) for rows; MatMul(x, tableᵀ) with tableᵀ [C, R] stored
+                      transposed as the initializer, so nothing is transposed at run time.
+    int8 rows [R, C]  rows: Gather the int8 codes and their scales, then a blocked
+                      DequantizeLinear (block = one row), so only the gathered rows become
+                      float. Scoring stays int8: x is quantized to uint8 (zero point 128) with
+                      the calibrated static scale activation_scales["user"] (or, without one,
+                      a per-row dynamic symmetric scale computed in the graph), then
+                      MatMulInteger(uint8, int8 codesᵀ [C, R]) -> int32, times scale_x · scale[r].
+                      The table stays int8 in memory: no DequantizeLinear sits in front of a
+                      float MatMul (ORT would constant-fold it into an fp32 copy of the table).
+                      uint8 x int8 is the fast MLAS path on x86 (benchmarks/bench_onnx_int8_ops.py:
+                      int8 x int8 MatMulInteger and QLinearMatMul were ~10x slower on ORT 1.32).
+                      Small tensors (weights, right factors, projections) run as the simulation
+                      does, (x @ float(qᵀ)) · scale or (x · scale) @ float(q), the Cast of the
+                      codes folded once at load.
+    low-rank          x · (left·rightᵀ)ᵀ = (x · right) · leftᵀ: two MatMuls, r(R + C) per user.
+Tables above ~2 GB go to external data (model.onnx.data), as protobuf cannot hold them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgegnn.edge_model import EdgeModel
+from edgegnn.errors import ExportError
+from edgegnn.export.plan import GraphOptions, base_dim, exportable, to_fp16
+from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
+
+OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
+IR_VERSION = 10
+PRODUCER = "edgegnn"
+EXTERNAL_DATA_BYTES = 1_800_000_000   # protobuf's hard limit is 2 GiB for the whole file
+_DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "float16": 10}
+
+
+class OnnxGraph:
+    """Nodes and (lazily materialized) initializers of one graph, with each value's dtype.
+
+    Initializers are kept as numpy arrays or thunks, so planning a graph (which ops, how many
+    bytes) costs nothing: `check_target` plans, `to_model` materializes.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: list[tuple[str, list[str], list[str], dict]] = []
+        self.consts: dict[str, tuple[Callable[[], np.ndarray], str, tuple[int, ...]]] = {}
+        self.dtypes: dict[str, str] = {}
+        self._ids = itertools.count()
+        self._tables: dict[tuple[int, str], str] = {}
+
+    def const(self, prefix: str, value, dtype: str | None = None, shape: tuple[int, ...] | None = None) -> str:
+        """An initializer; `value` is an array or a thunk (then dtype and shape are required)."""
+        name = f"{prefix}" if prefix not in self.consts and prefix not in self.dtypes else f"{prefix}_{next(self._ids)}"
+        if callable(value):
+            thunk = value
+        else:
+            array = np.asarray(value)
+            thunk, dtype, shape = (lambda a=array: a), str(array.dtype), tuple(array.shape)
+        self.consts[name] = (thunk, dtype, tuple(shape))
+        self.dtypes[name] = dtype
+        return name
+
+    def table(self, tensor, part: str, layout: str, make: Callable[[], np.ndarray], dtype: str, shape) -> str:
+        """A big initializer stored once per (tensor, layout), however many ops read it."""
+        key = (id(tensor), f"{part}:{layout}")
+        if key not in self._tables:
+            self._tables[key] = self.const(part, make, dtype, shape)
+        return self._tables[key]
+
+    def op(self, op_type: str, inputs: list[str], dtype: str, outputs: int = 1, **attrs) -> str | list[str]:
+        names = [f"{op_type.lower()}_{next(self._ids)}" for _ in range(outputs)]
+        self.nodes.append((op_type, list(inputs), names, attrs))
+        for name in names:
+            self.dtypes[name] = dtype
+        return names[0] if outputs == 1 else names
+
+    def rename(self, value: str, name: str, dtype: str) -> None:
+        """Make graph output `name` the value `value` (an Identity keeps the graph readable)."""
+        self.nodes.append(("Identity", [value], [name], {}))
+        self.dtypes[name] = dtype
+
+    def ops_used(self) -> dict[str, list[str]]:
+        """{"float": [...], "int8": [...]}: op types by whether a data input is int8/uint8.
+
+        Zero points of QuantizeLinear/DequantizeLinear/MatMulInteger are parameters, not data:
+        QuantizeLinear of a float tensor is a float op.
+        """
+        used: dict[str, set[str]] = {"float": set(), "int8": set()}
+        data_inputs = {"QuantizeLinear": 1, "DequantizeLinear": 1, "MatMulInteger": 2}
+        for op_type, inputs, _, _ in self.nodes:
+            if op_type == "Identity":
+                continue
+            data = inputs[:data_inputs.get(op_type, len(inputs))]
+            int8 = any(self.dtypes.get(i) in ("int8", "uint8") for i in data if i)
+            used["int8" if int8 else "float"].add(op_type)
+        return {k: sorted(v) for k, v in used.items()}
+
+    def const_bytes(self) -> int:
+        return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, dtype, shape in self.consts.values())
+
+
+# ---- the device math, op by op -------------------------------------------------------------
+
+class _Builder:
+    """Emits the ops of EdgeModel's arithmetic into an OnnxGraph."""
+
+    def __init__(self, edge: EdgeModel, options: GraphOptions) -> None:
+        self.edge, self.options, self.g = edge, options, OnnxGraph()
+        tensors = exportable(edge)
+        self.t = to_fp16(tensors) if options.precision == "fp16" else tensors
+        self._scalars: dict[tuple[str, float], str] = {}
+        # The scoring table is stored transposed ([C, R], MatMul's layout); a table both scored and
+        # gathered (a joint low-rank left factor) is gathered from that layout, so it ships once.
+        scored = self.t["item"].left if isinstance(self.t["item"], LowRankTensor) else self.t["item"]
+        self.transposed = {id(scored)}
+
+    def scalar(self, value, dtype: str = "float32") -> str:
+        key = (dtype, float(value))
+        if key not in self._scalars:
+            self._scalars[key] = self.g.const("c", np.array(value, dtype=dtype))
+        return self._scalars[key]
+
+    def ints(self, values) -> str:
+        return self.g.const("axes", np.array(values, dtype=np.int64))
+
+    # rows of a table: table[index] as float32 [..., C]
+    def gather_rows(self, table, index: str) -> str:
+        g = self.g
+        if isinstance(table, LowRankTensor):
+            return self.matmul_transposed(self.gather_rows(table.left, index), table.right, dynamic_int8=False)
+        if isinstance(table, QuantizedTensor):
+            scales = g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)
+            rows = self.gather(table, "codes", lambda: table.q, "int8", index)            # [B, H, C] int8
+            row_scale = g.op("Unsqueeze", [g.op("Gather", [scales, index], "float32", axis=0), self.ints([-1])],
+                             "float32")                                                   # [..., 1]
+            return g.op("DequantizeLinear", [rows, row_scale], "float32", axis=-1, block_size=int(table.shape[1]))
+        rows = self.gather(table, "table", lambda: table.values, str(table.values.dtype), index)
+        return self.to_float(rows, table)
+
+    def gather(self, table, part: str, values, dtype: str, index: str) -> str:
+        """table[index] [B, H, C], from the row layout, or from the transposed one if the table has it."""
+        g = self.g
+        rows, cols = table.shape
+        if id(table) not in self.transposed:
+            return g.op("Gather", [g.table(table, part, "rows", values, dtype, (rows, cols)), index], dtype, axis=0)
+        stored = g.table(table, f"{part}_t", "cols", lambda: np.ascontiguousarray(values().T), dtype, (cols, rows))
+        picked = g.op("Gather", [stored, index], dtype, axis=1)                            # [C, B, H]
+        return g.op("Transpose", [picked], dtype, perm=[1, 2, 0])
+
+    def to_float(self, value: str, table) -> str:
+        if isinstance(table, DenseTensor) and table.values.dtype == np.float16:
+            return self.g.op("Cast", [value], "float32", to=_DTYPES["float32"])
+        return value
+
+    # x @ tableᵀ: x [B, C], table [R, C] -> [B, R]
+    def matmul_transposed(self, x: str, table, *, act_scale: float | None = None, dynamic_int8: bool = True) -> str:
+        g = self.g
+        if isinstance(table, LowRankTensor):
+            x = self.fake_quant(x, act_scale) if act_scale is not None else x
+            return self.matmul_transposed(self.matmul(x, table.right), table.left, dynamic_int8=dynamic_int8)
+        if isinstance(table, QuantizedTensor) and (act_scale is not None or dynamic_int8) and self.is_big(table):
+            return self.int8_scores(x, table, act_scale)
+        if act_scale is not None:
+            x = self.fake_quant(x, act_scale)
+        if isinstance(table, QuantizedTensor):   # small: (x @ float(qᵀ)) · scale, as the simulation
+            return g.op("Mul", [g.op("MatMul", [x, self.float_codes(table, transposed=True)], "float32"),
+                                self.row_scales(table)], "float32")
+        dtype = str(table.values.dtype)
+        weight = g.table(table, "table_t", "cols", lambda: np.ascontiguousarray(table.values.T), dtype,
+                         (table.shape[1], table.shape[0]))
+        return self.float_matmul(x, weight, table)
+
+    # x @ table: x [B, R], table [R, C] -> [B, C]
+    def matmul(self, x: str, table) -> str:
+        g = self.g
+        if isinstance(table, LowRankTensor):
+            return self.matmul_transposed(self.matmul(x, table.left), table.right, dynamic_int8=False)
+        if isinstance(table, QuantizedTensor):    # (x · scale) @ float(q), as the simulation
+            scaled = g.op("Mul", [x, self.row_scales(table)], "float32")
+            return g.op("MatMul", [scaled, self.float_codes(table, transposed=False)], "float32")
+        weight = g.table(table, "table", "rows", lambda: table.values, str(table.values.dtype), table.shape)
+        return self.float_matmul(x, weight, table)
+
+    def float_matmul(self, x: str, weight: str, table) -> str:
+        g = self.g
+        if table.values.dtype == np.float16:
+            half = g.op("Cast", [x], "float16", to=_DTYPES["float16"])
+            return g.op("Cast", [g.op("MatMul", [half, weight], "float16")], "float32", to=_DTYPES["float32"])
+        return g.op("MatMul", [x, weight], "float32")
+
+    def float_codes(self, table: QuantizedTensor, *, transposed: bool) -> str:
+        """A small tensor's int8 codes as float32 ([C, R] if transposed), folded by ORT at load.
+
+        A Cast, not a DequantizeLinear: ORT's QDQ fusion turns DequantizeLinear(weight) -> MatMul
+        into MatMulIntegerToFloat assuming per-column scales, which per-row scales are not.
+        """
+        if transposed:
+            codes = self.g.table(table, "codes_t", "cols", lambda: np.ascontiguousarray(table.q.T), "int8",
+                                 (table.shape[1], table.shape[0]))
+        else:
+            codes = self.g.table(table, "codes", "rows", lambda: table.q, "int8", table.shape)
+        return self.g.op("Cast", [codes], "float32", to=_DTYPES["float32"])
+
+    def row_scales(self, table: QuantizedTensor) -> str:
+        return self.g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)
+
+    def is_big(self, table: QuantizedTensor) -> bool:
+        """Item-sized tables score in int8; weights and factors (R <= 4096 rows) dequantize once."""
+        return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items
+
+    def int8_scores(self, x: str, table: QuantizedTensor, act_scale: float | None) -> str:
+        """x @ (q · scale)ᵀ as MatMulInteger(uint8 x, int8 qᵀ) · scale_x · scale[r]."""
+        g = self.g
+        codes_t = g.table(table, "codes_t", "cols", lambda: np.ascontiguousarray(table.q.T), "int8",
+                          (table.shape[1], table.shape[0]))
+        if act_scale is not None:
+            bound = 127 * act_scale
+            clipped = g.op("Clip", [x, self.scalar(-bound), self.scalar(bound)], "float32")
+            xq = g.op("QuantizeLinear", [clipped, self.scalar(act_scale), self.scalar(128, "uint8")], "uint8")
+            factor = g.table(table, "scales_x", f"static{act_scale!r}",
+                             lambda: (table.scale * np.float32(act_scale)).astype(np.float32), "float32", table.scale.shape)
+        else:   # one symmetric scale per user vector: it cannot reorder that user's items beyond rounding
+            peak = g.op("ReduceMax", [g.op("Abs", [x], "float32"), self.ints([1])], "float32", keepdims=1)
+            x_scale = g.op("Div", [g.op("Max", [peak, self.scalar(1e-30)], "float32"), self.scalar(127.0)], "float32")
+            rounded = g.op("Round", [g.op("Div", [x, x_scale], "float32")], "float32")
+            xq = g.op("Cast", [g.op("Add", [rounded, self.scalar(128.0)], "float32")], "uint8", to=_DTYPES["uint8"])
+            factor = None
+        acc = g.op("MatMulInteger", [xq, codes_t, self.scalar(128, "uint8")], "int32")
+        scores = g.op("Cast", [acc], "float32", to=_DTYPES["float32"])
+        if factor is None:
+            scales = g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)
+            return g.op("Mul", [g.op("Mul", [scores, x_scale], "float32"), scales], "float32")
+        return g.op("Mul", [scores, factor], "float32")
+
+    def fake_quant(self, x: str, scale: float) -> str:
+        """clip(rint(x / s), -127, 127) · s, as EdgeModel._quantize_activation."""
+        g = self.g
+        clipped = g.op("Clip", [x, self.scalar(-127 * scale), self.scalar(127 * scale)], "float32")
+        xq = g.op("QuantizeLinear", [clipped, self.scalar(scale), self.scalar(0, "int8")], "int8")
+        return g.op("DequantizeLinear", [xq, self.scalar(scale), self.scalar(0, "int8")], "float32")
+
+    # ---- the encoder ------------------------------------------------------------------------
+
+    def masked_sum(self, table, history: str, mask3: str, count: str, *, mean: bool) -> str:
+        """Σ_h mask·table[history] / (sqrt(count) | count)   [B, C]."""
+        g = self.g
+        rows = g.op("Mul", [self.gather_rows(table, history), mask3], "float32")
+        summed = g.op("ReduceSum", [rows, self.ints([1])], "float32", keepdims=0)
+        norm = count if mean else g.op("Sqrt", [count], "float32")
+        return g.op("Div", [summed, norm], "float32")
+
+    def encode(self, history: str, mask: str, base: str | None) -> str:
+        g = self.g
+        count = g.op("Max", [g.op("ReduceSum", [mask, self.ints([1])], "float32", keepdims=1), self.scalar(1.0)],
+                     "float32")
+        mask3 = g.op("Unsqueeze", [mask, self.ints([2])], "float32")
+        t = self.t
+        if self.edge.kind == "lightgcn":
+            e_u = self.masked_sum(t["message"], history, mask3, count, mean=False)
+            if base is not None:
+                if "base_projection" in t:
+                    base = self.matmul(base, t["base_projection"])
+                a0 = g.op("Mul", [base, self.scalar(np.float32(self.edge.params["a0"]))], "float32")
+                e_u = g.op("Add", [e_u, a0], "float32")
+            return e_u
+        ego = self.masked_sum(t["ego"], history, mask3, count, mean=True)
+        h1 = g.op("Add", [self.matmul_transposed(ego, t["w1_neigh"], dynamic_int8=False), self.bias("b1")], "float32")
+        if base is not None:
+            h1 = g.op("Add", [h1, self.matmul_transposed(base, t["w1_self"], dynamic_int8=False)], "float32")
+        h1 = g.op("Relu", [h1], "float32")
+        h1_scale = self.edge.activation_scales.get("h1")
+        if h1_scale is not None:
+            h1 = self.fake_quant(h1, float(h1_scale))
+        hidden = self.masked_sum(t["hidden"], history, mask3, count, mean=True)
+        out = g.op("Add", [self.matmul_transposed(h1, t["w2_self"], dynamic_int8=False),
+                           self.matmul_transposed(hidden, t["w2_neigh"], dynamic_int8=False)], "float32")
+        return g.op("Add", [out, self.bias("b2")], "float32")
+
+    def bias(self, name: str) -> str:
+        return self.g.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32))
+
+    def score(self, e_u: str) -> str:
+        scale = self.edge.activation_scales.get("user")
+        return self.matmul_transposed(e_u, self.t["item"], act_scale=None if scale is None else float(scale))
+
+    def top_k(self, scores: str, history: str | None) -> None:
+        g, num_items = self.g, self.edge.num_items
+        if history is None:
+            k = self.g.const("k", np.array([min(self.options.top_k, num_items)], np.int64))
+        else:   # K + H, with H read from the input's shape (dynamic), capped at I
+            h = g.op("Slice", [g.op("Shape", [history], "int64"), self.ints([1]), self.ints([2])], "int64")
+            k = g.op("Min", [g.op("Add", [h, self.ints([self.options.top_k])], "int64"), self.ints([num_items])],
+                     "int64")
+        values, indices = g.op("TopK", [scores, k], "float32", outputs=2, axis=-1, largest=1, sorted=1)
+        g.dtypes[indices] = "int64"
+        g.rename(indices, "top_items", "int64")
+        g.rename(values, "top_scores", "float32")
+
+
+def plan(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:
+    """The graph's ops and initializers, initializers not materialized (cheap)."""
+    builder = _Builder(edge, options)
+    g = builder.g
+    if options.variant == "user":
+        g.dtypes["user_embedding"] = "float32"
+        builder.top_k(builder.score("user_embedding"), None)
+        return g
+    for name, dtype in (("history", "int32"), ("history_mask", "float32"), ("user_base", "float32")):
+        g.dtypes[name] = dtype
+    base = "user_base" if options.user_base else None
+    builder.top_k(builder.score(builder.encode("history", "history_mask", base)), "history")
+    return g
+
+
+def build(edge: EdgeModel, options: GraphOptions, io: tuple[list[dict], list[dict]]):
+    """The onnx.ModelProto of `edge` (checked with onnx.checker when under 2 GB)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from edgegnn import __version__
+
+    g = plan(edge, options)
+    inputs, outputs = io
+    nodes = [helper.make_node(op, ins, outs, name=outs[0], **attrs) for op, ins, outs, attrs in g.nodes]
+    inits = [numpy_helper.from_array(np.asarray(thunk(), dtype=dtype).reshape(shape), name)
+             for name, (thunk, dtype, shape) in g.consts.items()]
+    graph = helper.make_graph(nodes, f"edgegnn_{edge.kind}_{options.variant}",
+                              [_value_info(helper, spec) for spec in inputs],
+                              [_value_info(helper, spec) for spec in outputs], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                              producer_name=PRODUCER, producer_version=__version__,
+                              doc_string=f"edgegnn {edge.kind} recommender, {options.variant} -> top-K")
+    if g.const_bytes() < EXTERNAL_DATA_BYTES:
+        try:
+            onnx.checker.check_model(model)
+        except onnx.checker.ValidationError as exc:
+            raise ExportError(f"the ONNX graph does not validate: {str(exc).splitlines()[0]}") from None
+    return model
+
+
+def _value_info(helper, spec: dict):
+    return helper.make_tensor_value_info(spec["name"], _DTYPES[spec["dtype"]], spec["shape"])
+
+
+def save(model, directory: Path, *, external_data_bytes: int = EXTERNAL_DATA_BYTES) -> list[str]:
+    """Write model.onnx (and model.onnx.data for big tables) into `directory`; returns the file names."""
+    import onnx
+
+    total = sum(len(t.raw_data) for t in model.graph.initializer)
+    if total < external_data_bytes:
+        (directory / "model.onnx").write_bytes(model.SerializeToString())
+        return ["model.onnx"]
+    onnx.save_model(model, str(directory / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=1024)
+    return ["model.onnx", "model.onnx.data"]

@@ -1,0 +1,165 @@
+"""What an exported graph computes, independent of the file format: options, I/O, tensor forms.
+
+Both graph writers (ONNX, TFLite) reproduce `EdgeModel.encode`/`score` and end in a top-K.
+This module holds what they share:
+
+`GraphOptions` -- the variant ("history": history -> top-K, or "user": user_embedding ->
+top-K), K, the history length H (None: dynamic, ONNX only), the batch (None: dynamic), whether
+e_u⁰ is an input, and the precision the tables ship in.
+
+Inputs and outputs (`io_spec`), B = batch, H = history length, d = embedding dim:
+    history        int32   [B, H]  item row indices, padded with any valid row (e.g. 0)
+    history_mask   float32 [B, H]  1 = real item, 0 = padding
+    user_base      float32 [B, d⁰] e_u⁰ (optional input; zeros for a new user)
+    user_embedding float32 [B, d]  ("user" variant only, instead of the three above)
+    top_items      int64 (ONNX) | int32 (TFLite) [B, K + H]  item rows, best first
+    top_scores     float32 [B, K + H]
+The graph returns K + H items (at most I) and masks nothing: the caller drops the items the
+user has seen (at most H of them), so K are always left. In-graph masking would need a
+scatter, which TFLite lacks on its fast path; dropping seen items from K + H rows is free.
+
+Tensor forms (`exportable`): every stored tensor becomes one of three forms a graph can run:
+    DenseTensor (fp32), QuantizedTensor (int8 codes + per-row float32 scales), LowRankTensor
+    of those. int4 and int8+int4 codes are widened to int8 (no runtime here has per-row int4
+    kernels; the values are exactly the same), sparse tensors are densified (no sparse kernels).
+Shared tensors (a joint low-rank left factor) stay shared: the same object maps to the same
+exportable object, so a graph stores it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from edgegnn.edge_model import EdgeModel, stored_leaves
+from edgegnn.errors import ConfigError, ExportError
+from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor,
+                             QuantizedTensor, SparseTensor)
+
+VARIANTS = ("history", "user")
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """How to lay out the exported graph.
+
+    Attributes:
+        variant: "history" (history -> top-K) or "user" (user_embedding -> top-K).
+        top_k: K; the outputs hold min(K + H, I) items ("user" variant: min(K, I)).
+        history_length: H, fixed; None for a dynamic H (ONNX only).
+        batch: fixed batch size, or None for dynamic (ONNX only).
+        user_base: whether e_u⁰ is an input (history variant).
+        precision: "fp32", "fp16" (dense tables in float16, ONNX) or "int8" (the model's
+            quantized tensors as int8 with per-row scales).
+    """
+
+    variant: Literal["history", "user"] = "history"
+    top_k: int = 100
+    history_length: int | None = None
+    batch: int | None = None
+    user_base: bool = True
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError("variant", self.variant, f"allowed: {', '.join(VARIANTS)}")
+        if self.top_k < 1:
+            raise ConfigError("top_k", self.top_k, "must be >= 1")
+        if self.history_length is not None and self.history_length < 1:
+            raise ConfigError("history_length", self.history_length, "must be >= 1 (or None for dynamic)")
+
+
+def model_precision(edge: EdgeModel) -> str:
+    """"int8" if any stored tensor is integer-coded (int8, int4, mixed, quantized sparse), else "fp32"."""
+    quantized = (QuantizedTensor, QuantizedSparseTensor)
+    return "int8" if any(isinstance(t, quantized) for t in stored_leaves(edge.tensors.values())) else "fp32"
+
+
+def widened_int4(edge: EdgeModel) -> list[str]:
+    """Names of tensors whose int4 codes ship as int8 (same values, twice the bytes)."""
+    names = []
+    for name, tensor in edge.tensors.items():
+        leaves = stored_leaves([tensor])
+        if any(getattr(t, "bits", 8) == 4 or isinstance(t, MixedQuantizedTensor) for t in leaves):
+            names.append(name)
+    return sorted(names)
+
+
+def exportable(edge: EdgeModel) -> dict[str, object]:
+    """Each tensor of `edge` in a form the graphs run (see the module docstring), sharing kept."""
+    memo: dict[int, object] = {}
+    return {name: _exportable(t, memo) for name, t in edge.tensors.items()}
+
+
+def _exportable(tensor, memo: dict[int, object]):
+    if id(tensor) in memo:
+        return memo[id(tensor)]
+    if isinstance(tensor, LowRankTensor):
+        out = LowRankTensor(_exportable(tensor.left, memo), _exportable(tensor.right, memo))
+    elif isinstance(tensor, QuantizedTensor):  # int8, int4 and int8+int4 alike: the codes fit int8
+        out = tensor if type(tensor) is QuantizedTensor and tensor.bits == 8 else \
+            QuantizedTensor(np.asarray(tensor.q, np.int8), np.asarray(tensor.scale, np.float32), 8)
+    elif isinstance(tensor, QuantizedSparseTensor):
+        codes = np.zeros(tensor.shape, dtype=np.int8)
+        codes[tensor.row_of_values(), tensor.indices] = tensor.q
+        out = QuantizedTensor(codes, np.asarray(tensor.scale, np.float32), 8)
+    elif isinstance(tensor, SparseTensor):
+        out = DenseTensor(tensor.to_dense().astype(np.float32))
+    elif isinstance(tensor, DenseTensor):
+        out = tensor if tensor.values.dtype == np.float32 else DenseTensor(tensor.values.astype(np.float32))
+    else:
+        raise ExportError(f"cannot export a stored tensor of type {type(tensor).__name__}")
+    memo[id(tensor)] = out
+    return out
+
+
+def to_fp16(tensors: dict[str, object]) -> dict[str, object]:
+    """The same tensors with every dense leaf in float16 (precision "fp16"), sharing kept."""
+    memo: dict[int, object] = {}
+
+    def half(t):
+        if id(t) not in memo:
+            if isinstance(t, LowRankTensor):
+                memo[id(t)] = LowRankTensor(half(t.left), half(t.right))
+            elif isinstance(t, DenseTensor):
+                memo[id(t)] = DenseTensor(t.values.astype(np.float16))
+            else:
+                memo[id(t)] = t
+        return memo[id(t)]
+
+    return {name: half(t) for name, t in tensors.items()}
+
+
+def base_dim(edge: EdgeModel) -> int:
+    """d⁰: the width of the e_u⁰ input (before an optional base projection)."""
+    if edge.kind == "sage":
+        return int(edge.tensors["w1_self"].shape[1])
+    projection = edge.tensors.get("base_projection")
+    return int(projection.shape[0]) if projection is not None else edge.embedding_dim
+
+
+def output_width(edge: EdgeModel, options: GraphOptions) -> int | str:
+    """Items per output row: min(K + H, I) (an expression when H is dynamic)."""
+    extra = 0 if options.variant == "user" else options.history_length
+    if extra is None:
+        return f"min(K+H, {edge.num_items})"
+    return min(options.top_k + extra, edge.num_items)
+
+
+def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str) -> tuple[list[dict], list[dict]]:
+    """Inputs and outputs as [{"name", "dtype", "shape"}] (symbolic dims are strings)."""
+    batch = options.batch if options.batch is not None else "batch"
+    width = output_width(edge, options)
+    if options.variant == "user":
+        inputs = [{"name": "user_embedding", "dtype": "float32", "shape": [batch, edge.embedding_dim]}]
+    else:
+        h = options.history_length if options.history_length is not None else "history"
+        inputs = [{"name": "history", "dtype": "int32", "shape": [batch, h]},
+                  {"name": "history_mask", "dtype": "float32", "shape": [batch, h]}]
+        if options.user_base:
+            inputs.append({"name": "user_base", "dtype": "float32", "shape": [batch, base_dim(edge)]})
+    outputs = [{"name": "top_items", "dtype": index_dtype, "shape": [batch, width]},
+               {"name": "top_scores", "dtype": "float32", "shape": [batch, width]}]
+    return inputs, outputs

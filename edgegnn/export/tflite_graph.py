@@ -1,0 +1,360 @@
+"""The TFLite graph of an EdgeModel, written with LiteRT's flatbuffers schema (no TensorFlow).
+
+A small fixed graph, batch 1 and a fixed history length H (TFLite plans memory for fixed
+shapes; the runtime pads a history with mask 0 or keeps its newest H items):
+
+LightGCN, history variant:
+    history [1, H] -RESHAPE-> [H];  history_mask [1, H] -RESHAPE-> [H, 1]
+    count  = MAXIMUM(SUM(history_mask, axis 1), 1)                        [1, 1]
+    rows   = GATHER(message, history)                                     [H, d]
+    e_u    = DIV(SUM(MUL(rows, mask), axis 0), SQRT(count))               [1, d]
+             (+ MUL(user_base [· base_projection], a0))
+    scores = FULLY_CONNECTED(e_u, item [I, d])                            [1, I]
+    top_scores, top_items = TOPK_V2(scores, min(K + H, I))
+SAGE: the two layers as FULLY_CONNECTED (+ RELU), means as DIV by count.
+
+How each stored tensor runs:
+    dense             GATHER for rows; FULLY_CONNECTED weights are [out, in], which is the
+                      table's own layout for scoring (x · tableᵀ), so nothing is transposed.
+    int8 rows         rows: GATHER the int8 codes, CAST to float32, and multiply by the
+                      gathered per-row scales (folded into the mask weights: mask · scale[h]).
+                      Scoring: FULLY_CONNECTED with int8 weights and per-channel (per-item)
+                      scales, float input and output -- LiteRT's dynamic-range ("hybrid")
+                      kernel, which quantizes the user vector per query (one symmetric scale
+                      per query) and accumulates in int32. Scores stay float: a full-int8
+                      TOPK_V2 creates ties (../shared/notes/TFLITE.md). The static activation
+                      scale of the simulation is not applied (a per-query scale cannot reorder
+                      a user's items beyond rounding; the metric gate checks the result).
+                      Small int8 tensors (weights, factors' right side) become float through
+                      DEQUANTIZE of the constant, which LiteRT evaluates once at prepare.
+    low-rank          x · (left·rightᵀ)ᵀ = FULLY_CONNECTED(FULLY_CONNECTED(x, rightᵀ), left).
+Op versions follow TFLite's own versioning (lite/tools/versioning/op_version.cc), e.g. a
+per-channel hybrid FULLY_CONNECTED is version 12, an int8 GATHER version 2; a SignatureDef
+("serving_default") lets the signature runner and the CompiledModel API find the tensors.
+Buffers are 16-byte aligned, as the converter writes them. The file is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from edgegnn.edge_model import EdgeModel, stored_leaves
+from edgegnn.errors import ExportError
+from edgegnn.export.plan import GraphOptions, base_dim, exportable
+from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
+
+MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
+SIGNATURE_KEY = "serving_default"
+_TYPES = {"float32": 0, "float16": 1, "int32": 2, "uint8": 3, "int64": 4, "int8": 9}
+
+
+class TfliteGraph:
+    """Tensors (constants kept as thunks until packing) and operators of one subgraph."""
+
+    def __init__(self) -> None:
+        self.tensors: list[dict] = []
+        self.operators: list[dict] = []
+        self._tables: dict[tuple[int, str], int] = {}
+
+    def tensor(self, name: str, shape, dtype: str, data: Callable[[], np.ndarray] | np.ndarray | None = None,
+               quant: dict | None = None, *, exact_name: bool = False) -> int:
+        """A tensor; `name` gets a unique suffix unless `exact_name` (graph inputs and outputs)."""
+        if data is not None and not callable(data):
+            array = np.asarray(data, dtype=dtype)
+            data = lambda a=array: a   # noqa: E731 -- a thunk, as for the big tables
+        self.tensors.append({"name": name if exact_name else f"{name}_{len(self.tensors)}",
+                             "shape": [int(s) for s in shape], "dtype": dtype, "data": data, "quant": quant})
+        return len(self.tensors) - 1
+
+    def table(self, tensor, part: str, make: Callable[[], np.ndarray], shape, dtype: str, quant=None) -> int:
+        """A constant stored once per (stored tensor, part), however many ops read it."""
+        key = (id(tensor), part)
+        if key not in self._tables:
+            self._tables[key] = self.tensor(part, shape, dtype, make, quant)
+        return self._tables[key]
+
+    def op(self, code: str, inputs: list[int], out_shape, out_dtype: str, options: tuple | None = None,
+           outputs: list[int] | None = None) -> int:
+        """Append an operator; returns its (first) output tensor."""
+        if outputs is None:
+            outputs = [self.tensor("t", out_shape, out_dtype)]
+        self.operators.append({"code": code, "inputs": inputs, "outputs": outputs, "options": options})
+        return outputs[0]
+
+    def dtype(self, index: int) -> str:
+        return self.tensors[index]["dtype"] if index >= 0 else "none"
+
+    def version(self, op: dict) -> int:
+        """The op version TFLite's converter would write (op_version.cc), for the ops used here."""
+        code, ins = op["code"], [self.dtype(i) for i in op["inputs"]]
+        out = self.dtype(op["outputs"][0])
+        if code == "GATHER":
+            return 2 if ins[0] == "int8" else 1
+        if code == "CAST":
+            return 3 if "int8" in (ins[0], out) else 1
+        if code == "DEQUANTIZE":
+            per_channel = self.tensors[op["inputs"][0]]["quant"]["size"] > 1
+            return 5 if per_channel else (3 if ins[0] == "float16" else 2)
+        if code == "FULLY_CONNECTED" and ins[1] == "int8" and ins[0] == "float32":
+            return 12 if self.tensors[op["inputs"][1]]["quant"]["size"] > 1 else 3
+        return 1
+
+    def ops_used(self) -> dict[str, list[str]]:
+        used: dict[str, set[str]] = {"float": set(), "int8": set()}
+        for op in self.operators:
+            int8 = any(self.dtype(i) in ("int8", "uint8") for i in op["inputs"])
+            used["int8" if int8 else "float"].add(op["code"])
+        return {k: sorted(v) for k, v in used.items()}
+
+    def const_bytes(self) -> int:
+        return sum(int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize
+                   for t in self.tensors if t["data"] is not None)
+
+
+def _per_channel(scale: np.ndarray, axis: int) -> dict:
+    """Per-channel symmetric quantization parameters (zero points all 0)."""
+    return {"scale": lambda: np.asarray(scale, np.float32), "axis": axis, "size": int(scale.shape[0])}
+
+
+class _Builder:
+    """Emits the ops of EdgeModel's arithmetic (batch 1) into a TfliteGraph."""
+
+    def __init__(self, edge: EdgeModel, options: GraphOptions) -> None:
+        if options.precision == "fp16":
+            raise ExportError("TFLite export supports fp32 and int8 (fp16 tables: use an ONNX target)")
+        self.edge, self.options, self.g = edge, options, TfliteGraph()
+        self.t = exportable(edge)
+        # int8 tables the scoring FULLY_CONNECTED reads carry per-channel quantization parameters
+        # (scales + int64 zero points); tables only gathered ship bare codes (their scales apart).
+        self.scored = {id(leaf) for leaf in stored_leaves([self.t["item"]])}
+
+    def const(self, name: str, value, dtype: str = "float32") -> int:
+        array = np.asarray(value, dtype=dtype)
+        return self.g.tensor(name, array.shape, dtype, array)
+
+    def reshape(self, x: int, shape) -> int:
+        new_shape = self.const("shape", list(shape), "int32")
+        return self.g.op("RESHAPE", [x, new_shape], shape, self.g.dtype(x), ("ReshapeOptions", {"newShape": list(shape)}))
+
+    def binary(self, code: str, a: int, b: int, shape) -> int:
+        return self.g.op(code, [a, b], shape, "float32", (f"{code.title()}Options", {}))
+
+    # rows of a table: table[index] [H, C] (float); weight [H, 1] multiplies them (mask)
+    def weighted_rows(self, table, index: int, weight: int, h: int) -> int:
+        g = self.g
+        if isinstance(table, LowRankTensor):
+            rows = self.weighted_rows(table.left, index, weight, h)
+            return self.matmul_transposed(rows, table.right, h)
+        if isinstance(table, QuantizedTensor):
+            quant = _per_channel(table.scale, 0) if id(table) in self.scored else None
+            codes = g.table(table, "codes", lambda: table.q, table.shape, "int8", quant)
+            scales = g.table(table, "scales", lambda: table.scale, table.scale.shape, "float32")
+            rows = g.op("GATHER", [codes, index], (h, table.shape[1]), "int8", ("GatherOptions", {"axis": 0}))
+            rows = g.op("CAST", [rows], (h, table.shape[1]), "float32")
+            row_scale = self.reshape(g.op("GATHER", [scales, index], (h,), "float32", ("GatherOptions", {"axis": 0})),
+                                     (h, 1))
+            weight = self.binary("MUL", weight, row_scale, (h, 1))
+        else:
+            values = g.table(table, "table", lambda: table.values, table.shape, "float32")
+            rows = g.op("GATHER", [values, index], (h, table.shape[1]), "float32", ("GatherOptions", {"axis": 0}))
+        return self.binary("MUL", rows, weight, (h, table.shape[1]))
+
+    # x @ tableᵀ: x [n, C], table [R, C] -> [n, R]
+    def matmul_transposed(self, x: int, table, n: int = 1) -> int:
+        g = self.g
+        if isinstance(table, LowRankTensor):
+            return self.matmul_transposed(self.matmul(x, table.right, n), table.left, n)
+        if isinstance(table, QuantizedTensor) and self.is_big(table):   # hybrid int8 FULLY_CONNECTED
+            weight = g.table(table, "codes", lambda: table.q, table.shape, "int8", _per_channel(table.scale, 0))
+        elif isinstance(table, QuantizedTensor):
+            codes = g.table(table, "codes", lambda: table.q, table.shape, "int8", _per_channel(table.scale, 0))
+            weight = g.op("DEQUANTIZE", [codes], table.shape, "float32", ("DequantizeOptions", {}))
+        else:
+            weight = g.table(table, "table", lambda: table.values, table.shape, "float32")
+        return self.fully_connected(x, weight, (n, table.shape[0]))
+
+    # x @ table: x [n, R], table [R, C] -> [n, C]  (small tensors: projections, right factors)
+    def matmul(self, x: int, table, n: int = 1) -> int:
+        g = self.g
+        if isinstance(table, LowRankTensor):
+            return self.matmul_transposed(self.matmul(x, table.left, n), table.right, n)
+        shape_t = (table.shape[1], table.shape[0])
+        if isinstance(table, QuantizedTensor):
+            codes = g.table(table, "codes_t", lambda: np.ascontiguousarray(table.q.T), shape_t, "int8",
+                            _per_channel(table.scale, 1))
+            weight = g.op("DEQUANTIZE", [codes], shape_t, "float32", ("DequantizeOptions", {}))
+        else:
+            weight = g.table(table, "table_t", lambda: np.ascontiguousarray(table.values.T), shape_t, "float32")
+        return self.fully_connected(x, weight, (n, table.shape[1]))
+
+    def fully_connected(self, x: int, weight: int, out_shape) -> int:
+        return self.g.op("FULLY_CONNECTED", [x, weight, -1], out_shape, "float32",
+                         ("FullyConnectedOptions", {"keepNumDims": False}))
+
+    def is_big(self, table: QuantizedTensor) -> bool:
+        return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items
+
+    # ---- the encoder and the top-K ------------------------------------------------------------
+
+    def masked_sum(self, table, index: int, mask_col: int, norm: int, h: int) -> int:
+        g = self.g
+        rows = self.weighted_rows(table, index, mask_col, h)
+        width = table.shape[1]
+        axis0 = self.const("axis", [0], "int32")
+        summed = g.op("SUM", [rows, axis0], (1, width), "float32", ("ReducerOptions", {"keepDims": True}))
+        return self.binary("DIV", summed, norm, (1, width))
+
+    def encode(self, history: int, mask: int, base: int | None, h: int) -> int:
+        g, t = self.g, self.t
+        index = self.reshape(history, (h,))
+        mask_col = self.reshape(mask, (h, 1))
+        axis1 = self.const("axis", [1], "int32")
+        count = g.op("SUM", [mask, axis1], (1, 1), "float32", ("ReducerOptions", {"keepDims": True}))
+        count = g.op("MAXIMUM", [count, self.const("one", [1.0])], (1, 1), "float32", ("MaximumMinimumOptions", {}))
+        d = self.edge.embedding_dim
+        if self.edge.kind == "lightgcn":
+            norm = g.op("SQRT", [count], (1, 1), "float32")
+            e_u = self.masked_sum(t["message"], index, mask_col, norm, h)
+            if base is not None:
+                if "base_projection" in t:
+                    base = self.matmul(base, t["base_projection"])
+                scaled = self.binary("MUL", base, self.const("a0", [np.float32(self.edge.params["a0"])]), (1, d))
+                e_u = self.binary("ADD", e_u, scaled, (1, d))
+            return e_u
+        hidden_dim = t["w1_self"].shape[0]
+        ego = self.masked_sum(t["ego"], index, mask_col, count, h)
+        h1 = self.binary("ADD", self.matmul_transposed(ego, t["w1_neigh"]), self.bias("b1"), (1, hidden_dim))
+        if base is not None:
+            h1 = self.binary("ADD", h1, self.matmul_transposed(base, t["w1_self"]), (1, hidden_dim))
+        h1 = g.op("RELU", [h1], (1, hidden_dim), "float32")
+        hidden = self.masked_sum(t["hidden"], index, mask_col, count, h)
+        out = self.binary("ADD", self.matmul_transposed(h1, t["w2_self"]),
+                          self.matmul_transposed(hidden, t["w2_neigh"]), (1, d))
+        return self.binary("ADD", out, self.bias("b2"), (1, d))
+
+    def bias(self, name: str) -> int:
+        return self.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32).reshape(1, -1))
+
+    def top_k(self, scores: int, extra: int) -> tuple[int, int]:
+        g = self.g
+        k = min(self.options.top_k + extra, self.edge.num_items)
+        k_tensor = self.const("k", np.array(k, np.int32), "int32")
+        values = g.tensor("top_scores", (1, k), "float32", exact_name=True)
+        indices = g.tensor("top_items", (1, k), "int32", exact_name=True)
+        g.op("TOPK_V2", [scores, k_tensor], None, None, ("TopKV2Options", {}), outputs=[values, indices])
+        return indices, values
+
+
+def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int], list[int]]:
+    """The graph (constants not materialized), its input and output tensor indices."""
+    builder = _Builder(edge, options)
+    g = builder.g
+    if options.batch not in (None, 1):
+        raise ExportError(f"TFLite graphs here take batch 1, not {options.batch}")
+    if options.variant == "user":
+        x = g.tensor("user_embedding", (1, edge.embedding_dim), "float32", exact_name=True)
+        return g, [x], list(builder.top_k(builder.matmul_transposed(x, builder.t["item"]), 0))
+    h = options.history_length
+    if h is None:
+        raise ExportError("TFLite graphs need a fixed history length (target history_length)")
+    inputs = [g.tensor("history", (1, h), "int32", exact_name=True),
+              g.tensor("history_mask", (1, h), "float32", exact_name=True)]
+    base = None
+    if options.user_base:
+        base = g.tensor("user_base", (1, base_dim(edge)), "float32", exact_name=True)
+        inputs.append(base)
+    scores = builder.matmul_transposed(builder.encode(inputs[0], inputs[1], base, h), builder.t["item"])
+    return g, inputs, list(builder.top_k(scores, h))
+
+
+def build(edge: EdgeModel, options: GraphOptions) -> bytes:
+    """The .tflite file of `edge` (bytes)."""
+    g, inputs, outputs = plan(edge, options)
+    if g.const_bytes() > MAX_FLATBUFFER_BYTES:
+        raise ExportError(f"the model's tensors take {g.const_bytes():,} bytes; a .tflite file holds under 2 GB "
+                          "(compress the model or use an ONNX target)")
+    return _pack(g, inputs, outputs, edge)
+
+
+# ---- flatbuffers ------------------------------------------------------------------------------
+
+def _pack(g: TfliteGraph, inputs: list[int], outputs: list[int], edge: EdgeModel) -> bytes:
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgegnn import __version__
+
+    codes = sorted({op["code"] for op in g.operators})
+    versions = {code: max(g.version(op) for op in g.operators if op["code"] == code) for code in codes}
+    opcode_index = {code: i for i, code in enumerate(codes)}
+    buffers = [schema.BufferT()]            # buffer 0: the empty sentinel every data-less tensor points to
+    tensors = []
+    for t in g.tensors:
+        buffer = 0
+        if t["data"] is not None:
+            buffers.append(_AlignedBuffer(np.ascontiguousarray(t["data"](), dtype=t["dtype"]).reshape(-1).view(np.uint8)))
+            buffer = len(buffers) - 1
+        tensors.append(schema.TensorT(shape=np.array(t["shape"], np.int32), type=_TYPES[t["dtype"]], buffer=buffer,
+                                      name=t["name"], quantization=_quantization(schema, t["quant"])))
+    operators = [schema.OperatorT(opcodeIndex=opcode_index[op["code"]], inputs=np.array(op["inputs"], np.int32),
+                                  outputs=np.array(op["outputs"], np.int32), **_options(schema, op["options"]))
+                 for op in g.operators]
+    subgraph = schema.SubGraphT(tensors=tensors, inputs=np.array(inputs, np.int32),
+                                outputs=np.array(outputs, np.int32), operators=operators, name="main")
+    signature = schema.SignatureDefT(
+        inputs=[schema.TensorMapT(name=g.tensors[i]["name"], tensorIndex=i) for i in inputs],
+        outputs=[schema.TensorMapT(name=g.tensors[i]["name"], tensorIndex=i) for i in outputs],
+        signatureKey=SIGNATURE_KEY, subgraphIndex=0)
+    model = schema.ModelT(
+        version=3, description=f"edgegnn {__version__} {edge.kind}",
+        operatorCodes=[schema.OperatorCodeT(deprecatedBuiltinCode=min(_builtin(schema, c), 127),
+                                            builtinCode=_builtin(schema, c), version=versions[c]) for c in codes],
+        subgraphs=[subgraph], buffers=buffers, signatureDefs=[signature])
+    builder = flatbuffers.Builder(1024 + g.const_bytes() + 64 * len(g.tensors))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _builtin(schema, code: str) -> int:
+    return getattr(schema.BuiltinOperator, code)
+
+
+def _quantization(schema, quant: dict | None):
+    if quant is None:
+        return None
+    scale = quant["scale"]()
+    return schema.QuantizationParametersT(scale=np.asarray(scale, np.float32).reshape(-1),
+                                          zeroPoint=np.zeros(scale.size, np.int64),
+                                          quantizedDimension=quant["axis"])
+
+
+def _options(schema, options: tuple | None) -> dict:
+    """builtinOptionsType/builtinOptions of an operator from ("FullyConnectedOptions", {fields})."""
+    if options is None:
+        return {}
+    name, fields = options
+    value = getattr(schema, f"{name}T")()
+    for key, field in fields.items():
+        setattr(value, key, np.array(field, np.int32) if isinstance(field, list) else field)
+    return {"builtinOptionsType": getattr(schema.BuiltinOptions, name), "builtinOptions": value}
+
+
+class _AlignedBuffer:
+    """A BufferT whose bytes start on a 16-byte boundary (as TFLite's converter writes them):
+    kernels read weights in place, and SIMD loads of a misaligned float table are slow or fault."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+
+    def Pack(self, builder):   # noqa: N802 -- the flatbuffers object API's name
+        from ai_edge_litert import schema_py_generated as schema
+
+        builder.StartVector(1, self.data.size, 16)
+        builder.head = builder.head - self.data.size
+        builder.Bytes[builder.head:builder.head + self.data.size] = self.data.tobytes()
+        vector = builder.EndVector()
+        schema.BufferStart(builder)
+        schema.BufferAddData(builder, vector)
+        return schema.BufferEnd(builder)

@@ -1,0 +1,102 @@
+"""Run an artifact's model file: ONNX Runtime or LiteRT, imported lazily by artifact kind.
+
+A backend takes the graph's inputs as arrays with a batch dimension and returns
+(top_items int64 [B, W], top_scores float32 [B, W]). LiteRT graphs take batch 1, so the
+LiteRT backend runs one row at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgegnn.runtime.errors import ArtifactError
+
+log = logging.getLogger("edgegnn.runtime")
+
+
+class OnnxBackend:
+    """ONNX Runtime session over model.onnx (dynamic batch; H dynamic or fixed by the graph).
+
+    Args:
+        path: model.onnx (its external data, if any, next to it).
+        providers: execution providers in priority order; those this onnxruntime lacks are
+            dropped (logged), CPUExecutionProvider is always the last resort.
+        threads: intra-op threads.
+    """
+
+    kind = "onnx"
+    batch: int | None = None
+
+    def __init__(self, path: Path, *, providers: list[str], threads: int) -> None:
+        import onnxruntime as ort
+
+        available = set(ort.get_available_providers())
+        chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        if chosen != list(providers):
+            log.info("providers %s not available here; using %s", [p for p in providers if p not in available], chosen)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=chosen)
+        except Exception as exc:  # noqa: BLE001 -- ORT raises its own classes for bad files; one line for all
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{path}: ONNX Runtime cannot load the model ({first[:300]})") from None
+        self.providers = self.session.get_providers()
+        self.runtime = f"onnxruntime {ort.__version__}"
+
+    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        items, scores = self.session.run(["top_items", "top_scores"], feeds)
+        return items.astype(np.int64, copy=False), scores
+
+
+class LiteRTBackend:
+    """LiteRT interpreter over model.tflite, through its "serving_default" signature (batch 1).
+
+    Args:
+        path: model.tflite.
+        delegate: "xnnpack" (LiteRT's default CPU delegate) or "none" (builtin kernels only).
+        threads: interpreter threads.
+    """
+
+    kind = "tflite"
+    batch = 1
+
+    def __init__(self, path: Path, *, delegate: str | None, threads: int) -> None:
+        from ai_edge_litert import interpreter as litert
+
+        kwargs = {}
+        if delegate == "none":
+            kwargs["experimental_op_resolver_type"] = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads, **kwargs)
+            self.runner = self.interpreter.get_signature_runner("serving_default")
+        except Exception as exc:  # noqa: BLE001 -- LiteRT raises ValueError/RuntimeError for bad files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{path}: LiteRT cannot load the model ({first[:300]})") from None
+        self.providers = ["XNNPACK" if delegate != "none" else "builtin"]
+        self.runtime = "ai-edge-litert"
+
+    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        rows = len(next(iter(feeds.values())))
+        items, scores = [], []
+        for r in range(rows):
+            out = self.runner(**{name: value[r:r + 1] for name, value in feeds.items()})
+            items.append(out["top_items"])
+            scores.append(out["top_scores"])
+        return np.concatenate(items).astype(np.int64), np.concatenate(scores)
+
+
+def open_backend(path: Path, manifest: dict, *, threads: int | None = None, providers: list[str] | None = None,
+                 delegate: str | None = None):
+    """The backend for the artifact's model file (kind from the manifest)."""
+    target = manifest["target"]
+    threads = threads if threads is not None else int(target.get("threads", 1))
+    if manifest.get("kind") == "tflite":
+        return LiteRTBackend(path, delegate=delegate or target.get("delegate"), threads=threads)
+    return OnnxBackend(path, providers=list(providers or target.get("providers") or ["CPUExecutionProvider"]),
+                       threads=threads)

@@ -1,0 +1,86 @@
+"""The artifact's manifest: read it, check its schema version, verify every file's sha256.
+
+An artifact directory holds the model file(s), `items.json` (row -> raw item id) and
+`manifest.json`. The manifest lists each file with its sha256 and size; the runtime refuses
+an artifact whose files do not match (naming the file), whose manifest is newer than it
+understands, or that is not an edgegnn artifact at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from edgegnn.runtime.errors import ArtifactError
+
+FORMAT = "edgegnn-artifact"
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+ITEMS = "items.json"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(directory: str | Path) -> dict:
+    """The parsed manifest of an artifact directory, its format and schema version checked."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory}: no such artifact directory",
+                            hint="give the folder `edgegnn export --out` wrote")
+    if not path.is_file():
+        raise ArtifactError(f"{directory}: not an edgegnn artifact (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: damaged manifest ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not an edgegnn artifact manifest (format is not '{FORMAT}')")
+    version = manifest.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise ArtifactError(f"{path}: schema_version={version!r} is invalid")
+    if version > SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: manifest schema version {version} is newer than this runtime "
+                            f"supports ({SCHEMA_VERSION})", hint="upgrade edgegnn to open this artifact")
+    for key in ("files", "model_file", "inputs", "outputs", "top_k", "variant", "num_items", "target"):
+        if key not in manifest:
+            raise ArtifactError(f"{path}: the manifest has no '{key}'")
+    return manifest
+
+
+def verify_files(directory: str | Path, manifest: dict) -> None:
+    """Check every listed file's size and sha256; a missing or changed file is an ArtifactError."""
+    directory = Path(directory)
+    for name, entry in sorted(manifest["files"].items()):
+        path = directory / name
+        if Path(name).name != name:
+            raise ArtifactError(f"{directory / MANIFEST}: file entry {name!r} is not a plain file name")
+        if not path.is_file():
+            raise ArtifactError(f"{path}: listed in the manifest but missing")
+        if path.stat().st_size != entry.get("bytes"):
+            raise ArtifactError(f"{path}: size {path.stat().st_size:,} bytes, the manifest says "
+                                f"{entry.get('bytes'):,}: the file is truncated or was changed",
+                                hint="export the artifact again")
+        if sha256_file(path) != entry.get("sha256"):
+            raise ArtifactError(f"{path}: sha256 does not match the manifest: the file was changed or is damaged",
+                                hint="export the artifact again")
+
+
+def read_items(directory: str | Path, manifest: dict) -> list[str]:
+    """Raw item ids by table row (items.json: a JSON list of strings)."""
+    path = Path(directory) / manifest.get("items_file", ITEMS)
+    try:
+        items = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: cannot read the item map ({exc.__class__.__name__})") from None
+    if not isinstance(items, list) or len(items) != manifest["num_items"]:
+        raise ArtifactError(f"{path}: expected a list of {manifest['num_items']} item ids")
+    return [str(x) for x in items]

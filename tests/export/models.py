@@ -1,0 +1,125 @@
+"""Small EdgeModels of every storage kind, for the export and runtime tests (no training).
+
+Random tables are enough to check that a graph computes exactly what `EdgeModel.encode` and
+`score` compute; tests that need meaningful rankings use the trained fixtures in conftest.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgegnn.edge_model import EdgeModel
+from edgegnn.tensors import DenseTensor, LowRankTensor, MixedQuantizedTensor, quantize_rows
+
+ITEMS, DIM, HIDDEN, RANK = 300, 16, 8, 6
+
+
+def _rng(seed: int = 0):
+    return np.random.default_rng(seed)
+
+
+def _ids(n: int) -> np.ndarray:
+    return np.array([f"item{i}" for i in range(n)])
+
+
+def _tables(seed: int = 0, items: int = ITEMS, dim: int = DIM):
+    rng = _rng(seed)
+    return ((rng.standard_normal((items, dim)) * 0.1).astype(np.float32),
+            rng.standard_normal((items, dim)).astype(np.float32))
+
+
+def user_scale(edge: EdgeModel, seed: int = 1) -> float:
+    """A static int8 scale for e_u, calibrated like the quantize pass (max |e_u| / 127) on random users."""
+    rng = _rng(seed)
+    histories = [rng.choice(edge.num_items, 5, replace=False) for _ in range(64)]
+    base = rng.standard_normal((64, _base_dim(edge))).astype(np.float32)
+    return float(np.abs(edge.encode(histories, base)).max() / 127)
+
+
+def _base_dim(edge: EdgeModel) -> int:
+    if edge.kind == "sage":
+        return edge.tensors["w1_self"].shape[1]
+    return edge.tensors["base_projection"].shape[0] if "base_projection" in edge.tensors else edge.embedding_dim
+
+
+def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = DIM) -> EdgeModel:
+    """LightGCN EdgeModels: fp32 | int8 (static user scale) | int8-dynamic | int4 | mixed |
+    lowrank | lowrank-int8-shared (a joint left factor shared by message and item) |
+    lowrank-int8-static (the same with a static user scale) | projection."""
+    message, item = _tables(seed, items, dim)
+    base = dict(kind="lightgcn", item_ids=_ids(items), params={"a0": 0.25, "num_layers": 2})
+    if kind == "fp32":
+        return EdgeModel(tensors={"message": DenseTensor(message), "item": DenseTensor(item)}, **base)
+    if kind in ("int8", "int8-dynamic"):
+        edge = EdgeModel(tensors={"message": quantize_rows(message), "item": quantize_rows(item)}, **base)
+        return edge if kind == "int8-dynamic" else \
+            EdgeModel(**{**base, "tensors": edge.tensors, "activation_scales": {"user": user_scale(edge)}})
+    if kind == "int4":
+        return EdgeModel(tensors={"message": quantize_rows(message, 4), "item": quantize_rows(item, 4)}, **base)
+    if kind == "mixed":
+        q4, q8 = quantize_rows(item, 4), quantize_rows(item, 8)
+        tail = np.arange(items) >= items // 2
+        q = np.where(tail[:, None], q4.q, q8.q).astype(np.int8)
+        scale = np.where(tail, q4.scale, q8.scale).astype(np.float32)
+        return EdgeModel(tensors={"message": DenseTensor(message),
+                                  "item": MixedQuantizedTensor(q, scale, 8, np.packbits(tail))}, **base)
+    if kind == "lowrank-int8-static":   # + a static user scale: fake-quant x feeds the int8 right factor
+        edge = lightgcn("lowrank-int8-shared", seed, items, dim)
+        return EdgeModel(**{**base, "tensors": edge.tensors, "activation_scales": {"user": user_scale(edge)}})
+    if kind in ("lowrank", "lowrank-int8-shared"):
+        u, s, vt = np.linalg.svd(np.concatenate([message, item], axis=1), full_matrices=False)
+        left = (u[:, :RANK] * s[:RANK]).astype(np.float32)
+        right_m, right_i = vt[:RANK, :dim].T.copy(), vt[:RANK, dim:].T.copy()
+        if kind == "lowrank":
+            tensors = {"message": LowRankTensor(DenseTensor(left), DenseTensor(right_m.astype(np.float32))),
+                       "item": LowRankTensor(DenseTensor(left.copy()), DenseTensor(right_i.astype(np.float32)))}
+        else:
+            shared = quantize_rows(left)
+            tensors = {"message": LowRankTensor(shared, quantize_rows(right_m)),
+                       "item": LowRankTensor(shared, quantize_rows(right_i))}
+        return EdgeModel(tensors=tensors, **base)
+    if kind == "projection":   # structured pruning narrowed the tables to 12 of 16 columns
+        keep = DIM - 4
+        projection = np.eye(dim, keep, dtype=np.float32)
+        return EdgeModel(tensors={"message": DenseTensor(message[:, :keep].copy()),
+                                  "item": DenseTensor(item[:, :keep].copy()),
+                                  "base_projection": DenseTensor(projection)}, **base)
+    raise ValueError(kind)
+
+
+def sage(kind: str = "fp32", seed: int = 0) -> EdgeModel:
+    """SAGE EdgeModels: fp32 | int8 (tables and weights per-row int8, static h1 and user scales)."""
+    rng = _rng(seed)
+    tables = {name: (rng.standard_normal((ITEMS, width)) * 0.3).astype(np.float32)
+              for name, width in (("ego", DIM), ("hidden", HIDDEN), ("item", DIM))}
+    weights = {"w1_self": (HIDDEN, DIM), "w1_neigh": (HIDDEN, DIM), "w2_self": (DIM, HIDDEN), "w2_neigh": (DIM, HIDDEN)}
+    weights = {name: (rng.standard_normal(shape) * 0.3).astype(np.float32) for name, shape in weights.items()}
+    biases = {"b1": rng.standard_normal(HIDDEN).astype(np.float32) * 0.1,
+              "b2": rng.standard_normal(DIM).astype(np.float32) * 0.1}
+    store = DenseTensor if kind == "fp32" else quantize_rows
+    tensors = {**{n: store(v) for n, v in {**tables, **weights}.items()}, **{n: DenseTensor(v) for n, v in biases.items()}}
+    edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS))
+    if kind == "fp32":
+        return edge
+    h1 = edge.sage_hidden([rng.choice(ITEMS, 5, replace=False) for _ in range(64)],
+                          rng.standard_normal((64, DIM)).astype(np.float32))
+    edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS), activation_scales={"h1": float(np.abs(h1).max() / 127)})
+    return EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS),
+                     activation_scales={"h1": edge.activation_scales["h1"], "user": user_scale(edge)})
+
+
+def histories(batch: int, max_len: int, items: int = ITEMS, seed: int = 2) -> list[np.ndarray]:
+    """`batch` distinct-item histories of lengths 1..max_len."""
+    rng = _rng(seed)
+    return [rng.choice(items, int(rng.integers(1, max_len + 1)), replace=False) for _ in range(batch)]
+
+
+def padded(hist: list[np.ndarray], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(history int32 [B, W], mask float32 [B, W]) as the runtime feeds them."""
+    width = width or max(len(h) for h in hist)
+    history = np.zeros((len(hist), width), np.int32)
+    mask = np.zeros((len(hist), width), np.float32)
+    for r, h in enumerate(hist):
+        history[r, :len(h)] = h
+        mask[r, :len(h)] = 1
+    return history, mask

@@ -1,0 +1,139 @@
+"""The ONNX graph computes the device math: fp32 exactly, int8 within one rounding step."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from edgegnn.export import onnx_graph
+from edgegnn.export.plan import GraphOptions, io_spec
+from tests.export import models
+from tests.export.graph_checks import check_top
+
+CASES = {   # name: (model, how the scores compare)
+    "lightgcn-fp32": (lambda: models.lightgcn("fp32"), "exact"),
+    "lightgcn-int8-static": (lambda: models.lightgcn("int8"), "exact"),
+    "lightgcn-int8-dynamic": (lambda: models.lightgcn("int8-dynamic"), "int8"),
+    "lightgcn-int4": (lambda: models.lightgcn("int4"), "int8"),
+    "lightgcn-mixed": (lambda: models.lightgcn("mixed"), "int8"),
+    "lightgcn-lowrank": (lambda: models.lightgcn("lowrank"), "exact"),
+    "lightgcn-lowrank-int8-shared": (lambda: models.lightgcn("lowrank-int8-shared"), "int8"),
+    "lightgcn-lowrank-int8-static": (lambda: models.lightgcn("lowrank-int8-static"), "int8"),
+    "lightgcn-projection": (lambda: models.lightgcn("projection"), "exact"),
+    "sage-fp32": (lambda: models.sage("fp32"), "exact"),
+    "sage-int8": (lambda: models.sage("int8"), "exact"),
+}
+
+
+def session(edge, options: GraphOptions) -> ort.InferenceSession:
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def precision(edge) -> str:
+    from edgegnn.export.plan import model_precision
+    return model_precision(edge)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_history_graph_matches_the_simulation(name):
+    make, compare = CASES[name]
+    edge = make()
+    options = GraphOptions(top_k=15, precision=precision(edge))
+    sess = session(edge, options)
+    hist = models.histories(6, 7)
+    base = np.random.default_rng(5).standard_normal((6, models._base_dim(edge))).astype(np.float32)
+    history, mask = models.padded(hist, width=9)
+    items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
+    assert items.shape == scores.shape == (6, 15 + 9)
+    assert items.dtype == np.int64 and scores.dtype == np.float32
+    check_top(edge, hist, base, items, scores, exact=compare == "exact")
+
+
+@pytest.mark.parametrize("name", ["lightgcn-fp32", "lightgcn-int8-static", "lightgcn-lowrank-int8-shared"])
+def test_user_embedding_graph_matches_the_simulation(name):
+    make, compare = CASES[name]
+    edge = make()
+    sess = session(edge, GraphOptions(variant="user", top_k=10, precision=precision(edge)))
+    hist = models.histories(4, 5)
+    base = np.random.default_rng(3).standard_normal((4, models.DIM)).astype(np.float32)
+    user = edge.encode(hist, base)
+    items, scores = sess.run(["top_items", "top_scores"], {"user_embedding": user})
+    assert items.shape == (4, 10)
+    check_top(edge, hist, base, items, scores, exact=compare == "exact")
+
+
+def test_batch_and_history_length_are_dynamic_and_k_is_capped_at_the_catalog():
+    edge = models.lightgcn("fp32", items=40)
+    sess = session(edge, GraphOptions(top_k=35))
+    for batch, width in ((1, 1), (3, 4), (2, 12)):
+        hist = models.histories(batch, width, items=40)
+        history, mask = models.padded(hist, width=width)
+        items, _ = sess.run(["top_items"], {"history": history, "history_mask": mask,
+                                            "user_base": np.zeros((batch, models.DIM), np.float32)})[0], None
+        assert items.shape == (batch, min(35 + width, 40))
+
+
+def test_padding_and_empty_rows_do_not_change_a_user():
+    """Padded slots (mask 0) contribute nothing; an all-padding row scores a0 · e_u⁰ (no NaN)."""
+    edge = models.lightgcn("fp32")
+    sess = session(edge, GraphOptions(top_k=5))
+    base = np.random.default_rng(0).standard_normal((2, models.DIM)).astype(np.float32)
+    history = np.array([[7, 3, 0, 0], [9, 9, 9, 9]], np.int32)
+    mask = np.array([[1, 1, 0, 0], [0, 0, 0, 0]], np.float32)
+    items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
+    check_top(edge, [np.array([7, 3])], base[:1], items[:1], scores[:1], exact=True)
+    expected = 0.25 * base[1] @ edge.tensors["item"].values.T
+    np.testing.assert_allclose(scores[1], np.sort(expected)[::-1][:items.shape[1]], rtol=1e-5)
+
+
+def test_int8_tables_stay_int8_and_score_with_matmulinteger():
+    """No DequantizeLinear reads an item-sized initializer (ORT would fold it into an fp32 copy)."""
+    edge = models.lightgcn("int8")
+    model = onnx_graph.build(edge, GraphOptions(precision="int8"), io_spec(edge, GraphOptions(precision="int8"),
+                                                                           index_dtype="int64"))
+    inits = {t.name: t for t in model.graph.initializer}
+    big = {name for name, t in inits.items() if models.ITEMS in t.dims and len(t.dims) == 2}
+    assert big and all(inits[name].data_type == onnx.TensorProto.INT8 for name in big)
+    ops = [n.op_type for n in model.graph.node]
+    assert "MatMulInteger" in ops and "MatMul" not in ops
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear":
+            assert not set(node.input) & big, "a whole int8 table is dequantized"
+
+
+def test_external_data_for_big_tables(tmp_path):
+    edge = models.lightgcn("fp32")
+    options = GraphOptions(top_k=5)
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    files = onnx_graph.save(model, tmp_path, external_data_bytes=1)
+    assert files == ["model.onnx", "model.onnx.data"]
+    assert (tmp_path / "model.onnx").stat().st_size < 10_000 < (tmp_path / "model.onnx.data").stat().st_size
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    hist = models.histories(2, 3)
+    history, mask = models.padded(hist)
+    items, scores = sess.run(None, {"history": history, "history_mask": mask,
+                                    "user_base": np.zeros((2, models.DIM), np.float32)})
+    check_top(edge, hist, np.zeros((2, models.DIM), np.float32), items, scores, exact=True)
+
+
+def test_fp16_tables_for_gpu_targets_round_like_float16():
+    edge = models.lightgcn("fp32")
+    sess = session(edge, GraphOptions(top_k=10, precision="fp16"))
+    hist = models.histories(3, 4)
+    history, mask = models.padded(hist)
+    base = np.zeros((3, models.DIM), np.float32)
+    items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
+    check_top(edge, hist, base, items, scores, exact=False, loose=True)
+
+
+@pytest.mark.parametrize("kind", ["lowrank", "lowrank-int8-shared"])
+def test_a_factor_shared_by_the_gather_and_the_scoring_ships_once(kind):
+    edge = models.lightgcn(kind)
+    options = GraphOptions(precision=precision(edge))
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    item_sized = [t for t in model.graph.initializer if models.ITEMS in t.dims and len(t.dims) == 2]
+    shared = kind == "lowrank-int8-shared"
+    assert len(item_sized) == (1 if shared else 2)      # "lowrank" has two distinct left factors

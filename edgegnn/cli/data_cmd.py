@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -37,13 +38,17 @@ def fetch(
 @app.command("info")
 @data_options
 def info(
+    path: Annotated[Optional[str], typer.Argument(
+        metavar="[PATH]", help="Data path or 'synthetic[:...]' (same as --data).")] = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
     source: DataSource,
 ) -> None:
-    """Users, items, interactions, density and degree percentiles of a data set (--data)."""
+    """Users, items, interactions, density and degree percentiles of a data set."""
     setup_logging(verbose)
+    if path is not None:
+        source = dataclasses.replace(source, data=path)
     with user_errors():
         from edgegnn.data import describe
 

@@ -87,4 +87,6 @@ def test_data_info_json_counts(tmp_path):
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)
     assert stats["users"] == 200 and stats["items"] == 150
+    positional = runner.invoke(app, ["data", "info", DATA, "--json"])
+    assert json.loads(positional.stdout) == stats
     assert stats["interactions"] == stats["train"] + stats["valid"] + stats["test"]

@@ -10,7 +10,8 @@ Figures (bytes, from /proc/self/status; writing 5 to /proc/self/clear_refs reset
     load_rss_growth         RSS after opening minus baseline (what stays resident)
     run_peak_growth         peak RSS over 20 queries (history of 10 items) minus RSS after opening
     disk_bytes              bytes of the model file(s) on disk
-The artifact is opened as Recommender.open does it, in two measured phases (model, then the
+The /proc readers live in edgegnn.profile.probe (`memory`, `reset_peak`), which `edgegnn profile`
+runs per configuration with latency figures too. The artifact is opened as Recommender.open does it, in two measured phases (model, then the
 item-id map), skipping the checksum pass so that reading the file for hashing is not counted;
 the runtime is imported before the baseline so that its libraries are not counted either.
 """
@@ -23,21 +24,6 @@ import sys
 from pathlib import Path
 
 
-def status() -> dict[str, int]:
-    values = {}
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            key, _, rest = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values
-
-
-def reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("artifact")
@@ -46,6 +32,9 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import numpy as np
+
+    from edgegnn.profile.probe import memory as status
+    from edgegnn.profile.probe import reset_peak
 
     from edgegnn.runtime import Recommender, read_manifest
     from edgegnn.runtime.backends import open_backend

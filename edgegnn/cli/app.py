@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from edgegnn.cli import compress_cmd, data_cmd, export_cmd, quickstart_cmd, train_cmd
+from edgegnn.cli import compress_cmd, data_cmd, export_cmd, profile_cmd, quickstart_cmd, train_cmd
 
 app = typer.Typer(
     name="edgegnn",
@@ -22,6 +22,7 @@ app.command("compress")(compress_cmd.compress)
 app.command("export")(export_cmd.export)
 app.command("inspect")(export_cmd.inspect)
 app.command("recommend")(export_cmd.recommend)
+app.command("profile")(profile_cmd.profile)
 
 
 def main() -> None:

@@ -1,4 +1,13 @@
-"""`edgegnn quickstart`: the main job, one command, on the embedded default data."""
+"""`edgegnn quickstart`: the whole pipeline, one command, on synthetic data (or --data).
+
+    edgegnn quickstart --out runs/quickstart
+
+Steps: load the data -> train LightGCN -> fold it into the edge model -> compress it three ways
+(fp32 as folded; int8; low-rank (rank d/4) + int8) -> export each for cpu-x86_64 (ONNX) and
+android-litert (TFLite), measuring Recall/NDCG@20 on the artifact -> profile the six artifacts
+(batch 1, history 20, 1 thread, 200 timed calls, each in a fresh process) -> print the
+comparison and write OUT/model.pt, OUT/artifacts/*, OUT/profile.json and OUT/profile.png.
+"""
 
 from __future__ import annotations
 
@@ -11,24 +20,30 @@ from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
 from edgegnn.cli.output import metrics_table, print_json, progress, setup_logging, stdout, user_errors
 
+TARGETS = ("cpu-x86_64", "android-litert")
+
 
 @data_options
 def quickstart(
-    out: Annotated[Path, typer.Option("--out", help="Output folder for the model and report.")] = Path("runs/quickstart"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder for the model, artifacts and report.")] = Path("runs/quickstart"),
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 200,
+    iterations: Annotated[int, typer.Option("--iterations", help="Timed calls per artifact in the profile.")] = 200,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
     source: DataSource,
 ) -> None:
-    """Synthetic data (or --data) -> train LightGCN -> evaluate; prints the metrics table."""
+    """Synthetic data (or --data) -> train LightGCN -> fold -> compress -> export -> profile; prints the comparison."""
     setup_logging(verbose)
     with user_errors():
         from edgegnn.data import describe
         from edgegnn.models import ModelCard
+        from edgegnn.profile.report import to_dict, write_json, write_plot
+        from edgegnn.profile.runner import Sweep, profile
         from edgegnn.train.api import fit, override_training
         from edgegnn.train.checkpoint import save_checkpoint
 
+        sweep = Sweep(batches=(1,), history_lens=(20,), threads=(1,), iterations=iterations, warmup=20)
         splits = source.load()
         stats = describe(splits)
         if not json:
@@ -39,11 +54,59 @@ def quickstart(
             task = bar.add_task("training lightgcn", total=epochs, status="")
             checkpoint, result = fit(splits, card, epochs=epochs,
                                      on_epoch=lambda epoch, _: bar.update(task, completed=epoch))
-        model_path = save_checkpoint(checkpoint, Path(out) / "model.pt")
-    report = {"data": stats, "metrics": checkpoint.metrics, "model": str(model_path)}
+            model_path = save_checkpoint(checkpoint, Path(out) / "model.pt")
+            variants = _variants(checkpoint, splits, bar)
+            artifacts = _export_all(variants, splits, Path(out) / "artifacts", bar)
+            task = bar.add_task("profiling", total=len(artifacts), status="")
+            profiled = profile(list(artifacts.values()), sweep=sweep, names=list(artifacts),
+                               on_progress=lambda stage, done, total: bar.update(task, completed=done, total=total,
+                                                                                 status=stage))
+        json_path = write_json(profiled, Path(out) / "profile.json")
+        plot_path = write_plot(profiled, Path(out) / "profile.png")
+    report = {"data": stats, "metrics": checkpoint.metrics, "model": str(model_path),
+              "variants": {name: {"recipe": list(edge.recipe), "bytes": int(edge.nbytes)}
+                           for name, edge in variants.items()},
+              "artifacts": {name: str(path) for name, path in artifacts.items()},
+              "profile": to_dict(profiled), "profile_json": str(json_path), "plot": str(plot_path)}
     if json:
         print_json(report)
         return
+    from edgegnn.profile.report import results_table
+
     shown = {k: v for k, v in checkpoint.metrics.items() if k in ("test", "valid")}
     stdout.print(metrics_table(f"LightGCN on {splits.source}", shown))
     stdout.print(f"trained {result.epochs_run} epochs in {result.seconds:.1f} s; model: {model_path}")
+    stdout.print(results_table(profiled))
+    stdout.print(f"wrote {json_path} and {plot_path}")
+
+
+def _variants(checkpoint, splits, bar) -> dict:
+    """{"fp32": folded, "int8": per-row int8, "lowrank-int8": rank d/4 then int8} EdgeModels."""
+    from edgegnn.compress import Calibration, LowRankConfig, QuantizeConfig, compress
+    from edgegnn.fold import fold
+
+    task = bar.add_task("fold + compress", total=3, status="fold")
+    edge = fold(checkpoint)
+    calibration = Calibration.from_split(splits)
+    bar.update(task, advance=1, status="int8")
+    int8 = compress(edge, QuantizeConfig(), calibration=calibration)
+    bar.update(task, advance=1, status="low-rank + int8")
+    rank = max(1, edge.embedding_dim // 4)
+    lowrank = compress(edge, LowRankConfig(rank=rank), QuantizeConfig(), calibration=calibration)
+    bar.update(task, advance=1, status="done")
+    return {"fp32": edge, "int8": int8, "lowrank-int8": lowrank}
+
+
+def _export_all(variants: dict, splits, out: Path, bar) -> dict[str, Path]:
+    """Every variant for every target in TARGETS, measured on the split: {name: artifact folder}."""
+    from edgegnn.export import export
+
+    task = bar.add_task("export", total=len(variants) * len(TARGETS), status="")
+    paths = {}
+    for target in TARGETS:
+        for name, edge in variants.items():
+            label = f"{name}-{target}"
+            bar.update(task, status=label)
+            paths[label] = export(edge, target, split=splits, out_dir=out / label)
+            bar.update(task, advance=1)
+    return paths

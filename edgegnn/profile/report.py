@@ -1,0 +1,238 @@
+"""The profile report: a table comparing artifacts side by side, its JSON, and a quality plot.
+
+Every figure is defined once (`definitions()`): the table's caption lists the definitions of
+its columns, the JSON carries all of them in a `definitions` block. The plot shows Recall@20
+against bytes on disk and against p50 latency (at the smallest batch, history length and
+thread count of the sweep) with the Pareto front marked: the artifacts no other artifact beats
+on both axes (higher Recall@20, and smaller or faster). It is drawn with matplotlib's Agg
+backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+from edgegnn.profile.probe import FIELDS
+
+MIB = 2 ** 20
+ARTIFACT_FIELDS = {
+    "name": "the artifact's label (its folder name)",
+    "target": "the target it was exported for",
+    "precision": "the model's precision (fp32, fp16, int8)",
+    "recipe": "the compression passes applied, in order",
+    "status": "ok: measured here; emulated: ran under QEMU (correctness only, latency not meaningful); "
+              "skipped: could not run here (see message)",
+    "correct": "emulated artifacts: the emulated ranking of every configuration's first query equals a native run's",
+    "recall@20": "share of each test user's held-out items in the artifact's top 20 (training items removed), "
+                 "averaged over users",
+    "ndcg@20": "normalized discounted cumulative gain of the artifact's top 20, averaged over test users",
+}
+# The tables: (header, row key, scale, definition key) of each column. "artifacts" has one row
+# per artifact; the others one row per configuration, the artifacts of a configuration adjacent.
+CONFIG = [("artifact", "artifact", None, None), ("B", "batch", None, "batch"),
+          ("H", "history_used", None, "history_used"), ("thr", "threads", None, "threads")]
+ARTIFACT_ROWS = [("target", "target", None, "target"), ("prec", "precision", None, "precision"),
+                 ("recipe", "recipe", None, "recipe"),
+                 ("disk KiB", "disk_bytes", 1024, "disk_bytes"), ("R@20", "recall@20", None, "recall@20"),
+                 ("N@20", "ndcg@20", None, "ndcg@20")]
+US = 1e-3    # ms -> µs
+LATENCY = CONFIG + [("p50", "p50_ms", US, "p50_ms"), ("p90", "p90_ms", US, "p90_ms"),
+                    ("p99", "p99_ms", US, "p99_ms"), ("max", "max_ms", US, "max_ms"),
+                    ("users/s", "throughput_users_per_s", None, "throughput_users_per_s")]
+COLD = CONFIG + [("load", "load_ms", None, "load_ms"), ("1st", "first_inference_ms", None, "first_inference_ms"),
+                 ("base", "baseline_rss", MIB, "baseline_rss"), ("+load", "load_peak_growth", MIB, "load_peak_growth"),
+                 ("+run", "run_peak_growth", MIB, "run_peak_growth"), ("peak", "peak_rss", MIB, "peak_rss")]
+TABLES = {"artifacts": ARTIFACT_ROWS, "steady-state latency (µs)": LATENCY, "cold start (ms) and memory (MiB)": COLD}
+
+
+def definitions() -> dict[str, str]:
+    """What every figure of the report means (probe figures and artifact fields)."""
+    return {**FIELDS, **ARTIFACT_FIELDS}
+
+
+def to_dict(result) -> dict:
+    """The JSON form of a `ProfileResult`: definitions, host, sweep, artifacts, results."""
+    return {"definitions": definitions(), "host": result.host, "sweep": asdict(result.sweep),
+            "artifacts": list(result.artifacts.values()), "results": result.rows}
+
+
+def write_json(result, path: str | Path) -> Path:
+    """Write `to_dict(result)` to `path` (parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_dict(result), indent=2, sort_keys=True, default=_jsonable) + "\n")
+    return path
+
+
+def artifact_columns(result) -> dict[str, list]:
+    """{artifact name: its values in ARTIFACT_ROWS order} (the artifacts table)."""
+    out = {}
+    for info in result.artifacts.values():
+        values = {**info, **{k: v for k, v in (info.get("quality") or {}).items() if "@" in k}}
+        values["recipe"] = " + ".join(values.get("recipe") or []) or "none"
+        out[info["name"]] = [_scaled(values.get(key), scale) for _, key, scale, _ in ARTIFACT_ROWS]
+    return out
+
+
+def config_rows(result, columns) -> list[list]:
+    """One row per measured configuration (artifacts interleaved), in the columns' units ("emu": emulated)."""
+    rows = []
+    for row in sorted(result.rows, key=lambda r: (r["batch"], r["history_len"], r["threads"])):
+        out = []
+        for _, key, scale, _ in columns:
+            value = row.get(key)
+            if row["status"] == "emulated" and key.endswith(("_ms", "_per_s")):
+                value = "emu"
+            out.append(_scaled(value, scale))
+        rows.append(out)
+    return rows
+
+
+def results_table(result):
+    """The report for a terminal (a rich renderable): the artifacts (size, quality), then steady-state
+    latency and cold start/memory per configuration, captioned with the definition of every column."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+
+    side = Table(title="artifacts", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    side.add_column("artifact", overflow="fold", min_width=14)
+    for header, _, _, key in ARTIFACT_ROWS:
+        if key in ("disk_bytes", "recall@20", "ndcg@20"):
+            side.add_column(header, justify="right", no_wrap=True)
+        else:
+            side.add_column(header, overflow="fold")
+    for name, values in artifact_columns(result).items():
+        side.add_row(name, *(_fmt(v) for v in values))
+    tables = [side]
+    for title, spec in list(TABLES.items())[1:]:
+        table = Table(title=f"{title}: each configuration measured in a fresh process", title_justify="left",
+                      box=box.SIMPLE_HEAD, pad_edge=False)
+        for i, (header, *_) in enumerate(spec):
+            if i == 0:       # long names wrap; numbers never do
+                table.add_column(header, justify="left", overflow="fold", min_width=14)
+            else:
+                table.add_column(header, justify="right", no_wrap=True)
+        for row in config_rows(result, spec):
+            table.add_row(*(_fmt(v) for v in row))
+        tables.append(table)
+    return Group(*tables, caption(result))
+
+
+def caption(result) -> str:
+    """Definitions of the tables' columns, plus the skipped and emulated artifacts' messages."""
+    defs = definitions()
+    seen, lines = set(), []
+    for spec in TABLES.values():
+        for header, _, scale, key in spec:
+            if key and (header, key) not in seen:
+                seen.add((header, key))
+                unit = {US: " (µs)", MIB: " (MiB)"}.get(scale, "" if not key.endswith("_ms") else " (ms)")
+                lines.append(f"{header}{unit}: {defs[key]}")
+    if any(info["status"] != "ok" for info in result.artifacts.values()):
+        lines.append(f"status: {defs['status']}")
+    for info in result.artifacts.values():
+        if info["status"] != "ok":
+            verdict = "match" if info.get("correct") else "DIFFER FROM"
+            extra = "" if "correct" not in info else f" (answers {verdict} native)"
+            lines.append(f"{info['name']}: {info['status']}: {info['message']}{extra}")
+        quality = info.get("quality")
+        if quality:
+            lines.append(f"{info['name']}: R@20/N@20 {quality['source']} ({quality.get('users')} users)")
+    return "\n".join(lines)
+
+
+def plot_points(result) -> list[dict]:
+    """Per artifact with a Recall@20: name, recall, disk bytes, p50 ms at the sweep's first configuration."""
+    points = []
+    for info in result.artifacts.values():
+        quality = info.get("quality") or {}
+        if "recall@20" not in quality:
+            continue
+        rows = [r for r in result.rows if r["artifact"] == info["name"]]
+        first = min(rows, key=lambda r: (r["batch"], r["history_len"], r["threads"]), default=None)
+        latency = first["p50_ms"] if first is not None and info["status"] == "ok" else None
+        points.append({"name": info["name"], "recall@20": quality["recall@20"], "disk_bytes": info["disk_bytes"],
+                       "p50_ms": latency})
+    return points
+
+
+def pareto(points: list[dict], x: str) -> list[dict]:
+    """Points not beaten by another on both axes: higher recall@20 and lower `x` (ties kept)."""
+    usable = [p for p in points if p.get(x) is not None]
+    front = []
+    for p in usable:
+        beaten = any(q is not p and q["recall@20"] >= p["recall@20"] and q[x] <= p[x]
+                     and (q["recall@20"] > p["recall@20"] or q[x] < p[x]) for q in usable)
+        if not beaten:
+            front.append(p)
+    return sorted(front, key=lambda p: p[x])
+
+
+def write_plot(result, path: str | Path) -> Path:
+    """PNG: Recall@20 vs disk size and vs p50 latency, Pareto fronts marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = plot_points(result)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    panels = [("disk_bytes", "model size on disk (KiB)", 1024),
+              ("p50_ms", "p50 latency (ms, first configuration of the sweep)", 1)]
+    for ax, (key, label, scale) in zip(axes, panels):
+        usable = [p for p in points if p.get(key) is not None]
+        ax.set_xlabel(label)
+        ax.set_ylabel("Recall@20")
+        ax.grid(alpha=0.3)
+        if not usable:
+            ax.text(0.5, 0.5, "no artifact with Recall@20 and this figure\n(give --data, or export with --data)",
+                    ha="center", va="center", transform=ax.transAxes)
+            continue
+        ax.scatter([p[key] / scale for p in usable], [p["recall@20"] for p in usable], color="tab:blue", zorder=2)
+        for p in usable:
+            ax.annotate(p["name"], (p[key] / scale, p["recall@20"]), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+        front = pareto(usable, key)
+        ax.plot([p[key] / scale for p in front], [p["recall@20"] for p in front], color="tab:red", marker="o",
+                markerfacecolor="none", markersize=11, label="Pareto front", zorder=3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle("Recall@20 vs size and latency (higher and further left is better)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _scaled(value, scale):
+    if value is None:
+        return ""
+    if scale and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / scale
+    return value
+
+
+def _fmt(value) -> str:
+    """A cell: integers with separators, floats to 4 significant digits, text as is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,62 @@
+"""`edgegnn profile` and the whole-pipeline `edgegnn quickstart` end to end; one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from edgegnn.cli.app import app
+
+runner = CliRunner()
+
+
+def test_profile_writes_json_and_plot(tiny, tmp_path):
+    result = runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), str(tiny("android-litert")), "--batch", "1,2",
+                                 "--history-len", "10", "--threads", "1", "--iterations", "10", "--warmup", "2",
+                                 "--json", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert len(data["results"]) == 4 and "definitions" in data
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert "p50" in result.stdout
+
+
+def _one_line_error(result, code: int, fragment: str) -> None:
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error:") and fragment in lines[0], result.stderr
+    assert len(lines) <= 2 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--batch", "0"], "batch='0'"), (["--history-len", "5,0"], "history-len='0'"), (["--threads", "x"], "threads"),
+])
+def test_bad_sweep_values_are_one_line_errors(tiny, args, fragment):
+    _one_line_error(runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), *args]), 1, fragment)
+
+
+def test_a_folder_that_is_not_an_artifact_is_a_one_line_error(tmp_path):
+    _one_line_error(runner.invoke(app, ["profile", str(tmp_path), "--iterations", "5"]), 1, "not an edgegnn artifact")
+
+
+def test_a_runtime_that_is_not_installed_is_exit_3(tiny, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ai_edge_litert" else real(name, *a))
+    _one_line_error(runner.invoke(app, ["profile", str(tiny("android-litert"))]), 3, "ai-edge-litert")
+
+
+def test_quickstart_runs_the_whole_pipeline(tmp_path):
+    result = runner.invoke(app, ["quickstart", "--data", "synthetic:users=120,items=90,seed=1", "--epochs", "2",
+                                 "--iterations", "10", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["variants"]) == {"fp32", "int8", "lowrank-int8"}
+    assert len(report["artifacts"]) == 6 and len(report["profile"]["results"]) == 6
+    assert (tmp_path / "profile.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "profile.json").read_text())
+    assert {a["name"] for a in saved["artifacts"]} == set(report["artifacts"])
+    assert all(a["quality"] and 0 <= a["quality"]["recall@20"] <= 1 for a in saved["artifacts"])

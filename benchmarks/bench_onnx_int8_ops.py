@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _graphs(table: np.ndarray, user_scale: float, k: int, score_peak: float) -> dict:
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     num_items, dim = table.shape

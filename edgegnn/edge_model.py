@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from edgegnn.errors import ConfigError
-from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor, SparseTensor, Stored
+from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor, Stored
 
 KINDS = ("lightgcn", "sage")
 ITEM_TABLES = {"lightgcn": ("message", "item"), "sage": ("ego", "hidden", "item")}

@@ -17,27 +17,14 @@ from typing import Annotated, Optional
 import typer
 
 from edgegnn.cli import options as opt
-from edgegnn.cli.options import DataSource, data_options
+from edgegnn.cli.options import DataSource, optional_data_options
 from edgegnn.cli.output import print_json, progress, setup_logging, stdout, table, user_errors
 
 TargetOpt = Annotated[str, typer.Option("--target", help="Target name (cpu-x86_64, arm64-linux, android-litert, "
                                                          "cuda) or a target YAML file.")]
 
 
-def _data_optional(command):
-    """`@data_options`, except that --data has no default: without it, export records no metrics."""
-    wrapped = data_options(command)
-    annotation = Annotated[Optional[str], typer.Option(
-        "--data", help="Measure Recall/NDCG@20 on this data's test split by running the artifact (same forms "
-                       "as `train --data`); without it no metrics are recorded.")]
-    params = [p.replace(default=None, annotation=annotation) if p.name == "data" else p
-              for p in wrapped.__signature__.parameters.values()]
-    wrapped.__signature__ = wrapped.__signature__.replace(parameters=params)
-    wrapped.__annotations__["data"] = annotation
-    return wrapped
-
-
-@_data_optional
+@optional_data_options
 def export(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL.pt|EDGE_DIR",
                                                help="A checkpoint, or a folder from `edgegnn compress --out`.")],

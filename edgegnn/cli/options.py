@@ -77,3 +77,15 @@ def data_options(command):
     del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the command's
     return wrapper
 
+
+def optional_data_options(command):
+    """`@data_options`, except that --data has no default: without it, export records no metrics."""
+    wrapped = data_options(command)
+    annotation = Annotated[Optional[str], typer.Option(
+        "--data", help="Measure Recall/NDCG@20 on this data's test split by running the artifact (same forms "
+                       "as `train --data`); without it no metrics are recorded.")]
+    params = [p.replace(default=None, annotation=annotation) if p.name == "data" else p
+              for p in wrapped.__signature__.parameters.values()]
+    wrapped.__signature__ = wrapped.__signature__.replace(parameters=params)
+    wrapped.__annotations__["data"] = annotation
+    return wrapped

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgegnn.cli import options as opt
-from edgegnn.cli.export_cmd import _data_optional
+from edgegnn.cli.options import optional_data_options
 from edgegnn.cli.options import DataSource
 from edgegnn.cli.output import print_json, progress, setup_logging, stdout, user_errors
 
@@ -35,7 +35,7 @@ def parse_ints(name: str, text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
-@_data_optional
+@optional_data_options
 def profile(
     artifacts: Annotated[list[Path], typer.Argument(metavar="ARTIFACT...",
                                                     help="Artifact folders from `edgegnn export`.")],

@@ -105,7 +105,7 @@ def measure(edge: EdgeModel, run_rows: Callable, data: EvalData, *, history_leng
         simulated = top_k_rows(edge.score(edge.encode(fed, base)), artifact_top.shape[1])
         truth = data.truth_csr[users]
         for name, top in (("artifact", artifact_top), ("simulation", simulated)):
-            sums[name] += _ranking_sums(_unseen_top(top, histories), truth)
+            sums[name] += ranking_sums(unseen_top(top, histories), truth)
         counted += len(users)
         if on_batch is not None:
             on_batch(min(start + batch, len(data.users)), len(data.users))
@@ -117,7 +117,7 @@ def measure(edge: EdgeModel, run_rows: Callable, data: EvalData, *, history_leng
     return result
 
 
-def _unseen_top(top: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
+def unseen_top(top: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
     """int64 [n, 20]: each list without the user's training items, cut to 20 (-1 pads)."""
     out = np.full((len(top), CUTOFF), -1, dtype=np.int64)
     for r, (row, seen) in enumerate(zip(top, histories)):
@@ -126,7 +126,7 @@ def _unseen_top(top: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _ranking_sums(top: np.ndarray, truth) -> np.ndarray:
+def ranking_sums(top: np.ndarray, truth) -> np.ndarray:
     """[Σ Recall@20, Σ NDCG@20] over the rows (definitions of edgegnn.metrics; -1 never hits)."""
     n, k = top.shape
     rows = np.repeat(np.arange(n), k)

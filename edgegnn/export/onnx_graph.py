@@ -42,7 +42,7 @@ import numpy as np
 
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, base_dim, exportable, to_fp16
+from edgegnn.export.plan import GraphOptions, exportable, to_fp16
 from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)

@@ -43,7 +43,7 @@ import numpy as np
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, base_dim, exportable
-from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
+from edgegnn.tensors import LowRankTensor, QuantizedTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
 SIGNATURE_KEY = "serving_default"

@@ -256,7 +256,7 @@ def quality(path: str | Path, split) -> dict:
     """
     import numpy as np
 
-    from edgegnn.export.evaluate import CUTOFF, _ranking_sums, _unseen_top, eval_data
+    from edgegnn.export.evaluate import CUTOFF, ranking_sums, unseen_top, eval_data
     from edgegnn.runtime import Recommender
 
     rec = Recommender.open(path)
@@ -268,7 +268,7 @@ def quality(path: str | Path, split) -> dict:
                      for u in users]
         fed = [h[-history_length:] if history_length else h for h in histories]
         top, _ = rec.run_rows(fed)
-        sums += _ranking_sums(_unseen_top(top, histories), data.truth_csr[users])
+        sums += ranking_sums(unseen_top(top, histories), data.truth_csr[users])
     n = len(data.users)
     return {f"recall@{CUTOFF}": float(sums[0] / n), f"ndcg@{CUTOFF}": float(sums[1] / n), "users": int(n),
             "source": "measured now on the given data's test split (users as new)"}

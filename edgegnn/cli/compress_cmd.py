@@ -1,8 +1,8 @@
 """`edgegnn compress`: fold a checkpoint, compress it (flags, a recipe file, or a search), measure, write.
 
 Three ways to say what to do, one at a time:
-    pass flags   --prune 0.5 [--prune-method structured] --rank 32 [--finetune-steps 200] --quantize int8
-                 (applied in that order: prune, low-rank, quantize)
+    pass flags   --share --prune 0.5 [--prune-method structured] --rank 32 [--finetune-steps 200] --quantize int8
+                 (applied in that order: share, prune, low-rank, quantize)
     a recipe     --recipe recipe.yaml
     a search     --max-drop 0.01 and/or --size-budget 2MB (also the default when nothing is given)
 Every variant is measured with the device arithmetic on the same user sample; the chosen
@@ -43,6 +43,7 @@ def parse_size(text: str) -> int:
 def compress(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL.pt", help="A checkpoint from `edgegnn train`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the compressed model (edge.npz, edge.json, recipe.yaml).")],
+    share: Annotated[bool, typer.Option("--share", help="LightGCN: ship one item table (message = item · W).")] = False,
     prune: Annotated[Optional[float], typer.Option("--prune", help="Pruning sparsity in [0, 1).")] = None,
     prune_method: Annotated[Optional[str], typer.Option("--prune-method", help="structured (default) | magnitude | items")] = None,
     rank: Annotated[Optional[int], typer.Option("--rank", help="Low-rank factorization of the item tables at this rank.")] = None,
@@ -64,7 +65,7 @@ def compress(
     with user_errors():
         # every flag is checked before the model and data are loaded
         budget = None if size_budget is None else parse_size(size_budget)
-        configs = _requested_configs(prune=prune, prune_method=prune_method, rank=rank, finetune_steps=finetune_steps,
+        configs = _requested_configs(share=share, prune=prune, prune_method=prune_method, rank=rank, finetune_steps=finetune_steps,
                                      quantize=quantize, recipe=recipe, searching=max_drop is not None or budget is not None)
         if configs is None and max_drop is None and budget is None:
             max_drop = 0.01  # nothing asked: search for the smallest model within 1 % of fp32
@@ -84,16 +85,16 @@ def compress(
         raise typer.Exit(1)
 
 
-def _requested_configs(*, prune, prune_method, rank, finetune_steps, quantize, recipe, searching) -> list | None:
+def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quantize, recipe, searching) -> list | None:
     """The recipe asked for by flags or file (None: search). Validates every value."""
-    from edgegnn.compress import LowRankConfig, PruneConfig, QuantizeConfig, load_recipe
+    from edgegnn.compress import LowRankConfig, PruneConfig, QuantizeConfig, ShareConfig, load_recipe
     from edgegnn.errors import ConfigError
 
     if prune is None and prune_method is not None:
         raise ConfigError("prune-method", prune_method, "needs --prune SPARSITY")
     if rank is None and finetune_steps:
         raise ConfigError("finetune-steps", finetune_steps, "needs --rank R")
-    flags = [f for f, given in (("--prune", prune is not None), ("--rank", rank is not None),
+    flags = [f for f, given in (("--share", share), ("--prune", prune is not None), ("--rank", rank is not None),
                                 ("--quantize", quantize is not None)) if given]
     if recipe is not None and flags:
         raise ConfigError("recipe", str(recipe), f"give either --recipe or pass flags ({', '.join(flags)}), not both")
@@ -102,7 +103,7 @@ def _requested_configs(*, prune, prune_method, rank, finetune_steps, quantize, r
         raise ConfigError("max-drop/size-budget", "search", f"the search picks the passes itself; drop {', '.join(given)}")
     if recipe is not None:
         return load_recipe(recipe)
-    configs: list = []
+    configs: list = [ShareConfig()] if share else []
     if prune is not None:
         configs.append(PruneConfig(method=prune_method or "structured", sparsity=prune))
     if rank is not None:
@@ -199,6 +200,8 @@ def _label(configs) -> str:
         elif c.PASS == "low_rank":
             size = f"{d['rank']}" if d["rank"] is not None else f"energy {d['energy']:g}"
             parts.append(f"low-rank {size}" + (" +ft" if d["finetune_steps"] else ""))
+        elif c.PASS == "share":
+            parts.append("shared table")
         else:
             parts.append(d["precision"])
     return ", ".join(parts)

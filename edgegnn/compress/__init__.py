@@ -12,14 +12,15 @@ recipe under a Recall drop and/or size budget; recipes and models save and load 
 """
 
 from edgegnn.compress.calibration import Calibration
-from edgegnn.compress.configs import CONFIG_TYPES, LowRankConfig, PassConfig, PruneConfig, QuantizeConfig
+from edgegnn.compress.configs import (CONFIG_TYPES, LowRankConfig, PassConfig, PruneConfig, QuantizeConfig,
+                                     ShareConfig)
 from edgegnn.compress.io import load_edge_model, save_edge_model
 from edgegnn.compress.measure import Evaluator, measure
 from edgegnn.compress.pipeline import REGISTRY, compress
 from edgegnn.compress.recipe import configs_from_entries, load_recipe, recipe_yaml, save_recipe
 from edgegnn.compress.search import SearchPoint, SearchResult, default_grid, pareto_front, search
 
-__all__ = ["Calibration", "CONFIG_TYPES", "LowRankConfig", "PassConfig", "PruneConfig", "QuantizeConfig",
+__all__ = ["Calibration", "CONFIG_TYPES", "LowRankConfig", "PassConfig", "PruneConfig", "QuantizeConfig", "ShareConfig",
            "REGISTRY", "compress", "measure", "Evaluator", "search", "SearchResult", "SearchPoint",
            "default_grid", "pareto_front", "load_recipe", "save_recipe", "recipe_yaml", "configs_from_entries",
            "save_edge_model", "load_edge_model"]

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgegnn.compress.calibration import Calibration
-from edgegnn.compress.configs import LowRankConfig, PruneConfig, QuantizeConfig
+from edgegnn.compress.configs import LowRankConfig, PruneConfig, QuantizeConfig, ShareConfig
 from edgegnn.compress.lowrank import low_rank
 from edgegnn.compress.prune import prune
 from edgegnn.compress.quantize import quantize
+from edgegnn.compress.share import share_tables
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import ConfigError
 
@@ -27,6 +28,7 @@ REGISTRY: dict[type, Pass] = {
     PruneConfig: prune,
     LowRankConfig: low_rank,
     QuantizeConfig: quantize,
+    ShareConfig: share_tables,
 }
 
 

@@ -9,6 +9,8 @@ result says so and `chosen` is None.
 
 Grid (ranks at or above the embedding width are skipped):
     fp32; int8; int4; mixed;
+    LightGCN: the message table shared with the item table (message ≈ item · W), alone and
+        followed by int8 / mixed / int4;
     low-rank r ∈ {48, 32, 24, 16} (joint item tables), without and with distillation,
         alone and followed by int8 / int4;
     structured pruning of {25 %, 50 %} of the dimensions (rotated), followed by int8 / int4.
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgegnn.compress.calibration import Calibration
-from edgegnn.compress.configs import LowRankConfig, PassConfig, PruneConfig, QuantizeConfig
+from edgegnn.compress.configs import LowRankConfig, PassConfig, PruneConfig, QuantizeConfig, ShareConfig
 from edgegnn.compress.measure import Evaluator
 from edgegnn.compress.pipeline import compress
 from edgegnn.edge_model import EdgeModel
@@ -102,6 +104,11 @@ def default_grid(edge: EdgeModel, *, finetune_steps: int = 100) -> list[tuple[st
     int8, int4 = QuantizeConfig(precision="int8"), QuantizeConfig(precision="int4")
     grid: list[tuple[str, tuple[PassConfig, ...]]] = [
         ("fp32", ()), ("int8", (int8,)), ("int4", (int4,)), ("mixed int8/int4", (QuantizeConfig(precision="mixed"),))]
+    if edge.kind == "lightgcn" and "message" in edge.tensors:
+        share = ShareConfig()
+        grid += [("shared table", (share,)), ("shared table, int8", (share, int8)),
+                 ("shared table, mixed int8/int4", (share, QuantizeConfig(precision="mixed"))),
+                 ("shared table, int4", (share, int4))]
     width = edge.embedding_dim
     ranks = [r for r in RANKS if r < width] or sorted({max(1, width // 2), max(1, width // 4)}, reverse=True)
     for rank in ranks:

@@ -129,6 +129,18 @@ def test_cli_compresses_with_flags_then_reproduces_from_the_recipe(model_file, t
     assert (tmp_path / "again" / "edge.npz").read_bytes() == (out / "edge.npz").read_bytes()
 
 
+def test_cli_share_flag_ships_one_table(model_file, tmp_path):
+    out = tmp_path / "edge"
+    result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--share", "--quantize", "int8",
+                                 "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    names = [v["variant"] for v in json.loads(result.stdout)["variants"]]
+    assert names == ["fp32", "shared table", "shared table, int8"]
+    assert [c.PASS for c in load_recipe(out / "recipe.yaml")] == ["share", "quantize"]
+    model = load_edge_model(out)
+    assert model.tensors["message"].left is model.tensors["item"]
+
+
 def test_cli_search_under_a_size_budget_prints_a_table(model_file, tmp_path):
     out = tmp_path / "edge"
     result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--size-budget", "20KB",

@@ -42,12 +42,13 @@ def hits_matrix(top_items: np.ndarray, truth_rows) -> np.ndarray:
     """bool [n, k]: whether each recommended item is in the user's held-out set.
 
     Args:
-        top_items: int [n, k] recommended item indices.
+        top_items: int [n, k] recommended item indices; -1 pads a short list and never hits.
         truth_rows: scipy CSR [n, num_items] of held-out items for the same n users.
     """
     n, k = top_items.shape
     rows = np.repeat(np.arange(n), k)
-    return np.asarray(truth_rows[rows, top_items.ravel()]).reshape(n, k) > 0
+    found = np.asarray(truth_rows[rows, np.maximum(top_items, 0).ravel()]).reshape(n, k) > 0
+    return found & (top_items >= 0)
 
 
 def ranking_metrics_sums(top_items: np.ndarray, truth_rows, ks: Sequence[int]) -> tuple[dict[str, float], int]:

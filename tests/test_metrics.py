@@ -44,3 +44,11 @@ def test_users_without_held_out_items_are_not_counted_and_chunking_is_invisible(
     chunked = evaluate_embeddings(user_emb, item_emb, train, truth, ks=(5, 10), chunk_size=7)
     assert whole == pytest.approx(chunked, rel=1e-12)
     assert whole["users"] == int((np.diff(truth.indptr) > 0).sum()) < 50
+
+
+def test_padding_minus_one_never_hits():
+    from edgegnn.metrics import hits_matrix
+
+    truth = sp.csr_matrix(np.array([[0, 0, 1], [1, 0, 0]], dtype=np.float32))
+    top = np.array([[2, -1], [-1, 1]])  # -1 must not read the last column (item 2) as a hit
+    assert hits_matrix(top, truth).tolist() == [[True, False], [False, False]]

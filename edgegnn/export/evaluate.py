@@ -24,6 +24,7 @@ import numpy as np
 from edgegnn.edge_eval import evaluate_edge_model
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import DataError
+from edgegnn.metrics import ranking_metrics_sums
 from edgegnn.metrics import top_k as top_k_rows
 
 log = logging.getLogger(__name__)
@@ -127,13 +128,6 @@ def unseen_top(top: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
 
 
 def ranking_sums(top: np.ndarray, truth) -> np.ndarray:
-    """[Σ Recall@20, Σ NDCG@20] over the rows (definitions of edgegnn.metrics; -1 never hits)."""
-    n, k = top.shape
-    rows = np.repeat(np.arange(n), k)
-    hits = (np.asarray(truth[rows, np.maximum(top, 0).ravel()]).reshape(n, k) > 0) & (top >= 0)
-    num_true = np.diff(truth.indptr)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    idcg = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(num_true, k)]
-    recall = hits.sum(axis=1) / num_true
-    ndcg = (hits * discounts).sum(axis=1) / idcg
-    return np.array([recall.sum(), ndcg.sum()])
+    """[Σ Recall@20, Σ NDCG@20] over the rows (edgegnn.metrics' definitions; -1 pads never hit)."""
+    sums, _ = ranking_metrics_sums(top, truth, (CUTOFF,))
+    return np.array([sums[f"recall@{CUTOFF}"], sums[f"ndcg@{CUTOFF}"]])

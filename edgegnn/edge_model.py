@@ -21,7 +21,8 @@ Optional tensors written by compression passes:
 Activation scales (static int8, see `edgegnn.compress.quantize`): "user" (e_u entering the
 scoring matmul) and, for SAGE, "h1" (entering the second layer).
 Factors may be shared between tables (a joint low-rank factorization gives `message` and
-`item` one left factor); shared factors are stored, and counted, once.
+`item` one left factor; the share pass makes message = diag(s) · item · W over the very
+item table); shared factors are stored, and counted, once.
 
 `encode` and `score` do exactly this arithmetic, reading each tensor the way it is stored
 (int8 rows dequantized on gather, low-rank tables scored in the rank-r space), so the
@@ -37,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from edgegnn.errors import ConfigError
-from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor, Stored
+from edgegnn.tensors import (DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor,
+                             Stored)
 
 KINDS = ("lightgcn", "sage")
 ITEM_TABLES = {"lightgcn": ("message", "item"), "sage": ("ego", "hidden", "item")}
@@ -171,13 +173,17 @@ def _segment_sum(rows: np.ndarray, segment: np.ndarray, num_segments: int) -> np
 
 
 def gather_rows(table: Stored, index: np.ndarray) -> np.ndarray:
-    """table[index] as float32 [N, C], dequantizing only the gathered rows."""
+    """table[index] as float32 [N, C], dequantizing (or decoding) only the gathered rows."""
     if isinstance(table, DenseTensor):
         return table.values[index].astype(np.float32, copy=False)
     if isinstance(table, QuantizedTensor):
-        return table.q[index].astype(np.float32) * table.scale[index, None]
+        return table.q[index].astype(np.float32) * table.scale[index, None].astype(np.float32)
     if isinstance(table, LowRankTensor):
         return gather_rows(table.left, index) @ table.right.to_dense().T
+    if isinstance(table, RowScaledTensor):
+        return table.row_scale.to_dense()[index, None] * gather_rows(table.base, index)
+    if isinstance(table, ProductQuantizedTensor):
+        return table.decode(index)
     return table.to_dense()[index]
 
 
@@ -186,29 +192,51 @@ def matmul_transposed(x: np.ndarray, table: Stored) -> np.ndarray:
 
     int8 rows: (x @ qᵀ) · scale — the scale is applied to the B x R result, as a device
     kernel would. Low-rank: (x @ right) @ leftᵀ, so the cost is r(R + C) per user, not R·C.
+    Row-scaled: (x @ baseᵀ) · row_scale. Product-quantized: lookup tables, see `pq_scores`.
     """
     if isinstance(table, QuantizedTensor):
-        return (x @ table.q.T.astype(np.float32)) * table.scale[None, :]
+        return (x @ table.q.T.astype(np.float32)) * table.scale[None, :].astype(np.float32)
     if isinstance(table, LowRankTensor):
         return matmul_transposed(matmul(x, table.right).astype(np.float32), table.left)
+    if isinstance(table, RowScaledTensor):
+        return matmul_transposed(x, table.base) * table.row_scale.to_dense()[None, :]
+    if isinstance(table, ProductQuantizedTensor):
+        return pq_scores(x, table)
     return x @ table.to_dense().T
+
+
+def pq_scores(x: np.ndarray, table: ProductQuantizedTensor) -> np.ndarray:
+    """x @ tableᵀ, float32 [B, R], through per-sub-space lookup tables (the table is never decoded).
+
+    LUT[b, m, k] = x[b, m·D:(m+1)·D] · codebooks[m, k];  score[b, r] = Σ_m LUT[b, m, codes[r, m]].
+    """
+    m, k, d = table.codebooks.shape
+    x = np.asarray(x, np.float32).reshape(len(x), m, d)
+    lut = np.einsum("bmd,mkd->bmk", x, table.codebooks.astype(np.float32, copy=False))  # [B, M, K]
+    scores = np.zeros((len(x), table.codes.shape[0]), dtype=np.float32)
+    for sub in range(m):  # M gathers of [B, R]: one lookup per row and sub-space
+        scores += lut[:, sub, table.codes[:, sub]]
+    return scores
 
 
 def matmul(x: np.ndarray, table: Stored) -> np.ndarray:
     """x @ table, float32 [B, C], for x [B, R] and a stored table [R, C].
 
     int8 rows: (x · scale) @ q — the per-row scales weight the inputs. Low-rank:
-    (x @ left) @ rightᵀ.
+    (x @ left) @ rightᵀ. Row-scaled: (x · row_scale) @ base.
     """
     if isinstance(table, QuantizedTensor):
-        return (x * table.scale[None, :]) @ table.q.astype(np.float32)
+        return (x * table.scale[None, :].astype(np.float32)) @ table.q.astype(np.float32)
     if isinstance(table, LowRankTensor):
         return matmul_transposed(matmul(x, table.left).astype(np.float32), table.right)
+    if isinstance(table, RowScaledTensor):
+        return matmul(x * table.row_scale.to_dense()[None, :], table.base)
     return x @ table.to_dense()
 
 
 def stored_leaves(tensors) -> list:
-    """The distinct stored arrays-holders under `tensors` (low-rank factors unpacked), each once.
+    """The distinct stored arrays-holders under `tensors` (low-rank factors and row-scaled
+    tensors unpacked: base and row scale), each once.
 
     Shared factors (the same object under two tables) count once: that is how they ship.
     """
@@ -218,6 +246,9 @@ def stored_leaves(tensors) -> list:
         if isinstance(t, LowRankTensor):
             visit(t.left)
             visit(t.right)
+        elif isinstance(t, RowScaledTensor):
+            visit(t.base)
+            visit(t.row_scale)
         else:
             seen.setdefault(id(t), t)
 

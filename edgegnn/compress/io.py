@@ -2,7 +2,8 @@
 
 edge.json: format and version, kind, params, item ids, recipe, activation scales, total
 bytes, and each tensor's storage as a tree ({"storage": "int8", "arrays": {"q": key, ...}},
-low-rank tensors with "left"/"right" subtrees, a factor shared with an earlier tensor as
+low-rank tensors with "left"/"right" subtrees, row-scaled ones with "base"/"row_scale"
+subtrees, product-quantized leaves with "codes"/"codebooks" arrays, a factor shared with an earlier tensor as
 {"ref": key-prefix}). edge.npz: the arrays under those keys, tensors in sorted name order.
 int4 codes are packed two per byte, so the file is the model's `nbytes` plus headers.
 
@@ -27,8 +28,8 @@ import numpy as np
 
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import CheckpointError, EdgeGNNError
-from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor,
-                             QuantizedTensor, SparseTensor, Stored)
+from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
+                             QuantizedSparseTensor, QuantizedTensor, RowScaledTensor, SparseTensor, Stored)
 
 FORMAT = "edgegnn-edge-model"
 FORMAT_VERSION = 1
@@ -99,6 +100,9 @@ def _describe(tensor: Stored, key: str, arrays: dict, seen: dict[int, str]) -> d
     if isinstance(tensor, LowRankTensor):
         return {"storage": "low-rank", "left": _describe(tensor.left, f"{key}.left", arrays, seen),
                 "right": _describe(tensor.right, f"{key}.right", arrays, seen)}
+    if isinstance(tensor, RowScaledTensor):
+        return {"storage": "row-scaled", "base": _describe(tensor.base, f"{key}.base", arrays, seen),
+                "row_scale": _describe(tensor.row_scale, f"{key}.row_scale", arrays, seen)}
     desc, parts = _parts(tensor)
     desc["arrays"] = {}
     for part, array in parts.items():
@@ -126,6 +130,9 @@ def _parts(tensor: Stored) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if isinstance(tensor, SparseTensor):
         return ({"storage": "sparse-csr", "shape": list(tensor.shape)},
                 {"indptr": tensor.indptr, "indices": tensor.indices, "values": tensor.values})
+    if isinstance(tensor, ProductQuantizedTensor):
+        return {"storage": "product-quantized", "shape": list(tensor.shape)}, \
+            {"codes": tensor.codes, "codebooks": tensor.codebooks}
     raise TypeError(f"cannot save a stored tensor of type {type(tensor).__name__}")
 
 
@@ -136,6 +143,9 @@ def _build(desc: dict[str, Any], key: str, arrays: dict[str, np.ndarray], built:
     if storage == "low-rank":
         tensor: Stored = LowRankTensor(_build(desc["left"], f"{key}.left", arrays, built),
                                        _build(desc["right"], f"{key}.right", arrays, built))
+    elif storage == "row-scaled":
+        tensor = RowScaledTensor(_build(desc["base"], f"{key}.base", arrays, built),
+                                 _build(desc["row_scale"], f"{key}.row_scale", arrays, built))
     else:
         a = {part: arrays[name] for part, name in desc["arrays"].items()}
         tensor = _leaf(storage, desc, a)
@@ -157,6 +167,8 @@ def _leaf(storage: str, desc: dict[str, Any], a: dict[str, np.ndarray]) -> Store
         q[~rows] = a["q8"]
         q[rows] = unpack_int4(a["q4"], int(rows.sum()) * shape[1]).reshape(-1, shape[1])
         return MixedQuantizedTensor(q, a["scale"], 8, a["int4_mask"])
+    if storage == "product-quantized":
+        return ProductQuantizedTensor(a["codes"], a["codebooks"])
     if storage == "sparse-csr":
         return SparseTensor(shape, a["indptr"], a["indices"], a["values"])
     if storage.startswith("sparse-csr-int"):

@@ -7,7 +7,9 @@ one scale per table, as ONNX Runtime's QDQ Gather uses, does not) and output cha
 dense weights [out, in]. Low-rank tensors have their factors quantized (the left factor
 per item, the right per row); sparse tensors their kept values (per-row scales); biases
 stay float32. "mixed": the `tail_fraction` least popular items (training interactions, from
-the calibration) in int4, the rest int8; dense weights int8.
+the calibration) in int4, the rest int8; dense weights int8. Scales are float32, or float16
+(`scale_dtype`): at int4 a float32 scale is 4 of the 36 bytes of a 64-dim row; the codes are
+computed against the float16-rounded scale, which is what the device multiplies by.
 
 Activations. A static int8 scale per activation entering a matmul, calibrated on the
 calibration users with the quantized weights (as the device will compute them):
@@ -29,8 +31,8 @@ from edgegnn.compress.configs import QuantizeConfig
 from edgegnn.compress.tensor_ops import eligible_tensors, map_leaves, resolve_tensors
 from edgegnn.edge_model import ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError
-from edgegnn.tensors import (LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor, SparseTensor, Stored,
-                             quantize_rows)
+from edgegnn.tensors import (LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor, RowScaledTensor,
+                             SparseTensor, Stored, quantize_rows)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ def quantize(edge: EdgeModel, config: QuantizeConfig, calibration: Calibration |
     bits = 4 if config.precision == "int4" else 8
     int4_items = _tail_items(edge, calibration, config.tail_fraction) if config.precision == "mixed" else None
     memo: dict = {}
-    quantized = {n: _quantize_tensor(edge.tensors[n], bits, int4_items if n in ITEM_TABLES[edge.kind] else None, memo)
+    quantized = {n: _quantize_tensor(edge.tensors[n], bits, int4_items if n in ITEM_TABLES[edge.kind] else None,
+                                     config.scale_dtype, memo)
                  for n in names}
     out = edge.with_tensors(config.recipe_entry(), **quantized)
     if config.activations:
@@ -62,48 +65,58 @@ def _tail_items(edge: EdgeModel, calibration: Calibration, tail_fraction: float)
     return tail
 
 
-def _quantize_tensor(tensor: Stored, bits: int, int4_rows: np.ndarray | None, memo: dict) -> Stored:
-    """Quantize every leaf; for a low-rank table only the left factor's rows are items."""
-    if isinstance(tensor, LowRankTensor):
-        def build() -> Stored:
-            return LowRankTensor(_quantize_tensor(tensor.left, bits, int4_rows, memo),
-                                 _quantize_tensor(tensor.right, bits, None, memo))
-        key = id(tensor)
-        if key not in memo:
-            memo[key] = build()
-        return memo[key]
-    return map_leaves(tensor, lambda leaf: _quantize_leaf(leaf, bits, int4_rows), memo)
+def _quantize_tensor(tensor: Stored, bits: int, int4_rows: np.ndarray | None, scale_dtype: str, memo: dict) -> Stored:
+    """Quantize every leaf; for a low-rank table only the left factor's rows are items.
+
+    A row-scaled tensor keeps its row scale and has its base quantized.
+    """
+    def build() -> Stored:
+        if isinstance(tensor, LowRankTensor):
+            return LowRankTensor(_quantize_tensor(tensor.left, bits, int4_rows, scale_dtype, memo),
+                                 _quantize_tensor(tensor.right, bits, None, scale_dtype, memo))
+        return RowScaledTensor(_quantize_tensor(tensor.base, bits, int4_rows, scale_dtype, memo), tensor.row_scale)
+
+    if isinstance(tensor, (LowRankTensor, RowScaledTensor)):
+        if id(tensor) not in memo:
+            memo[id(tensor)] = build()
+        return memo[id(tensor)]
+    return map_leaves(tensor, lambda leaf: _quantize_leaf(leaf, bits, int4_rows, scale_dtype), memo)
 
 
-def _quantize_leaf(leaf: Stored, bits: int, int4_rows: np.ndarray | None) -> Stored:
+def _quantize_leaf(leaf: Stored, bits: int, int4_rows: np.ndarray | None, scale_dtype: str) -> Stored:
     if isinstance(leaf, (SparseTensor, QuantizedSparseTensor)):
-        return quantize_sparse(leaf, bits)
+        return quantize_sparse(leaf, bits, scale_dtype)
     values = leaf.to_dense()
     if int4_rows is None or not int4_rows.any():
-        return quantize_rows(values, bits)
-    return quantize_rows_mixed(values, int4_rows)
+        return quantize_rows(values, bits, scale_dtype=scale_dtype)
+    return quantize_rows_mixed(values, int4_rows, scale_dtype)
 
 
-def quantize_rows_mixed(values: np.ndarray, int4_rows: np.ndarray) -> MixedQuantizedTensor:
+def quantize_rows_mixed(values: np.ndarray, int4_rows: np.ndarray, scale_dtype: str = "float32") -> MixedQuantizedTensor:
     """Per-row int8, except the rows marked in `int4_rows` (bool [R]) in int4."""
-    head, tail = quantize_rows(values, 8), quantize_rows(values[int4_rows], 4)
+    head = quantize_rows(values, 8, scale_dtype=scale_dtype)
+    tail = quantize_rows(values[int4_rows], 4, scale_dtype=scale_dtype)
     q, scale = head.q.copy(), head.scale.copy()
     q[int4_rows], scale[int4_rows] = tail.q, tail.scale
     return MixedQuantizedTensor(q=q, scale=scale, bits=8, int4_mask=np.packbits(int4_rows))
 
 
-def quantize_sparse(leaf: SparseTensor | QuantizedSparseTensor, bits: int) -> QuantizedSparseTensor:
-    """Per-row symmetric codes of a CSR tensor's kept values: scale[r] = max |kept values of r| / qmax."""
+def quantize_sparse(leaf: SparseTensor | QuantizedSparseTensor, bits: int,
+                    scale_dtype: str = "float32") -> QuantizedSparseTensor:
+    """Per-row symmetric codes of a CSR tensor's kept values: scale[r] = max |kept values of r| / qmax
+    (rounded to `scale_dtype` before the codes are computed)."""
     qmax = 2 ** (bits - 1) - 1
     if isinstance(leaf, QuantizedSparseTensor):
-        values = leaf.q.astype(np.float32) * leaf.scale[leaf.row_of_values()]
+        values = leaf.q.astype(np.float32) * leaf.scale.astype(np.float32)[leaf.row_of_values()]
     else:
         values = leaf.values.astype(np.float32)
     rows = np.repeat(np.arange(leaf.shape[0]), np.diff(leaf.indptr))
     peak = np.zeros(leaf.shape[0], dtype=np.float32)
     np.maximum.at(peak, rows, np.abs(values))
     scale = np.where(peak > 0, peak / qmax, 1.0).astype(np.float32)
-    q = np.clip(np.rint(values / scale[rows]), -qmax, qmax).astype(np.int8)
+    if scale_dtype == "float16":
+        scale = np.clip(scale, np.float32(2.0 ** -24), np.float32(65504.0)).astype(np.float16)
+    q = np.clip(np.rint(values / scale.astype(np.float32)[rows]), -qmax, qmax).astype(np.int8)
     return QuantizedSparseTensor(leaf.shape, leaf.indptr, leaf.indices, q, scale, bits)
 
 

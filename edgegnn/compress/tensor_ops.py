@@ -3,6 +3,8 @@
 A joint low-rank factorization makes two tables share one factor object (it ships once).
 Every operation here takes a `memo` (id of an input object -> its result) so a shared
 factor is transformed once and stays shared in the output. Inputs are never modified.
+A row-scaled tensor's row scale is not a leaf: it follows the rows (take_rows) and is
+otherwise kept as is, while its base is transformed like any tensor.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import numpy as np
 
 from edgegnn.edge_model import ITEM_TABLES, WEIGHTS, EdgeModel
 from edgegnn.errors import ConfigError
-from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor,
-                             QuantizedTensor, SparseTensor, Stored)
+from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
+                             QuantizedSparseTensor, QuantizedTensor, RowScaledTensor, SparseTensor, Stored)
 
 Memo = dict[int, Stored]
 
@@ -35,10 +37,13 @@ def resolve_tensors(edge: EdgeModel, requested: Iterable[str], eligible: tuple[s
 
 
 def map_leaves(tensor: Stored, fn: Callable[[Stored], Stored], memo: Memo) -> Stored:
-    """`fn` applied to every non-low-rank leaf (low-rank factors unpacked), sharing preserved."""
+    """`fn` applied to every leaf (low-rank factors and row-scaled bases unpacked; row scales
+    kept), sharing preserved."""
     if isinstance(tensor, LowRankTensor):
         return _memo(memo, tensor, lambda: LowRankTensor(map_leaves(tensor.left, fn, memo),
                                                          map_leaves(tensor.right, fn, memo)))
+    if isinstance(tensor, RowScaledTensor):
+        return _memo(memo, tensor, lambda: RowScaledTensor(map_leaves(tensor.base, fn, memo), tensor.row_scale))
     return _memo(memo, tensor, lambda: fn(tensor))
 
 
@@ -49,6 +54,10 @@ def take_rows(tensor: Stored, rows: np.ndarray, memo: Memo) -> Stored:
     def build() -> Stored:
         if isinstance(tensor, LowRankTensor):
             return LowRankTensor(take_rows(tensor.left, rows, memo), tensor.right)
+        if isinstance(tensor, RowScaledTensor):
+            return RowScaledTensor(take_rows(tensor.base, rows, memo), DenseTensor(tensor.row_scale.values[rows]))
+        if isinstance(tensor, ProductQuantizedTensor):
+            return ProductQuantizedTensor(tensor.codes[rows], tensor.codebooks)
         if isinstance(tensor, DenseTensor):
             return DenseTensor(tensor.values[rows])
         if isinstance(tensor, MixedQuantizedTensor):
@@ -65,12 +74,18 @@ def take_cols(tensor: Stored, cols: np.ndarray, memo: Memo) -> Stored:
     """tensor[:, cols] in the same storage. Low-rank: rows of the right factor.
 
     Per-row scales stay valid for the kept columns (x ≈ q·scale still holds entry by entry).
+    A product-quantized tensor is decoded to dense: its sub-spaces do not survive an
+    arbitrary column selection.
     """
     cols = np.asarray(cols, dtype=np.int64)
 
     def build() -> Stored:
         if isinstance(tensor, LowRankTensor):
             return LowRankTensor(tensor.left, take_rows(tensor.right, cols, memo))
+        if isinstance(tensor, RowScaledTensor):
+            return RowScaledTensor(take_cols(tensor.base, cols, memo), tensor.row_scale)
+        if isinstance(tensor, ProductQuantizedTensor):
+            return DenseTensor(tensor.to_dense()[:, cols])
         if isinstance(tensor, DenseTensor):
             return DenseTensor(tensor.values[:, cols])
         if isinstance(tensor, MixedQuantizedTensor):
@@ -88,6 +103,8 @@ def project_cols(tensor: Stored, projection: np.ndarray, memo: Memo) -> Stored:
         if isinstance(tensor, LowRankTensor):
             # L Rᵀ P = L (Pᵀ R)ᵀ: only the small right factor changes.
             return LowRankTensor(tensor.left, DenseTensor((projection.T @ tensor.right.to_dense()).astype(np.float32)))
+        if isinstance(tensor, RowScaledTensor):  # diag(s) X P = diag(s) (X P)
+            return RowScaledTensor(project_cols(tensor.base, projection, memo), tensor.row_scale)
         return DenseTensor((tensor.to_dense() @ projection).astype(np.float32))
 
     return _memo(memo, tensor, build)

@@ -206,3 +206,25 @@ def test_calibration_needs_users(small_split):
     calibration = Calibration.from_split(small_split, num_users=50, seed=1)
     assert calibration.num_users == 50 and all(len(h) > 0 for h in calibration.histories)
     assert np.array_equal(calibration.users, Calibration.from_split(small_split, num_users=50, seed=1).users)
+
+
+@pytest.mark.parametrize("precision, code_bytes", [("int8", DIM), ("int4", DIM // 2)])
+def test_float16_scales_are_what_the_device_multiplies_by(precision, code_bytes, tmp_path):
+    edge = random_edge("lightgcn")
+    calibration = random_calibration(edge)
+    out = compress(edge, QuantizeConfig(precision=precision, scale_dtype="float16"), calibration=calibration)
+    item = out.tensors["item"]
+    assert item.scale.dtype == np.float16 and item.nbytes == NUM_ITEMS * (code_bytes + 2)
+    scale = item.scale.astype(np.float32)
+    error = np.abs(item.to_dense() - edge.tensors["item"].to_dense())
+    assert (error <= scale[:, None] / 2 * (1 + 1e-5) + 1e-7).all()  # codes fit the rounded scale
+    np.testing.assert_array_equal(item.to_dense(), item.q.astype(np.float32) * scale[:, None])
+    np.testing.assert_array_equal(gather_rows(item, USERS[2]), item.to_dense()[USERS[2]])
+    user = np.random.default_rng(0).normal(size=(3, DIM)).astype(np.float32)
+    np.testing.assert_allclose(matmul_transposed(user, item), user @ item.to_dense().T, rtol=1e-5, atol=1e-5)
+    save_edge_model(out, tmp_path / "m")
+    loaded = load_edge_model(tmp_path / "m")
+    assert loaded.tensors["item"].scale.dtype == np.float16 and loaded.nbytes == out.nbytes
+    np.testing.assert_array_equal(loaded.score(loaded.encode(USERS)), out.score(out.encode(USERS)))
+    with pytest.raises(ConfigError, match="quantize.scale_dtype"):
+        QuantizeConfig(scale_dtype="bfloat16")

@@ -138,7 +138,7 @@ def test_cli_share_flag_ships_one_table(model_file, tmp_path):
     assert names == ["fp32", "shared table", "shared table, int8"]
     assert [c.PASS for c in load_recipe(out / "recipe.yaml")] == ["share", "quantize"]
     model = load_edge_model(out)
-    assert model.tensors["message"].left is model.tensors["item"]
+    assert model.tensors["message"].base.left is model.tensors["item"]  # message = diag(s) · item · W
 
 
 def test_cli_search_under_a_size_budget_prints_a_table(model_file, tmp_path):

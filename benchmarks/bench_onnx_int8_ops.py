@@ -13,9 +13,11 @@ table q [I, d] with float32 scales s [I], then TopK. Candidates (each a tiny onn
                    MatMulInteger(uint8, int8, zero point)
     mmi_u8u8       x -> uint8, table stored uint8 (q + 128, zero point 128)
     qlinear_s8s8   QLinearMatMul(int8, int8) -> int8 scores (loses resolution, for comparison)
+    nbits8         com.microsoft MatMulNBits, 8 bits, one block per row (what edgegnn exports for
+                   tables of >= 2^17 rows: memory-bound there, it beats MatMulInteger)
 Each reports p50/p90 of session.run (batch 1 and 32, one intra-op thread, interleaved rounds),
 whether ORT accepted the graph, and the top-20 overlap with fp32. Writes
-benchmarks/results/onnx_int8_ops.json.
+benchmarks/results/onnx_int8_ops.json (onnx_int8_ops_ITEMS.json for another --items).
 
     python benchmarks/bench_onnx_int8_ops.py [--items 40981] [--dim 64] [--rounds 5]
 """
@@ -47,7 +49,8 @@ def _graphs(table: np.ndarray, user_scale: float, k: int, score_peak: float) -> 
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", dim])],
             [helper.make_tensor_value_info("top_scores", out_type, ["B", k]),
              helper.make_tensor_value_info("top_items", TensorProto.INT64, ["B", k])], inits)
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10,
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)],
+                                 ir_version=10,
                                  producer_name="bench")
 
     A = numpy_helper.from_array
@@ -98,6 +101,14 @@ def _graphs(table: np.ndarray, user_scale: float, k: int, score_peak: float) -> 
     out["qlinear_s8s8"] = model(qlinear, static + [A(np.ascontiguousarray(q.T), "qT"), A(scale, "ws"),
                                                    A(np.zeros(num_items, np.int8), "wz8"),
                                                    A(np.array(out_scale, np.float32), "ys"), A(np.array(0, np.int8), "yz")])
+    # MatMulNBits (ORT contrib op): codes q + 128 as uint8, one block per row (d rounded up to a power
+    # of two, padded with code 0), per-row scales, accuracy level 4 (x quantized per query, int8 compute)
+    block = max(16, 1 << (dim - 1).bit_length())
+    codes = np.full((num_items, 1, block), 128, np.uint8)
+    codes[:, 0, :dim] = (q.astype(np.int16) + 128).astype(np.uint8)
+    out["nbits8"] = model([helper.make_node("MatMulNBits", ["x", "qb", "s"], ["scores"], domain="com.microsoft",
+                                            K=dim, N=num_items, bits=8, block_size=block, accuracy_level=4)],
+                          [A(codes, "qb"), A(scale, "s")])
     return out
 
 
@@ -161,7 +172,7 @@ def main() -> None:
         results[name] = row
         print(f"{name:14s} {row.get('p50_us_b1', float('nan')):9.1f} us (b1) "
               f"{row.get('p50_us_b32', float('nan')):9.1f} us (b32)  overlap {row.get('top20_overlap_vs_fp32', '-')}  {status[name]}")
-    path = write_json("onnx_int8_ops", {"items": args.items, "dim": args.dim, "threads": 1, "k": 20,
+    path = write_json("onnx_int8_ops" if args.items == 40981 else f"onnx_int8_ops_{args.items}", {"items": args.items, "dim": args.dim, "threads": 1, "k": 20,
                                         "onnxruntime": ort.__version__, "results": results,
                                         "note": "p50 of session.run in microseconds; interleaved rounds; noisy shared machine"})
     print(f"wrote {path}")

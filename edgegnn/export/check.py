@@ -45,7 +45,17 @@ def graph_options(edge: EdgeModel, target: Target, *, variant: str = "history", 
     fixed_h = h if target.format == "tflite" else None   # ONNX keeps H dynamic; the runtime truncates
     return GraphOptions(variant=variant, top_k=top_k if top_k is not None else target.top_k,
                         history_length=fixed_h, batch=target.batch, user_base=user_base,
-                        precision=resolve_precision(edge, precision))
+                        precision=resolve_precision(edge, precision), **_onnx_layout(target))
+
+
+def _onnx_layout(target: Target) -> dict:
+    """Row blocks and MatMulNBits for ONNX targets whose op lists allow them (Concat, MatMulNBits)."""
+    if target.format != "onnx":
+        return {}
+    from edgegnn.export import onnx_graph
+
+    return {"score_block_rows": onnx_graph.SCORE_BLOCK_ROWS if "Concat" in target.float_ops else None,
+            "nbits_min_rows": onnx_graph.NBITS_MIN_ROWS if "MatMulNBits" in target.int8_ops else None}
 
 
 def resolve_precision(edge: EdgeModel, precision: str | None) -> str:

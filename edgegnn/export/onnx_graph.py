@@ -28,8 +28,20 @@ How each stored tensor runs (mirrors edge_model.gather_rows / matmul_transposed 
                       Small tensors (weights, right factors, projections) run as the simulation
                       does, (x @ float(qᵀ)) · scale or (x · scale) @ float(q), the Cast of the
                       codes folded once at load.
+                      Tables of at least `options.nbits_min_rows` rows (targets that allow it) run on
+                      com.microsoft MatMulNBits instead: the codes as uint8 q + 128, one quantization
+                      block per row (block = d rounded up to a power of two, padded with code 0), the
+                      per-row scales as its scales, accuracy level 4 (int8 compute). It quantizes x per
+                      query and block itself, so the static activation scale is not used there (as
+                      LiteRT's hybrid fully-connected op). Memory-bound at 1M items: half the time of
+                      MatMulInteger (benchmarks/bench_onnx_int8_ops.py --items 1000000).
     low-rank          x · (left·rightᵀ)ᵀ = (x · right) · leftᵀ: two MatMuls, r(R + C) per user.
-Tables above ~2 GB go to external data (model.onnx.data), as protobuf cannot hold them.
+Row blocks: an item-sized scoring table with more than `options.score_block_rows` rows is cut
+into blocks, each its own initializer and matmul, their scores concatenated. ONNX Runtime
+prepacks a weight once all of it is read; per block, the load peak stays one block above the
+prepacked table instead of a whole second copy (a table also gathered stays whole).
+External data: initializers of more than EXTERNAL_DATA_BYTES in all go to model.onnx.data,
+each big one at a 64 KiB-aligned offset, so ONNX Runtime memory-maps it instead of copying.
 """
 
 from __future__ import annotations
@@ -40,15 +52,20 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegnn.edge_model import EdgeModel
+from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, exportable, to_fp16
 from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
+MS_DOMAIN = "com.microsoft"          # ONNX Runtime's contrib ops (MatMulNBits)
 IR_VERSION = 10
 PRODUCER = "edgegnn"
-EXTERNAL_DATA_BYTES = 1_800_000_000   # protobuf's hard limit is 2 GiB for the whole file
+SCORE_BLOCK_ROWS = 1 << 17            # rows per scoring block (8 MB of int8 codes at d = 64)
+NBITS_MIN_ROWS = 1 << 17              # MatMulNBits from here on (see GraphOptions.nbits_min_rows)
+EXTERNAL_DATA_BYTES = 16 << 20        # above this, tables go to model.onnx.data and are memory-mapped
+PROTOBUF_BYTES = 1_800_000_000        # protobuf's hard limit is 2 GiB for the whole file
+EXTERNAL_ALIGNMENT = 1 << 16          # ORT maps external data only at page / allocation-granularity offsets
 _DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "float16": 10}
 
 
@@ -104,7 +121,7 @@ class OnnxGraph:
         QuantizeLinear of a float tensor is a float op.
         """
         used: dict[str, set[str]] = {"float": set(), "int8": set()}
-        data_inputs = {"QuantizeLinear": 1, "DequantizeLinear": 1, "MatMulInteger": 2}
+        data_inputs = {"QuantizeLinear": 1, "DequantizeLinear": 1, "MatMulInteger": 2, "MatMulNBits": 2}
         for op_type, inputs, _, _ in self.nodes:
             if op_type == "Identity":
                 continue
@@ -127,10 +144,25 @@ class _Builder:
         tensors = exportable(edge)
         self.t = to_fp16(tensors) if options.precision == "fp16" else tensors
         self._scalars: dict[tuple[str, float], str] = {}
-        # The scoring table is stored transposed ([C, R], MatMul's layout); a table both scored and
-        # gathered (a joint low-rank left factor) is gathered from that layout, so it ships once.
+        self._quantized_x: dict[tuple[str, float | None], tuple[str, str | None]] = {}
+        self._blocks: list = []       # block views stay referenced: tables are keyed by id()
+        self._block_ids: set[int] = set()
+        # The scoring table is stored transposed ([C, R], MatMul's layout), or in MatMulNBits'
+        # row layout; a table both scored and gathered (a shared or joint low-rank factor) is
+        # gathered from that layout, so it ships once, and is not cut into row blocks.
         scored = self.t["item"].left if isinstance(self.t["item"], LowRankTensor) else self.t["item"]
-        self.transposed = {id(scored)}
+        gathered = any(id(scored) == id(leaf) for name, t in self.t.items() if name != "item"
+                       for leaf in stored_leaves([t]))
+        self.nbits = {id(scored)} if self._nbits_eligible(scored) else set()
+        self.transposed = set() if self.nbits else {id(scored)}
+        rows, block = scored.shape[0], options.score_block_rows
+        self.blocked = {id(scored)} if block is not None and rows > block and not gathered else set()
+
+    def _nbits_eligible(self, table) -> bool:
+        """MatMulNBits scores this int8 table: allowed, big enough, and d fits one block (<= 256)."""
+        rows = self.options.nbits_min_rows
+        return (isinstance(table, QuantizedTensor) and rows is not None and table.shape[0] >= rows
+                and table.shape[1] <= 256)
 
     def scalar(self, value, dtype: str = "float32") -> str:
         key = (dtype, float(value))
@@ -146,6 +178,8 @@ class _Builder:
         g = self.g
         if isinstance(table, LowRankTensor):
             return self.matmul_transposed(self.gather_rows(table.left, index), table.right, dynamic_int8=False)
+        if isinstance(table, QuantizedTensor) and id(table) in self.nbits:
+            return self.gather_nbits_rows(table, index)
         if isinstance(table, QuantizedTensor):
             scales = g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)
             rows = self.gather(table, "codes", lambda: table.q, "int8", index)            # [B, H, C] int8
@@ -176,6 +210,10 @@ class _Builder:
         if isinstance(table, LowRankTensor):
             x = self.fake_quant(x, act_scale) if act_scale is not None else x
             return self.matmul_transposed(self.matmul(x, table.right), table.left, dynamic_int8=dynamic_int8)
+        if id(table) in self.blocked:
+            return self.blocked_scores(x, table, act_scale=act_scale, dynamic_int8=dynamic_int8)
+        if id(table) in self.nbits:
+            return self.nbits_scores(x, table)
         if isinstance(table, QuantizedTensor) and (act_scale is not None or dynamic_int8) and self.is_big(table):
             return self.int8_scores(x, table, act_scale)
         if act_scale is not None:
@@ -224,31 +262,95 @@ class _Builder:
 
     def is_big(self, table: QuantizedTensor) -> bool:
         """Item-sized tables score in int8; weights and factors (R <= 4096 rows) dequantize once."""
-        return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items
+        return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items or id(table) in self._block_ids
 
     def int8_scores(self, x: str, table: QuantizedTensor, act_scale: float | None) -> str:
         """x @ (q · scale)ᵀ as MatMulInteger(uint8 x, int8 qᵀ) · scale_x · scale[r]."""
         g = self.g
         codes_t = g.table(table, "codes_t", "cols", lambda: np.ascontiguousarray(table.q.T), "int8",
                           (table.shape[1], table.shape[0]))
-        if act_scale is not None:
-            bound = 127 * act_scale
-            clipped = g.op("Clip", [x, self.scalar(-bound), self.scalar(bound)], "float32")
-            xq = g.op("QuantizeLinear", [clipped, self.scalar(act_scale), self.scalar(128, "uint8")], "uint8")
-            factor = g.table(table, "scales_x", f"static{act_scale!r}",
-                             lambda: (table.scale * np.float32(act_scale)).astype(np.float32), "float32", table.scale.shape)
-        else:   # one symmetric scale per user vector: it cannot reorder that user's items beyond rounding
-            peak = g.op("ReduceMax", [g.op("Abs", [x], "float32"), self.ints([1])], "float32", keepdims=1)
-            x_scale = g.op("Div", [g.op("Max", [peak, self.scalar(1e-30)], "float32"), self.scalar(127.0)], "float32")
-            rounded = g.op("Round", [g.op("Div", [x, x_scale], "float32")], "float32")
-            xq = g.op("Cast", [g.op("Add", [rounded, self.scalar(128.0)], "float32")], "uint8", to=_DTYPES["uint8"])
-            factor = None
+        xq, x_scale = self.quantized_user(x, act_scale)
         acc = g.op("MatMulInteger", [xq, codes_t, self.scalar(128, "uint8")], "int32")
         scores = g.op("Cast", [acc], "float32", to=_DTYPES["float32"])
-        if factor is None:
+        if x_scale is not None:
             scales = g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)
             return g.op("Mul", [g.op("Mul", [scores, x_scale], "float32"), scales], "float32")
+        factor = g.table(table, "scales_x", f"static{act_scale!r}",
+                         lambda: (table.scale * np.float32(act_scale)).astype(np.float32), "float32", table.scale.shape)
         return g.op("Mul", [scores, factor], "float32")
+
+    def quantized_user(self, x: str, act_scale: float | None) -> tuple[str, str | None]:
+        """x as uint8 (zero point 128), once per (x, scale): with the static scale (then the
+        second value is None), or one symmetric scale per user row computed in the graph (it
+        cannot reorder that user's items beyond rounding; the second value is that scale)."""
+        key = (x, act_scale)
+        if key not in self._quantized_x:
+            g = self.g
+            if act_scale is not None:
+                bound = 127 * act_scale
+                clipped = g.op("Clip", [x, self.scalar(-bound), self.scalar(bound)], "float32")
+                xq = g.op("QuantizeLinear", [clipped, self.scalar(act_scale), self.scalar(128, "uint8")], "uint8")
+                self._quantized_x[key] = (xq, None)
+            else:
+                peak = g.op("ReduceMax", [g.op("Abs", [x], "float32"), self.ints([1])], "float32", keepdims=1)
+                x_scale = g.op("Div", [g.op("Max", [peak, self.scalar(1e-30)], "float32"), self.scalar(127.0)],
+                               "float32")
+                rounded = g.op("Round", [g.op("Div", [x, x_scale], "float32")], "float32")
+                xq = g.op("Cast", [g.op("Add", [rounded, self.scalar(128.0)], "float32")], "uint8",
+                          to=_DTYPES["uint8"])
+                self._quantized_x[key] = (xq, x_scale)
+        return self._quantized_x[key]
+
+    def blocked_scores(self, x: str, table, **kwargs) -> str:
+        """x @ tableᵀ [B, R], as Concat over row blocks of at most `score_block_rows` rows."""
+        block = self.options.score_block_rows
+        parts = []
+        for start in range(0, table.shape[0], block):
+            rows = slice(start, start + block)
+            view = (DenseTensor(table.values[rows]) if isinstance(table, DenseTensor)
+                    else QuantizedTensor(table.q[rows], table.scale[rows], table.bits))
+            self._blocks.append(view)
+            self._block_ids.add(id(view))
+            if id(table) in self.nbits:
+                self.nbits.add(id(view))
+            parts.append(self.matmul_transposed(x, view, **kwargs))
+        return self.g.op("Concat", parts, "float32", axis=1)
+
+    @staticmethod
+    def nbits_block(table: QuantizedTensor) -> int:
+        """MatMulNBits' block length: d rounded up to a power of two, at least 16."""
+        return max(16, 1 << (int(table.shape[1]) - 1).bit_length())
+
+    def nbits_codes(self, table: QuantizedTensor) -> str:
+        """uint8 [R, 1, block]: q + 128, padded with 128 (code 0) to the block length."""
+        rows, cols = table.shape
+        block = self.nbits_block(table)
+
+        def make() -> np.ndarray:
+            codes = np.full((rows, 1, block), 128, dtype=np.uint8)
+            codes[:, 0, :cols] = (table.q.astype(np.int16) + 128).astype(np.uint8)
+            return codes
+        return self.g.table(table, "codes_nbits", "nbits", make, "uint8", (rows, 1, block))
+
+    def nbits_scores(self, x: str, table: QuantizedTensor) -> str:
+        """x @ (q · scale)ᵀ with MatMulNBits (8 bits, default zero point 128, int8 compute)."""
+        rows, cols = table.shape
+        return self.g.op("MatMulNBits", [x, self.nbits_codes(table), self.row_scales(table)], "float32",
+                         domain=MS_DOMAIN, K=int(cols), N=int(rows), bits=8, block_size=self.nbits_block(table),
+                         accuracy_level=4)
+
+    def gather_nbits_rows(self, table: QuantizedTensor, index: str) -> str:
+        """table[index] [B, H, C] from MatMulNBits' layout: (codes - 128) · scale[row]."""
+        g = self.g
+        picked = g.op("Gather", [self.nbits_codes(table), index], "uint8", axis=0)            # [B, H, 1, block]
+        codes = g.op("Squeeze", [picked, self.ints([-2])], "uint8")
+        if self.nbits_block(table) != table.shape[1]:
+            codes = g.op("Slice", [codes, self.ints([0]), self.ints([table.shape[1]]), self.ints([-1])], "uint8")
+        centered = g.op("Add", [g.op("Cast", [codes], "float32", to=_DTYPES["float32"]), self.scalar(-128.0)],
+                        "float32")
+        row_scale = g.op("Unsqueeze", [g.op("Gather", [self.row_scales(table), index], "float32", axis=0),
+                                       self.ints([-1])], "float32")
+        return g.op("Mul", [centered, row_scale], "float32")
 
     def fake_quant(self, x: str, scale: float) -> str:
         """clip(rint(x / s), -127, 127) · s, as EdgeModel._quantize_activation."""
@@ -345,10 +447,13 @@ def build(edge: EdgeModel, options: GraphOptions, io: tuple[list[dict], list[dic
     graph = helper.make_graph(nodes, f"edgegnn_{edge.kind}_{options.variant}",
                               [_value_info(helper, spec) for spec in inputs],
                               [_value_info(helper, spec) for spec in outputs], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+    opsets = [helper.make_opsetid("", OPSET)]
+    if any(attrs.get("domain") == MS_DOMAIN for _, _, _, attrs in g.nodes):
+        opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION,
                               producer_name=PRODUCER, producer_version=__version__,
                               doc_string=f"edgegnn {edge.kind} recommender, {options.variant} -> top-K")
-    if g.const_bytes() < EXTERNAL_DATA_BYTES:
+    if g.const_bytes() < PROTOBUF_BYTES:
         try:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as exc:
@@ -361,13 +466,31 @@ def _value_info(helper, spec: dict):
 
 
 def save(model, directory: Path, *, external_data_bytes: int = EXTERNAL_DATA_BYTES) -> list[str]:
-    """Write model.onnx (and model.onnx.data for big tables) into `directory`; returns the file names."""
-    import onnx
+    """Write model.onnx (and model.onnx.data for big tables) into `directory`; returns the file names.
+
+    External data is written here rather than by onnx.save_model, which packs tensors back to
+    back: ONNX Runtime memory-maps an external tensor only when its offset is aligned
+    (EXTERNAL_ALIGNMENT), and otherwise reads a private copy. Tensors under 4 KiB stay inline.
+    """
+    from onnx import TensorProto, external_data_helper
 
     total = sum(len(t.raw_data) for t in model.graph.initializer)
     if total < external_data_bytes:
         (directory / "model.onnx").write_bytes(model.SerializeToString())
         return ["model.onnx"]
-    onnx.save_model(model, str(directory / "model.onnx"), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=1024)
+    offset = 0
+    with open(directory / "model.onnx.data", "wb") as data:
+        for tensor in model.graph.initializer:
+            if len(tensor.raw_data) < 4096:
+                continue
+            padding = -offset % EXTERNAL_ALIGNMENT
+            data.write(b"\0" * padding)
+            offset += padding
+            raw = tensor.raw_data
+            data.write(raw)
+            external_data_helper.set_external_data(tensor, "model.onnx.data", offset=offset, length=len(raw))
+            tensor.ClearField("raw_data")
+            tensor.data_location = TensorProto.EXTERNAL
+            offset += len(raw)
+    (directory / "model.onnx").write_bytes(model.SerializeToString())
     return ["model.onnx", "model.onnx.data"]

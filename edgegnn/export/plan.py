@@ -53,6 +53,14 @@ class GraphOptions:
         user_base: whether e_u⁰ is an input (history variant).
         precision: "fp32", "fp16" (dense tables in float16, ONNX) or "int8" (the model's
             quantized tensors as int8 with per-row scales).
+        score_block_rows: ONNX: split the scoring table into row blocks of at most this many
+            rows, each its own initializer, scored separately and concatenated (None: one
+            block). ONNX Runtime prepacks a weight only after reading all of it; block by
+            block, the load peak stays about one block above the packed table.
+        nbits_min_rows: ONNX: int8 scoring tables with at least this many rows run on
+            com.microsoft MatMulNBits (8 bits, one block per row) instead of MatMulInteger
+            (None: never). Measured on ORT 1.32 (benchmarks/bench_onnx_int8_ops.py): faster
+            from ~250k rows (memory-bound), slower below ~100k.
     """
 
     variant: Literal["history", "user"] = "history"
@@ -61,6 +69,8 @@ class GraphOptions:
     batch: int | None = None
     user_base: bool = True
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    score_block_rows: int | None = None
+    nbits_min_rows: int | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -69,6 +79,10 @@ class GraphOptions:
             raise ConfigError("top_k", self.top_k, "must be >= 1")
         if self.history_length is not None and self.history_length < 1:
             raise ConfigError("history_length", self.history_length, "must be >= 1 (or None for dynamic)")
+        for name in ("score_block_rows", "nbits_min_rows"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(name, value, "must be >= 1 (or None)")
 
 
 def model_precision(edge: EdgeModel) -> str:

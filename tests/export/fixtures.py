@@ -13,6 +13,7 @@ import functools
 import shutil
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -54,7 +55,12 @@ def _artifact(split, target: str, precision: str) -> Path:
 
     checkpoint, _ = _trained(split)
     model = checkpoint if precision == "fp32" else int8_model(fold(checkpoint), split)
-    return export(model, target, split=split, out_dir=_ROOT / f"{target}-{precision}")
+    if precision != "int8-big":
+        return export(model, target, split=split, out_dir=_ROOT / f"{target}-{precision}")
+    # The layout a big catalog gets (MatMulNBits, row blocks), on this small model.
+    from edgegnn.export import onnx_graph
+    with mock.patch.object(onnx_graph, "NBITS_MIN_ROWS", 1), mock.patch.object(onnx_graph, "SCORE_BLOCK_ROWS", 100):
+        return export(model, target, split=split, out_dir=_ROOT / f"{target}-{precision}")
 
 
 @pytest.fixture(scope="session")
@@ -65,5 +71,6 @@ def trained(small_split):
 
 @pytest.fixture(scope="session")
 def artifacts(small_split):
-    """Artifacts by (target, precision): cpu-x86_64 and android-litert, fp32 and int8."""
+    """Artifacts by (target, precision): cpu-x86_64 and android-litert, fp32 and int8; "int8-big" (ONNX):
+    int8 laid out as a big catalog's (MatMulNBits scoring in row blocks)."""
     return lambda target, precision="fp32": _artifact(small_split, target, precision)

@@ -30,7 +30,8 @@ from tests.export.fixtures import int8_model
 
 pytestmark = pytest.mark.arm_emu
 CPUS = ("neoverse-n1", "neoverse-v1")
-ARTIFACTS = [("cpu-x86_64", "fp32"), ("cpu-x86_64", "int8"), ("android-litert", "fp32"), ("android-litert", "int8")]
+ARTIFACTS = [("cpu-x86_64", "fp32"), ("cpu-x86_64", "int8"), ("arm64-linux", "int8-big"), ("android-litert", "fp32"),
+             ("android-litert", "int8")]
 SCRIPT = """
 import json, sys, numpy as np, platform
 from edgegnn.runtime import Recommender
@@ -97,7 +98,8 @@ def test_aarch64_gives_the_x86_answers(arm_runs, trained, small_split, cpu, targ
         tol = 1e-5 * np.abs(x86_scores).max()
     else:
         edge = int8_model(fold(trained[0]), small_split)
-        step = _step(edge, histories, static=target == "cpu-x86_64")      # TFLite quantizes x per query
+        # TFLite and MatMulNBits ("int8-big") quantize x per query; MatMulInteger uses the static scale
+        step = _step(edge, histories, static=precision == "int8" and target == "cpu-x86_64")
         bound = np.take_along_axis(step, x86_items, axis=1) * 1.001 + 1e-7
         arm_on_x86_items = np.take_along_axis(
             _scores_by_item(arm_items, arm_scores, edge.num_items), x86_items, axis=1)
@@ -113,3 +115,9 @@ def _scores_by_item(items: np.ndarray, scores: np.ndarray, num_items: int) -> np
     full = np.full((len(items), num_items), np.nan, np.float32)
     np.put_along_axis(full, items, scores, axis=1)
     return full
+
+
+def test_the_big_catalog_layout_is_what_aarch64_ran(artifacts):
+    manifest = json.loads((Path(artifacts("arm64-linux", "int8-big")) / "manifest.json").read_text())
+    ops = manifest["graph"]["ops"]
+    assert "MatMulNBits" in ops["int8"] and "Concat" in ops["float"]

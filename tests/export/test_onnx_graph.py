@@ -104,6 +104,66 @@ def test_int8_tables_stay_int8_and_score_with_matmulinteger():
             assert not set(node.input) & big, "a whole int8 table is dequantized"
 
 
+LAYOUTS = {   # GraphOptions that change how the scoring table is laid out, not the math
+    "row-blocks": dict(score_block_rows=128),                     # 300 items -> blocks of 128, 128, 44
+    "nbits": dict(nbits_min_rows=1),
+    "nbits-row-blocks": dict(nbits_min_rows=1, score_block_rows=128),
+}
+LAYOUT_MODELS = {
+    "lightgcn-fp32": lambda: models.lightgcn("fp32"),
+    "lightgcn-int8-static": lambda: models.lightgcn("int8"),
+    "lightgcn-int8-dynamic": lambda: models.lightgcn("int8-dynamic"),
+    "lightgcn-int8-d12": lambda: models.lightgcn("int8-dynamic", dim=12),       # block padded 12 -> 16
+    "lightgcn-lowrank-int8-shared": lambda: models.lightgcn("lowrank-int8-shared"),
+    "sage-int8": lambda: models.sage("int8"),
+}
+
+
+def _ops(model) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("name", sorted(LAYOUT_MODELS))
+def test_scoring_layouts_compute_the_device_math(name, layout):
+    edge = LAYOUT_MODELS[name]()
+    options = GraphOptions(top_k=12, precision=precision(edge), **LAYOUTS[layout])
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    hist = models.histories(5, 6, items=edge.num_items)
+    base = np.random.default_rng(5).standard_normal((5, models._base_dim(edge))).astype(np.float32)
+    history, mask = models.padded(hist, width=7)
+    items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
+    int8 = precision(edge) == "int8"
+    nbits = int8 and "nbits" in layout
+    shared = "shared" in name       # the scored factor is also gathered: it stays whole
+    ops = _ops(model)
+    assert ("MatMulNBits" in ops) == nbits and ("MatMulInteger" in ops) == (int8 and not nbits)
+    assert ("Concat" in ops) == ("row-blocks" in layout and not shared)
+    if nbits:
+        assert {o.domain for o in model.opset_import} == {"", "com.microsoft"}
+    exact = not int8 or (name == "lightgcn-int8-static" and not nbits)
+    check_top(edge, hist, base, items, scores, exact=exact, static_ignored=nbits)
+
+
+def test_row_blocks_ship_the_table_once():
+    edge = models.lightgcn("int8")
+    options = GraphOptions(precision="int8", score_block_rows=128)
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    codes = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+    scored = [t for t in codes if t.dims[0] == models.DIM]          # transposed [d, rows] blocks
+    assert sorted(t.dims[1] for t in scored) == [44, 128, 128]
+    assert sum(np.prod(t.dims) for t in codes) == 2 * models.ITEMS * models.DIM    # message + item, once each
+
+
+def test_nbits_shares_one_table_between_the_gather_and_the_scoring():
+    edge = models.lightgcn("lowrank-int8-shared")
+    options = GraphOptions(precision="int8", nbits_min_rows=1)
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    item_sized = [t for t in model.graph.initializer if t.dims and t.dims[0] == models.ITEMS and len(t.dims) >= 2]
+    assert len(item_sized) == 1 and item_sized[0].data_type == onnx.TensorProto.UINT8
+
+
 def test_external_data_for_big_tables(tmp_path):
     edge = models.lightgcn("fp32")
     options = GraphOptions(top_k=5)
@@ -111,6 +171,9 @@ def test_external_data_for_big_tables(tmp_path):
     files = onnx_graph.save(model, tmp_path, external_data_bytes=1)
     assert files == ["model.onnx", "model.onnx.data"]
     assert (tmp_path / "model.onnx").stat().st_size < 10_000 < (tmp_path / "model.onnx.data").stat().st_size
+    stored = onnx.load(str(tmp_path / "model.onnx"), load_external_data=False)
+    offsets = [int(entry.value) for t in stored.graph.initializer for entry in t.external_data if entry.key == "offset"]
+    assert len(offsets) == 2 and all(o % onnx_graph.EXTERNAL_ALIGNMENT == 0 for o in offsets)   # mmap-able
     sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     hist = models.histories(2, 3)
     history, mask = models.padded(hist)

@@ -36,6 +36,14 @@ How each stored tensor runs (mirrors edge_model.gather_rows / matmul_transposed 
                       LiteRT's hybrid fully-connected op). Memory-bound at 1M items: half the time of
                       MatMulInteger (benchmarks/bench_onnx_int8_ops.py --items 1000000).
     low-rank          x · (left·rightᵀ)ᵀ = (x · right) · leftᵀ: two MatMuls, r(R + C) per user.
+    row-scaled        rows: base rows · Gather(row_scale); x · tableᵀ = (x · baseᵀ) · row_scale;
+                      x · table = (x · row_scale) · base.
+    product-quantized codes [R, M] uint8, codebooks [M, K, D]. Rows: Gather the codes, add m·K,
+                      Gather from the flattened codebooks [M·K, D], Reshape to [.., M·D]. Scoring
+                      without decoding: LUT = MatMul(x as [B, M, 1, D], codebooksᵀ [M, D, K]) as
+                      [B, M·K]; scores = ReduceSum(Gather(LUT, codes + m·K, axis 1), axis 2). The
+                      index codes + m·K is computed from the uint8 codes in the graph (ORT folds
+                      it at load: 4 bytes per code in memory, 1 on disk).
 Row blocks: an item-sized scoring table with more than `options.score_block_rows` rows is cut
 into blocks, each its own initializer and matmul, their scores concatenated. ONNX Runtime
 prepacks a weight once all of it is read; per block, the load peak stays one block above the
@@ -55,7 +63,7 @@ import numpy as np
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, exportable, to_fp16
-from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
+from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
 MS_DOMAIN = "com.microsoft"          # ONNX Runtime's contrib ops (MatMulNBits)
@@ -178,6 +186,10 @@ class _Builder:
         g = self.g
         if isinstance(table, LowRankTensor):
             return self.matmul_transposed(self.gather_rows(table.left, index), table.right, dynamic_int8=False)
+        if isinstance(table, RowScaledTensor):
+            return g.op("Mul", [self.gather_rows(table.base, index), self.gathered_row_scale(table, index)], "float32")
+        if isinstance(table, ProductQuantizedTensor):
+            return self.gather_pq_rows(table, index)
         if isinstance(table, QuantizedTensor) and id(table) in self.nbits:
             return self.gather_nbits_rows(table, index)
         if isinstance(table, QuantizedTensor):
@@ -210,6 +222,11 @@ class _Builder:
         if isinstance(table, LowRankTensor):
             x = self.fake_quant(x, act_scale) if act_scale is not None else x
             return self.matmul_transposed(self.matmul(x, table.right), table.left, dynamic_int8=dynamic_int8)
+        if isinstance(table, RowScaledTensor):
+            scores = self.matmul_transposed(x, table.base, act_scale=act_scale, dynamic_int8=dynamic_int8)
+            return g.op("Mul", [scores, self.row_scale(table)], "float32")
+        if isinstance(table, ProductQuantizedTensor):
+            return self.pq_scores(self.fake_quant(x, act_scale) if act_scale is not None else x, table)
         if id(table) in self.blocked:
             return self.blocked_scores(x, table, act_scale=act_scale, dynamic_int8=dynamic_int8)
         if id(table) in self.nbits:
@@ -231,6 +248,8 @@ class _Builder:
         g = self.g
         if isinstance(table, LowRankTensor):
             return self.matmul_transposed(self.matmul(x, table.left), table.right, dynamic_int8=False)
+        if isinstance(table, RowScaledTensor):
+            return self.matmul(g.op("Mul", [x, self.row_scale(table)], "float32"), table.base)
         if isinstance(table, QuantizedTensor):    # (x · scale) @ float(q), as the simulation
             scaled = g.op("Mul", [x, self.row_scales(table)], "float32")
             return g.op("MatMul", [scaled, self.float_codes(table, transposed=False)], "float32")
@@ -256,6 +275,48 @@ class _Builder:
         else:
             codes = self.g.table(table, "codes", "rows", lambda: table.q, "int8", table.shape)
         return self.g.op("Cast", [codes], "float32", to=_DTYPES["float32"])
+
+    def row_scale(self, table: RowScaledTensor) -> str:
+        """float32 [R]: a row-scaled tensor's factors."""
+        return self.g.table(table.row_scale, "row_scale", "rows", lambda: table.row_scale.values, "float32",
+                            table.row_scale.shape)
+
+    def gathered_row_scale(self, table: RowScaledTensor, index: str) -> str:
+        """row_scale[index] as [..., 1]."""
+        g = self.g
+        return g.op("Unsqueeze", [g.op("Gather", [self.row_scale(table), index], "float32", axis=0), self.ints([-1])],
+                    "float32")
+
+    # ---- product quantization ----------------------------------------------------------------
+
+    def pq_index(self, table: ProductQuantizedTensor, codes: str) -> str:
+        """codes[..., m] + m·K as int32: positions in the flattened [M·K] codebook axis."""
+        g = self.g
+        offsets = g.const("pq_offsets", (np.arange(table.subvectors) * table.centroids).astype(np.int32))
+        return g.op("Add", [g.op("Cast", [codes], "int32", to=_DTYPES["int32"]), offsets], "int32")
+
+    def pq_codes(self, table: ProductQuantizedTensor) -> str:
+        return self.g.table(table, "pq_codes", "rows", lambda: table.codes, "uint8", table.codes.shape)
+
+    def gather_pq_rows(self, table: ProductQuantizedTensor, index: str) -> str:
+        """table[index] [B, H, C], decoded: concat_m codebooks[m, codes[index, m]]."""
+        g = self.g
+        m, k, d = table.codebooks.shape
+        books = g.table(table, "pq_codebooks", "flat", lambda: table.codebooks.reshape(m * k, d), "float32", (m * k, d))
+        codes = g.op("Gather", [self.pq_codes(table), index], "uint8", axis=0)                 # [B, H, M]
+        parts = g.op("Gather", [books, self.pq_index(table, codes)], "float32", axis=0)       # [B, H, M, D]
+        return g.op("Reshape", [parts, self.ints([0, 0, m * d])], "float32")
+
+    def pq_scores(self, x: str, table: ProductQuantizedTensor) -> str:
+        """x @ tableᵀ [B, R] through lookup tables: Σ_m (x_m · codebooks[m])[codes[r, m]]."""
+        g = self.g
+        m, k, d = table.codebooks.shape
+        books_t = g.table(table, "pq_codebooks_t", "lut", lambda: np.ascontiguousarray(table.codebooks.transpose(0, 2, 1)),
+                          "float32", (m, d, k))
+        lut = g.op("MatMul", [g.op("Reshape", [x, self.ints([0, m, 1, d])], "float32"), books_t], "float32")
+        lut = g.op("Reshape", [lut, self.ints([0, m * k])], "float32")                           # [B, M·K]
+        picked = g.op("Gather", [lut, self.pq_index(table, self.pq_codes(table))], "float32", axis=1)  # [B, R, M]
+        return g.op("ReduceSum", [picked, self.ints([2])], "float32", keepdims=0)
 
     def row_scales(self, table: QuantizedTensor) -> str:
         return self.g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)

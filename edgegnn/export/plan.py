@@ -18,10 +18,12 @@ The graph returns K + H items (at most I) and masks nothing: the caller drops th
 user has seen (at most H of them), so K are always left. In-graph masking would need a
 scatter, which TFLite lacks on its fast path; dropping seen items from K + H rows is free.
 
-Tensor forms (`exportable`): every stored tensor becomes one of three forms a graph can run:
-    DenseTensor (fp32), QuantizedTensor (int8 codes + per-row float32 scales), LowRankTensor
-    of those. int4 and int8+int4 codes are widened to int8 (no runtime here has per-row int4
-    kernels; the values are exactly the same), sparse tensors are densified (no sparse kernels).
+Tensor forms (`exportable`): every stored tensor becomes one of the forms a graph can run:
+    DenseTensor (fp32), QuantizedTensor (int8 codes + per-row float32 scales),
+    ProductQuantizedTensor (uint8 codes + float32 codebooks), and LowRankTensor /
+    RowScaledTensor (float32 row scale) of those. int4 and int8+int4 codes are widened to
+    int8 (no runtime here has per-row int4 kernels; the values are exactly the same), float16
+    scales and codebooks to float32 (exactly), sparse tensors are densified (no sparse kernels).
 Shared tensors (a joint low-rank left factor) stay shared: the same object maps to the same
 exportable object, so a graph stores it once.
 """
@@ -35,8 +37,8 @@ import numpy as np
 
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ConfigError, ExportError
-from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor,
-                             QuantizedTensor, SparseTensor)
+from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
+                             QuantizedSparseTensor, QuantizedTensor, RowScaledTensor, SparseTensor)
 
 VARIANTS = ("history", "user")
 
@@ -86,8 +88,9 @@ class GraphOptions:
 
 
 def model_precision(edge: EdgeModel) -> str:
-    """"int8" if any stored tensor is integer-coded (int8, int4, mixed, quantized sparse), else "fp32"."""
-    quantized = (QuantizedTensor, QuantizedSparseTensor)
+    """"int8" if any stored tensor is integer-coded (int8, int4, mixed, quantized sparse, product-quantized),
+    else "fp32"."""
+    quantized = (QuantizedTensor, QuantizedSparseTensor, ProductQuantizedTensor)
     return "int8" if any(isinstance(t, quantized) for t in stored_leaves(edge.tensors.values())) else "fp32"
 
 
@@ -112,9 +115,14 @@ def _exportable(tensor, memo: dict[int, object]):
         return memo[id(tensor)]
     if isinstance(tensor, LowRankTensor):
         out = LowRankTensor(_exportable(tensor.left, memo), _exportable(tensor.right, memo))
+    elif isinstance(tensor, RowScaledTensor):
+        out = RowScaledTensor(_exportable(tensor.base, memo), _exportable(tensor.row_scale, memo))
+    elif isinstance(tensor, ProductQuantizedTensor):
+        out = tensor if tensor.codebooks.dtype == np.float32 else \
+            ProductQuantizedTensor(tensor.codes, tensor.codebooks.astype(np.float32))
     elif isinstance(tensor, QuantizedTensor):  # int8, int4 and int8+int4 alike: the codes fit int8
-        out = tensor if type(tensor) is QuantizedTensor and tensor.bits == 8 else \
-            QuantizedTensor(np.asarray(tensor.q, np.int8), np.asarray(tensor.scale, np.float32), 8)
+        plain = type(tensor) is QuantizedTensor and tensor.bits == 8 and tensor.scale.dtype == np.float32
+        out = tensor if plain else QuantizedTensor(np.asarray(tensor.q, np.int8), tensor.scale.astype(np.float32), 8)
     elif isinstance(tensor, QuantizedSparseTensor):
         codes = np.zeros(tensor.shape, dtype=np.int8)
         codes[tensor.row_of_values(), tensor.indices] = tensor.q

@@ -28,6 +28,12 @@ How each stored tensor runs:
                       Small int8 tensors (weights, factors' right side) become float through
                       DEQUANTIZE of the constant, which LiteRT evaluates once at prepare.
     low-rank          x · (left·rightᵀ)ᵀ = FULLY_CONNECTED(FULLY_CONNECTED(x, rightᵀ), left).
+    row-scaled        rows: the mask weights times GATHER(row_scale); x · tableᵀ = MUL(x · baseᵀ,
+                      row_scale); x · table = (x · row_scale) · base.
+    product-quantized rows: GATHER the uint8 codes, CAST to int32, ADD m·K, GATHER from the
+                      flattened codebooks [M·K, D], RESHAPE to [H, M·D]. Scoring (batch 1):
+                      LUT = BATCH_MATMUL(x as [M, 1, D], codebooksᵀ [M, D, K]) as [1, M·K];
+                      scores = SUM(GATHER(LUT, CAST(codes) + m·K, axis 1), axis 2).
 Op versions follow TFLite's own versioning (lite/tools/versioning/op_version.cc), e.g. a
 per-channel hybrid FULLY_CONNECTED is version 12, an int8 GATHER version 2; a SignatureDef
 ("serving_default") lets the signature runner and the CompiledModel API find the tensors.
@@ -43,7 +49,7 @@ import numpy as np
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, base_dim, exportable
-from edgegnn.tensors import LowRankTensor, QuantizedTensor
+from edgegnn.tensors import LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
 SIGNATURE_KEY = "serving_default"
@@ -147,7 +153,13 @@ class _Builder:
         if isinstance(table, LowRankTensor):
             rows = self.weighted_rows(table.left, index, weight, h)
             return self.matmul_transposed(rows, table.right, h)
-        if isinstance(table, QuantizedTensor):
+        if isinstance(table, RowScaledTensor):   # the row factors join the mask weights
+            picked = g.op("GATHER", [self.row_scale(table), index], (h,), "float32", ("GatherOptions", {"axis": 0}))
+            return self.weighted_rows(table.base, index, self.binary("MUL", weight, self.reshape(picked, (h, 1)),
+                                                                     (h, 1)), h)
+        if isinstance(table, ProductQuantizedTensor):
+            rows = self.pq_rows(table, index, h)
+        elif isinstance(table, QuantizedTensor):
             quant = _per_channel(table.scale, 0) if id(table) in self.scored else None
             codes = g.table(table, "codes", lambda: table.q, table.shape, "int8", quant)
             scales = g.table(table, "scales", lambda: table.scale, table.scale.shape, "float32")
@@ -166,6 +178,11 @@ class _Builder:
         g = self.g
         if isinstance(table, LowRankTensor):
             return self.matmul_transposed(self.matmul(x, table.right, n), table.left, n)
+        if isinstance(table, RowScaledTensor):
+            scale = self.reshape(self.row_scale(table), (1, table.shape[0]))
+            return self.binary("MUL", self.matmul_transposed(x, table.base, n), scale, (n, table.shape[0]))
+        if isinstance(table, ProductQuantizedTensor):
+            return self.pq_scores(x, table, n)
         if isinstance(table, QuantizedTensor) and self.is_big(table):   # hybrid int8 FULLY_CONNECTED
             weight = g.table(table, "codes", lambda: table.q, table.shape, "int8", _per_channel(table.scale, 0))
         elif isinstance(table, QuantizedTensor):
@@ -180,6 +197,9 @@ class _Builder:
         g = self.g
         if isinstance(table, LowRankTensor):
             return self.matmul_transposed(self.matmul(x, table.left, n), table.right, n)
+        if isinstance(table, RowScaledTensor):
+            scale = self.reshape(self.row_scale(table), (1, table.shape[0]))
+            return self.matmul(self.binary("MUL", x, scale, (n, table.shape[0])), table.base, n)
         shape_t = (table.shape[1], table.shape[0])
         if isinstance(table, QuantizedTensor):
             codes = g.table(table, "codes_t", lambda: np.ascontiguousarray(table.q.T), shape_t, "int8",
@@ -188,6 +208,49 @@ class _Builder:
         else:
             weight = g.table(table, "table_t", lambda: np.ascontiguousarray(table.values.T), shape_t, "float32")
         return self.fully_connected(x, weight, (n, table.shape[1]))
+
+    def row_scale(self, table: RowScaledTensor) -> int:
+        return self.g.table(table.row_scale, "row_scale", lambda: table.row_scale.values, table.row_scale.shape,
+                            "float32")
+
+    # ---- product quantization ----------------------------------------------------------------
+
+    def pq_index(self, table: ProductQuantizedTensor, codes: int, rows: int) -> int:
+        """int32 [rows, M]: codes + m·K, positions in the flattened [M·K] codebook axis."""
+        g, m = self.g, table.subvectors
+        offsets = self.const("pq_offsets", np.arange(m) * table.centroids, "int32")
+        wide = g.op("CAST", [codes], (rows, m), "int32")
+        return g.op("ADD", [wide, offsets], (rows, m), "int32", ("AddOptions", {}))
+
+    def pq_codes(self, table: ProductQuantizedTensor) -> int:
+        return self.g.table(table, "pq_codes", lambda: table.codes, table.codes.shape, "uint8")
+
+    def pq_rows(self, table: ProductQuantizedTensor, index: int, h: int) -> int:
+        """table[index] [H, C], decoded from the codebooks."""
+        g = self.g
+        m, k, d = table.codebooks.shape
+        books = g.table(table, "pq_codebooks", lambda: table.codebooks.reshape(m * k, d), (m * k, d), "float32")
+        codes = g.op("GATHER", [self.pq_codes(table), index], (h, m), "uint8", ("GatherOptions", {"axis": 0}))
+        parts = g.op("GATHER", [books, self.pq_index(table, codes, h)], (h, m, d), "float32",
+                     ("GatherOptions", {"axis": 0}))
+        return self.reshape(parts, (h, m * d))
+
+    def pq_scores(self, x: int, table: ProductQuantizedTensor, n: int) -> int:
+        """x @ tableᵀ [1, R] through lookup tables (batch 1), the table never decoded."""
+        if n != 1:
+            raise ExportError("product-quantized tables score one user at a time in TFLite graphs")
+        g = self.g
+        m, k, d = table.codebooks.shape
+        rows = table.shape[0]
+        books_t = g.table(table, "pq_codebooks_t", lambda: np.ascontiguousarray(table.codebooks.transpose(0, 2, 1)),
+                          (m, d, k), "float32")
+        lut = g.op("BATCH_MATMUL", [self.reshape(x, (m, 1, d)), books_t], (m, 1, k), "float32",
+                   ("BatchMatMulOptions", {"adjX": False, "adjY": False}))
+        lut = self.reshape(lut, (1, m * k))
+        index = self.pq_index(table, self.pq_codes(table), rows)
+        picked = g.op("GATHER", [lut, index], (1, rows, m), "float32", ("GatherOptions", {"axis": 1}))
+        axis2 = self.const("axis", [2], "int32")
+        return g.op("SUM", [picked, axis2], (1, rows), "float32", ("ReducerOptions", {"keepDims": False}))
 
     def fully_connected(self, x: int, weight: int, out_shape) -> int:
         return self.g.op("FULLY_CONNECTED", [x, weight, -1], out_shape, "float32",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgegnn.edge_model import EdgeModel
-from edgegnn.tensors import DenseTensor, LowRankTensor, MixedQuantizedTensor, quantize_rows
+from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor, RowScaledTensor,
+                             quantize_rows)
 
 ITEMS, DIM, HIDDEN, RANK = 300, 16, 8, 6
 
@@ -45,11 +46,16 @@ def _base_dim(edge: EdgeModel) -> int:
 def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = DIM) -> EdgeModel:
     """LightGCN EdgeModels: fp32 | int8 (static user scale) | int8-dynamic | int4 | mixed |
     lowrank | lowrank-int8-shared (a joint left factor shared by message and item) |
-    lowrank-int8-static (the same with a static user scale) | projection."""
+    lowrank-int8-static (the same with a static user scale) | projection |
+    shared | shared-int8 | shared-int8-fp16 (the share pass's form: message = diag(s) · item · W,
+    the item table stored once; int8 rows, optionally with float16 scales) | pq (both tables
+    product-quantized, float16 codebooks) | shared-pq (the one shared table product-quantized)."""
     message, item = _tables(seed, items, dim)
     base = dict(kind="lightgcn", item_ids=_ids(items), params={"a0": 0.25, "num_layers": 2})
     if kind == "fp32":
         return EdgeModel(tensors={"message": DenseTensor(message), "item": DenseTensor(item)}, **base)
+    if kind in ("shared", "shared-int8", "shared-int8-fp16", "pq", "shared-pq"):
+        return EdgeModel(tensors=_shared_or_pq(kind, message, item, seed), **base)
     if kind in ("int8", "int8-dynamic"):
         edge = EdgeModel(tensors={"message": quantize_rows(message), "item": quantize_rows(item)}, **base)
         return edge if kind == "int8-dynamic" else \
@@ -85,6 +91,27 @@ def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = D
                                   "item": DenseTensor(item[:, :keep].copy()),
                                   "base_projection": DenseTensor(projection)}, **base)
     raise ValueError(kind)
+
+
+def _product_quantized(values: np.ndarray, subvectors: int = 4, centroids: int = 8, seed: int = 0):
+    """Random codes and float16 codebooks of the table's shape (the math, not the fit, is under test)."""
+    rng = _rng(seed + 7)
+    rows, cols = values.shape
+    codes = rng.integers(0, centroids, (rows, subvectors)).astype(np.uint8)
+    books = rng.standard_normal((subvectors, centroids, cols // subvectors)).astype(np.float16)
+    return ProductQuantizedTensor(codes, books)
+
+
+def _shared_or_pq(kind: str, message: np.ndarray, item: np.ndarray, seed: int) -> dict:
+    rng = _rng(seed + 3)
+    if kind == "pq":
+        return {"message": _product_quantized(message, seed=seed), "item": _product_quantized(item, seed=seed + 1)}
+    table = {"shared": lambda: DenseTensor(item), "shared-int8": lambda: quantize_rows(item),
+             "shared-int8-fp16": lambda: quantize_rows(item, scale_dtype="float16"),
+             "shared-pq": lambda: _product_quantized(item, seed=seed)}[kind]()
+    weight = DenseTensor((rng.standard_normal((item.shape[1], item.shape[1])) * 0.1).astype(np.float32))
+    row_scale = DenseTensor(rng.uniform(0.2, 1.0, item.shape[0]).astype(np.float16))
+    return {"message": RowScaledTensor(LowRankTensor(table, weight), row_scale), "item": table}
 
 
 def sage(kind: str = "fp32", seed: int = 0) -> EdgeModel:

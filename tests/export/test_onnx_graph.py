@@ -22,6 +22,11 @@ CASES = {   # name: (model, how the scores compare)
     "lightgcn-lowrank-int8-shared": (lambda: models.lightgcn("lowrank-int8-shared"), "int8"),
     "lightgcn-lowrank-int8-static": (lambda: models.lightgcn("lowrank-int8-static"), "int8"),
     "lightgcn-projection": (lambda: models.lightgcn("projection"), "exact"),
+    "lightgcn-shared": (lambda: models.lightgcn("shared"), "exact"),
+    "lightgcn-shared-int8": (lambda: models.lightgcn("shared-int8"), "int8"),
+    "lightgcn-shared-int8-fp16": (lambda: models.lightgcn("shared-int8-fp16"), "int8"),
+    "lightgcn-pq": (lambda: models.lightgcn("pq"), "exact"),
+    "lightgcn-shared-pq": (lambda: models.lightgcn("shared-pq"), "exact"),
     "sage-fp32": (lambda: models.sage("fp32"), "exact"),
     "sage-int8": (lambda: models.sage("int8"), "exact"),
 }
@@ -115,6 +120,7 @@ LAYOUT_MODELS = {
     "lightgcn-int8-dynamic": lambda: models.lightgcn("int8-dynamic"),
     "lightgcn-int8-d12": lambda: models.lightgcn("int8-dynamic", dim=12),       # block padded 12 -> 16
     "lightgcn-lowrank-int8-shared": lambda: models.lightgcn("lowrank-int8-shared"),
+    "lightgcn-shared-int8": lambda: models.lightgcn("shared-int8"),
     "sage-int8": lambda: models.sage("int8"),
 }
 

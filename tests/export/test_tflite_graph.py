@@ -23,6 +23,10 @@ CASES = {   # name: (model, how the scores compare)
     "lightgcn-lowrank-int8-shared": (lambda: models.lightgcn("lowrank-int8-shared"), "int8"),
     "lightgcn-lowrank-int8-static": (lambda: models.lightgcn("lowrank-int8-static"), "loose"),
     "lightgcn-projection": (lambda: models.lightgcn("projection"), "exact"),
+    "lightgcn-shared": (lambda: models.lightgcn("shared"), "exact"),
+    "lightgcn-shared-int8-fp16": (lambda: models.lightgcn("shared-int8-fp16"), "int8"),
+    "lightgcn-pq": (lambda: models.lightgcn("pq"), "exact"),
+    "lightgcn-shared-pq": (lambda: models.lightgcn("shared-pq"), "exact"),
     "sage-fp32": (lambda: models.sage("fp32"), "exact"),
     "sage-int8": (lambda: models.sage("int8"), "loose"),   # h1's static scale is not applied in TFLite
 }

@@ -164,7 +164,8 @@ class _Builder:
         self.nbits = {id(scored)} if self._nbits_eligible(scored) else set()
         self.transposed = set() if self.nbits else {id(scored)}
         rows, block = scored.shape[0], options.score_block_rows
-        self.blocked = {id(scored)} if block is not None and rows > block and not gathered else set()
+        blockable = isinstance(scored, (DenseTensor, QuantizedTensor)) and not gathered
+        self.blocked = {id(scored)} if blockable and block is not None and rows > block else set()
 
     def _nbits_eligible(self, table) -> bool:
         """MatMulNBits scores this int8 table: allowed, big enough, and d fits one block (<= 256)."""

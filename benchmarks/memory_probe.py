@@ -38,7 +38,7 @@ def main() -> None:
 
     from edgegnn.runtime import Recommender, read_manifest
     from edgegnn.runtime.backends import open_backend
-    from edgegnn.runtime.manifest import read_items
+    from edgegnn.runtime.items import ItemIndex
 
     manifest = read_manifest(args.artifact)
     if manifest["kind"] == "onnx":
@@ -50,7 +50,7 @@ def main() -> None:
     directory = Path(args.artifact)
     backend = open_backend(directory / manifest["model_file"], manifest, threads=args.threads, delegate=args.delegate)
     model = status()
-    rec = Recommender(directory, manifest, read_items(directory, manifest), backend)
+    rec = Recommender(directory, manifest, ItemIndex.open(directory, manifest), backend)
     loaded = status()
     reset_peak()
     history = [np.arange(10) * 7]

@@ -33,6 +33,7 @@ from edgegnn import __version__
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import CheckpointError, ExportError
 from edgegnn.export import artifact
+from edgegnn.runtime import items
 from edgegnn.export.check import check_target, graph_options
 from edgegnn.export.plan import GraphOptions, io_spec, widened_int4
 from edgegnn.targets import Target, load_target
@@ -83,7 +84,7 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
     with artifact.staged(out_dir) as tmp:
         progress("building graph", 0, 1)
         files = _write_model(edge, target, options, (inputs, outputs), tmp, external_data_bytes)
-        files.append(artifact.write_items(tmp, edge.item_ids))
+        files += artifact.write_items(tmp, edge.item_ids)
         counts = _popularity(edge, checkpoint, split, popularity)
         manifest = _manifest(edge, target, options, checked, inputs, outputs, files, counts)
         manifest["history_length"] = history_length if history_length is not None else target.history_length
@@ -162,7 +163,7 @@ def _popularity(edge: EdgeModel, checkpoint, split, popularity) -> np.ndarray | 
 
 def _manifest(edge, target, options, checked, inputs, outputs, files, counts) -> dict:
     manifest = {
-        "kind": target.format, "model_file": files[0], "items_file": "items.json", "variant": options.variant,
+        "kind": target.format, "model_file": files[0], "items_file": items.IDS, "variant": options.variant,
         "target": target.to_dict(), "precision": options.precision, "inputs": inputs, "outputs": outputs,
         "top_k": options.top_k, "history_length": options.history_length,
         "batch": options.batch, "num_items": edge.num_items, "embedding_dim": edge.embedding_dim,

@@ -1,8 +1,9 @@
 """The artifact directory: staged in a temp folder, checksummed, then swapped in atomically.
 
 Layout (schema version `SCHEMA_VERSION`, read by `edgegnn.runtime.manifest`):
-    model.onnx | model.tflite   the graph (model.onnx.data too, for ONNX tables over ~2 GB)
-    items.json                  JSON list: row r of the tables is raw item id items[r]
+    model.onnx | model.tflite   the graph (model.onnx.data too: ONNX tables over 16 MiB, memory-mapped)
+    items*.npy                  the item index: row r of the tables is raw item id ids[r]
+                                (edgegnn.runtime.items; memory-mapped by the runtime)
     manifest.json               schema_version, target, inputs/outputs, tensor storage,
                                 sha256 + size of every other file, metrics measured on the
                                 artifact, recipe, versions, popularity fallback
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from edgegnn.errors import ExportError
-from edgegnn.runtime.manifest import FORMAT, ITEMS, MANIFEST, SCHEMA_VERSION, sha256_file
+from edgegnn.runtime.items import write_item_index
+from edgegnn.runtime.manifest import FORMAT, MANIFEST, SCHEMA_VERSION, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,9 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def write_items(directory: Path, item_ids: np.ndarray) -> str:
-    """items.json: the raw id of each table row, as strings."""
-    write_json(directory / ITEMS, [str(x) for x in item_ids])
-    return ITEMS
+def write_items(directory: Path, item_ids: np.ndarray) -> list[str]:
+    """The item index (row <-> raw id; edgegnn.runtime.items); returns its file names."""
+    return write_item_index(directory, item_ids)
 
 
 def file_entries(directory: Path, names: list[str]) -> dict[str, dict]:

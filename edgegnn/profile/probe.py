@@ -115,7 +115,7 @@ def probe(artifact: str | Path, *, batch: int, history_len: int, threads: int, i
 
     from edgegnn.runtime import Recommender, read_manifest
     from edgegnn.runtime.backends import open_backend
-    from edgegnn.runtime.manifest import read_items
+    from edgegnn.runtime.items import ItemIndex
 
     directory = Path(artifact)
     manifest = read_manifest(directory)
@@ -128,7 +128,7 @@ def probe(artifact: str | Path, *, batch: int, history_len: int, threads: int, i
     resettable = reset_peak()
     start = time.perf_counter_ns()
     backend = open_backend(directory / manifest["model_file"], manifest, threads=threads, delegate=delegate)
-    rec = Recommender(directory, manifest, read_items(directory, manifest), backend)
+    rec = Recommender(directory, manifest, ItemIndex.open(directory, manifest), backend)
     load_ns = time.perf_counter_ns() - start
     loaded = memory()
     reset_peak()

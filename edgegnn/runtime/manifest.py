@@ -1,9 +1,9 @@
 """The artifact's manifest: read it, check its schema version, verify every file's sha256.
 
-An artifact directory holds the model file(s), `items.json` (row -> raw item id) and
-`manifest.json`. The manifest lists each file with its sha256 and size; the runtime refuses
-an artifact whose files do not match (naming the file), whose manifest is newer than it
-understands, or that is not an edgegnn artifact at all.
+An artifact directory holds the model file(s), the item index (row <-> raw item id,
+`edgegnn.runtime.items`) and `manifest.json`. The manifest lists each file with its sha256
+and size; the runtime refuses an artifact whose files do not match (naming the file), whose
+manifest is newer than it understands, or that is not an edgegnn artifact at all.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from edgegnn.runtime.errors import ArtifactError
 FORMAT = "edgegnn-artifact"
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-ITEMS = "items.json"
 _CHUNK = 1 << 20
 
 
@@ -72,15 +71,3 @@ def verify_files(directory: str | Path, manifest: dict) -> None:
         if sha256_file(path) != entry.get("sha256"):
             raise ArtifactError(f"{path}: sha256 does not match the manifest: the file was changed or is damaged",
                                 hint="export the artifact again")
-
-
-def read_items(directory: str | Path, manifest: dict) -> list[str]:
-    """Raw item ids by table row (items.json: a JSON list of strings)."""
-    path = Path(directory) / manifest.get("items_file", ITEMS)
-    try:
-        items = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: cannot read the item map ({exc.__class__.__name__})") from None
-    if not isinstance(items, list) or len(items) != manifest["num_items"]:
-        raise ArtifactError(f"{path}: expected a list of {manifest['num_items']} item ids")
-    return [str(x) for x in items]

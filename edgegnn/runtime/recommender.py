@@ -32,7 +32,8 @@ import numpy as np
 
 from edgegnn.runtime.backends import open_backend
 from edgegnn.runtime.errors import RecommendError
-from edgegnn.runtime.manifest import read_items, read_manifest, verify_files
+from edgegnn.runtime.items import ItemIndex
+from edgegnn.runtime.manifest import read_manifest, verify_files
 
 log = logging.getLogger("edgegnn.runtime")
 
@@ -84,14 +85,10 @@ class Recommender:
     thread its own Recommender for a .tflite artifact.
     """
 
-    def __init__(self, directory: Path, manifest: dict, item_ids: list[str], backend) -> None:
+    def __init__(self, directory: Path, manifest: dict, items: ItemIndex, backend) -> None:
         self.directory = directory
         self.manifest = manifest
-        # Raw ids as one fixed-width numpy array plus its sort order (lookups by binary search):
-        # a 200k-item catalog costs ~10 MB this way, ~30 MB as a dict of Python strings.
-        self.item_ids = np.asarray(item_ids, dtype=str)
-        self._order = np.argsort(self.item_ids, kind="stable")
-        self._sorted_ids = self.item_ids[self._order]
+        self.items = items          # row <-> raw id, memory-mapped (edgegnn.runtime.items)
         self.backend = backend
         self._inputs = {spec["name"]: spec for spec in manifest["inputs"]}
 
@@ -111,10 +108,10 @@ class Recommender:
         manifest = read_manifest(directory)
         if verify:
             verify_files(directory, manifest)
-        item_ids = read_items(directory, manifest)
+        items = ItemIndex.open(directory, manifest)
         backend = open_backend(directory / manifest["model_file"], manifest, threads=threads,
                                providers=providers, delegate=delegate)
-        return cls(directory, manifest, item_ids, backend)
+        return cls(directory, manifest, items, backend)
 
     # ---- what the artifact takes ---------------------------------------------------------------
 
@@ -134,7 +131,12 @@ class Recommender:
 
     @property
     def num_items(self) -> int:
-        return len(self.item_ids)
+        return len(self.items)
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """str [I]: every raw id by table row (materialized on each call; queries use `items`)."""
+        return self.items.all_ids()
 
     # ---- recommending --------------------------------------------------------------------------
 
@@ -240,12 +242,7 @@ class Recommender:
 
     def _rows_of(self, raw: list[str]) -> list[int]:
         """Table row of each raw id, -1 where the artifact does not know it."""
-        if not raw:
-            return []
-        query = np.asarray(raw, dtype=str)
-        position = np.minimum(np.searchsorted(self._sorted_ids, query), len(self._sorted_ids) - 1)
-        found = self._sorted_ids[position] == query
-        return np.where(found, self._order[position], -1).tolist()
+        return self.items.rows_of(raw).tolist() if raw else []
 
     def _collect(self, query: _Query, items: np.ndarray, scores: np.ndarray, k: int,
                  exclude_seen: bool) -> Recommendation:
@@ -253,7 +250,7 @@ class Recommender:
         for row, score in zip(items.tolist(), scores.tolist()):
             if exclude_seen and row in query.seen:
                 continue
-            out.append((str(self.item_ids[row]), float(score)))
+            out.append((self.items.id_of(row), float(score)))
             if len(out) == k:
                 break
         return Recommendation(tuple(out), query.skipped, query.truncated)
@@ -264,7 +261,7 @@ class Recommender:
             raise RecommendError("the history holds no item this model knows, and the artifact has no popularity "
                                  "list to fall back on (export it with --data)")
         total = float(popularity.get("total", 1) or 1)
-        pairs = tuple((str(self.item_ids[row]), count / total) for row, count in
+        pairs = tuple((self.items.id_of(row), count / total) for row, count in
                       zip(popularity["rows"][:k], popularity["counts"][:k]))
         return Recommendation(pairs, query.skipped, query.truncated, fallback=True)
 

@@ -186,6 +186,6 @@ def test_a_newer_or_foreign_manifest_is_refused(copy):
 
 def test_a_missing_file_is_named(copy):
     directory = copy()
-    (directory / "items.json").unlink()
-    with pytest.raises(ArtifactError, match="items.json: listed in the manifest but missing"):
+    (directory / "items_sorted.npy").unlink()
+    with pytest.raises(ArtifactError, match="items_sorted.npy: listed in the manifest but missing"):
         Recommender.open(directory)

@@ -113,6 +113,7 @@ LAYOUTS = {   # GraphOptions that change how the scoring table is laid out, not 
     "row-blocks": dict(score_block_rows=128),                     # 300 items -> blocks of 128, 128, 44
     "nbits": dict(nbits_min_rows=1),
     "nbits-row-blocks": dict(nbits_min_rows=1, score_block_rows=128),
+    "small-row-blocks": dict(score_block_rows=8),                 # blocks smaller than k = K + H
 }
 LAYOUT_MODELS = {
     "lightgcn-fp32": lambda: models.lightgcn("fp32"),
@@ -151,6 +152,16 @@ def test_scoring_layouts_compute_the_device_math(name, layout):
         assert {o.domain for o in model.opset_import} == {"", "com.microsoft"}
     exact = not int8 or (name == "lightgcn-int8-static" and not nbits)
     check_top(edge, hist, base, items, scores, exact=exact, static_ignored=nbits)
+
+
+def test_row_blocks_in_the_user_embedding_graph():
+    edge = models.lightgcn("int8")
+    sess = session(edge, GraphOptions(variant="user", top_k=10, precision="int8", score_block_rows=64))
+    x = np.random.default_rng(3).standard_normal((4, models.DIM)).astype(np.float32)
+    items, scores = sess.run(["top_items", "top_scores"], {"user_embedding": x})
+    ref = edge.score(x)
+    np.testing.assert_allclose(scores, np.take_along_axis(ref, items, axis=1), rtol=1e-5, atol=1e-6)
+    assert (np.sort(ref, axis=1)[:, ::-1][:, :10] - scores <= 1e-5).all()
 
 
 def test_row_blocks_ship_the_table_once():

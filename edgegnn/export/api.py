@@ -35,7 +35,7 @@ from edgegnn.errors import CheckpointError, ExportError
 from edgegnn.export import artifact
 from edgegnn.runtime import items
 from edgegnn.export.check import check_target, graph_options
-from edgegnn.export.plan import GraphOptions, io_spec, widened_int4
+from edgegnn.export.plan import GraphOptions, io_spec
 from edgegnn.targets import Target, load_target
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def _manifest(edge, target, options, checked, inputs, outputs, files, counts) ->
         "seen_items": SEEN_ITEMS, "model": edge.describe(), "recipe": list(edge.recipe),
         "activation_scales": {k: float(v) for k, v in edge.activation_scales.items()},
         "graph": {"ops": checked.ops, "constant_bytes": checked.const_bytes,
-                  "estimated_memory_bytes": checked.estimated_memory, "int4_widened_to_int8": widened_int4(edge)},
+                  "estimated_memory_bytes": checked.estimated_memory, "int4_widened_to_int8": checked.int4_widened},
         "versions": _versions(target), "producer": f"edgegnn {__version__}",
         "popularity": None, "metrics": None,
     }

@@ -35,6 +35,7 @@ class TargetCheck:
     ops: dict[str, list[str]]
     const_bytes: int
     estimated_memory: int
+    int4_widened: list[str]
 
 
 def graph_options(edge: EdgeModel, target: Target, *, variant: str = "history", top_k: int | None = None,
@@ -104,7 +105,7 @@ def check_target(edge: EdgeModel, target: Target, options: GraphOptions | None =
         raise ExportError(f"target {target.name}: the model needs about {estimate / 1e6:,.1f} MB in memory, over "
                           f"the budget of {target.memory_budget / 1e6:,.1f} MB",
                           hint="compress the model (edgegnn compress --size-budget ...) or pick a larger target")
-    return TargetCheck(options.precision, ops, const_bytes, estimate)
+    return TargetCheck(options.precision, ops, const_bytes, estimate, list(graph.int4_widened))
 
 
 def estimate_memory(edge: EdgeModel, target: Target, options: GraphOptions, const_bytes: int) -> int:

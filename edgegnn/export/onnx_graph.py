@@ -29,7 +29,9 @@ How each stored tensor runs (mirrors edge_model.gather_rows / matmul_transposed 
                       does, (x @ float(qᵀ)) · scale or (x · scale) @ float(q), the Cast of the
                       codes folded once at load.
                       Tables of at least `options.nbits_min_rows` rows (targets that allow it) run on
-                      com.microsoft MatMulNBits instead: the codes as uint8 q + 128, one quantization
+                      com.microsoft MatMulNBits instead (an int4 table too, as packed nibbles q + 8:
+                      half the bytes of int8, where every other path widens int4 codes to int8):
+                      the codes as uint8 q + 128, one quantization
                       block per row (block = d rounded up to a power of two, padded with code 0), the
                       per-row scales as its scales, accuracy level 4 (int8 compute). It quantizes x per
                       query and block itself, so the static activation scale is not used there (as
@@ -62,7 +64,7 @@ import numpy as np
 
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, exportable, to_fp16
+from edgegnn.export.plan import GraphOptions, exportable, to_fp16, widened_int4
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
@@ -90,6 +92,8 @@ class OnnxGraph:
         self.dtypes: dict[str, str] = {}
         self._ids = itertools.count()
         self._tables: dict[tuple[int, str], str] = {}
+        self.packed_int4: set[int] = set()    # ids of int4 tables stored as packed nibbles (MatMulNBits)
+        self.int4_widened: list[str] = []      # model tensors whose int4 codes ship as int8 (set by `plan`)
 
     def const(self, prefix: str, value, dtype: str | None = None, shape: tuple[int, ...] | None = None) -> str:
         """An initializer; `value` is an array or a thunk (then dtype and shape are required)."""
@@ -149,29 +153,32 @@ class _Builder:
 
     def __init__(self, edge: EdgeModel, options: GraphOptions) -> None:
         self.edge, self.options, self.g = edge, options, OnnxGraph()
-        tensors = exportable(edge)
+        self.forms: dict[int, object] = {}
+        tensors = exportable(edge, self.forms)
         self.t = to_fp16(tensors) if options.precision == "fp16" else tensors
         self._scalars: dict[tuple[str, float], str] = {}
         self._quantized_x: dict[tuple[str, float | None], tuple[str, str | None]] = {}
         self._blocks: list = []       # block views stay referenced: tables are keyed by id()
         self._block_ids: set[int] = set()
+        self._block_of: dict[int, int] = {}      # id(row block view) -> id(the whole table)
         # The scoring table is stored transposed ([C, R], MatMul's layout), or in MatMulNBits'
         # row layout; a table both scored and gathered (a shared or joint low-rank factor) is
         # gathered from that layout, so it ships once, and is not cut into row blocks.
         scored = self.t["item"].left if isinstance(self.t["item"], LowRankTensor) else self.t["item"]
         gathered = any(id(scored) == id(leaf) for name, t in self.t.items() if name != "item"
                        for leaf in stored_leaves([t]))
-        self.nbits = {id(scored)} if self._nbits_eligible(scored) else set()
+        self.nbits = {id(scored)} if self._nbits_eligible(scored, gathered) else set()
         self.transposed = set() if self.nbits else {id(scored)}
         rows, block = scored.shape[0], options.score_block_rows
         blockable = isinstance(scored, (DenseTensor, QuantizedTensor)) and not gathered
         self.blocked = {id(scored)} if blockable and block is not None and rows > block else set()
 
-    def _nbits_eligible(self, table) -> bool:
-        """MatMulNBits scores this int8 table: allowed, big enough, and d fits one block (<= 256)."""
+    def _nbits_eligible(self, table, gathered: bool) -> bool:
+        """MatMulNBits scores this int8 or int4 table: allowed, big enough, d fits one block
+        (<= 256); int4 only when not also gathered (rows are read from the 8-bit layout)."""
         rows = self.options.nbits_min_rows
         return (isinstance(table, QuantizedTensor) and rows is not None and table.shape[0] >= rows
-                and table.shape[1] <= 256)
+                and table.shape[1] <= 256 and (table.bits == 8 or not gathered))
 
     def scalar(self, value, dtype: str = "float32") -> str:
         key = (dtype, float(value))
@@ -373,6 +380,7 @@ class _Builder:
                     else QuantizedTensor(table.q[rows], table.scale[rows], table.bits))
             self._blocks.append(view)
             self._block_ids.add(id(view))
+            self._block_of[id(view)] = id(table)
             if id(table) in self.nbits:
                 self.nbits.add(id(view))
             parts.append(self.matmul_transposed(x, view, **kwargs))
@@ -384,22 +392,29 @@ class _Builder:
         return max(16, 1 << (int(table.shape[1]) - 1).bit_length())
 
     def nbits_codes(self, table: QuantizedTensor) -> str:
-        """uint8 [R, 1, block]: q + 128, padded with 128 (code 0) to the block length."""
+        """MatMulNBits' B: the codes shifted by its default zero point z = 2^(bits-1) and padded
+        with z (code 0) to the block length. 8 bits: uint8 [R, 1, block], q + 128. 4 bits:
+        uint8 [R, 1, block/2], two codes q + 8 per byte, the even column in the low nibble."""
         rows, cols = table.shape
-        block = self.nbits_block(table)
+        block, bits = self.nbits_block(table), table.bits
+        zero = 1 << (bits - 1)
 
         def make() -> np.ndarray:
-            codes = np.full((rows, 1, block), 128, dtype=np.uint8)
-            codes[:, 0, :cols] = (table.q.astype(np.int16) + 128).astype(np.uint8)
-            return codes
-        return self.g.table(table, "codes_nbits", "nbits", make, "uint8", (rows, 1, block))
+            codes = np.full((rows, block), zero, dtype=np.uint8)
+            codes[:, :cols] = (table.q.astype(np.int16) + zero).astype(np.uint8)
+            if bits == 4:
+                codes = codes[:, 0::2] | (codes[:, 1::2] << 4)
+            return codes.reshape(rows, 1, -1)
+        return self.g.table(table, "codes_nbits", "nbits", make, "uint8", (rows, 1, block * bits // 8))
 
     def nbits_scores(self, x: str, table: QuantizedTensor) -> str:
-        """x @ (q · scale)ᵀ with MatMulNBits (8 bits, default zero point 128, int8 compute)."""
+        """x @ (q · scale)ᵀ with MatMulNBits (the table's 8 or 4 bits, default zero point, int8 compute)."""
         rows, cols = table.shape
+        if table.bits == 4:
+            self.g.packed_int4.add(self._block_of.get(id(table), id(table)))
         return self.g.op("MatMulNBits", [x, self.nbits_codes(table), self.row_scales(table)], "float32",
-                         domain=MS_DOMAIN, K=int(cols), N=int(rows), bits=8, block_size=self.nbits_block(table),
-                         accuracy_level=4)
+                         domain=MS_DOMAIN, K=int(cols), N=int(rows), bits=table.bits,
+                         block_size=self.nbits_block(table), accuracy_level=4)
 
     def gather_nbits_rows(self, table: QuantizedTensor, index: str) -> str:
         """table[index] [B, H, C] from MatMulNBits' layout: (codes - 128) · scale[row]."""
@@ -486,11 +501,12 @@ def plan(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:
     if options.variant == "user":
         g.dtypes["user_embedding"] = "float32"
         builder.top_k(builder.score("user_embedding"), None)
-        return g
-    for name, dtype in (("history", "int32"), ("history_mask", "float32"), ("user_base", "float32")):
-        g.dtypes[name] = dtype
-    base = "user_base" if options.user_base else None
-    builder.top_k(builder.score(builder.encode("history", "history_mask", base)), "history")
+    else:
+        for name, dtype in (("history", "int32"), ("history_mask", "float32"), ("user_base", "float32")):
+            g.dtypes[name] = dtype
+        base = "user_base" if options.user_base else None
+        builder.top_k(builder.score(builder.encode("history", "history_mask", base)), "history")
+    g.int4_widened = widened_int4(edge, g.packed_int4, builder.forms)
     return g
 
 

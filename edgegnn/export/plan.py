@@ -21,8 +21,9 @@ scatter, which TFLite lacks on its fast path; dropping seen items from K + H row
 Tensor forms (`exportable`): every stored tensor becomes one of the forms a graph can run:
     DenseTensor (fp32), QuantizedTensor (int8 codes + per-row float32 scales),
     ProductQuantizedTensor (uint8 codes + float32 codebooks), and LowRankTensor /
-    RowScaledTensor (float32 row scale) of those. int4 and int8+int4 codes are widened to
-    int8 (no runtime here has per-row int4 kernels; the values are exactly the same), float16
+    RowScaledTensor (float32 row scale) of those. int4 and int8+int4 codes run as int8 (the
+    values are exactly the same); pure int4 keeps bits=4, so a graph may ship it packed (ONNX
+    MatMulNBits for big scoring tables) where it otherwise widens the codes to int8; float16
     scales and codebooks to float32 (exactly), sparse tensors are densified (no sparse kernels).
 Shared tensors (a joint low-rank left factor) stay shared: the same object maps to the same
 exportable object, so a graph stores it once.
@@ -94,19 +95,26 @@ def model_precision(edge: EdgeModel) -> str:
     return "int8" if any(isinstance(t, quantized) for t in stored_leaves(edge.tensors.values())) else "fp32"
 
 
-def widened_int4(edge: EdgeModel) -> list[str]:
-    """Names of tensors whose int4 codes ship as int8 (same values, twice the bytes)."""
+def widened_int4(edge: EdgeModel, packed: set[int] = frozenset(), forms: dict[int, object] | None = None) -> list[str]:
+    """Names of tensors whose int4 codes ship as int8 (same values, twice the bytes).
+
+    `packed`: ids of exportable forms a graph stored as packed int4 (`forms` maps the id of
+    each stored tensor of `edge` to its exportable form, as `exportable(edge, forms)` fills it).
+    """
     names = []
     for name, tensor in edge.tensors.items():
-        leaves = stored_leaves([tensor])
-        if any(getattr(t, "bits", 8) == 4 or isinstance(t, MixedQuantizedTensor) for t in leaves):
+        int4 = [t for t in stored_leaves([tensor]) if getattr(t, "bits", 8) == 4 or isinstance(t, MixedQuantizedTensor)]
+        if any(forms is None or id(forms.get(id(t))) not in packed for t in int4):
             names.append(name)
     return sorted(names)
 
 
-def exportable(edge: EdgeModel) -> dict[str, object]:
-    """Each tensor of `edge` in a form the graphs run (see the module docstring), sharing kept."""
-    memo: dict[int, object] = {}
+def exportable(edge: EdgeModel, forms: dict[int, object] | None = None) -> dict[str, object]:
+    """Each tensor of `edge` in a form the graphs run (see the module docstring), sharing kept.
+
+    `forms`, if given, is filled with id(stored tensor) -> its exportable form.
+    """
+    memo: dict[int, object] = {} if forms is None else forms
     return {name: _exportable(t, memo) for name, t in edge.tensors.items()}
 
 
@@ -121,8 +129,9 @@ def _exportable(tensor, memo: dict[int, object]):
         out = tensor if tensor.codebooks.dtype == np.float32 else \
             ProductQuantizedTensor(tensor.codes, tensor.codebooks.astype(np.float32))
     elif isinstance(tensor, QuantizedTensor):  # int8, int4 and int8+int4 alike: the codes fit int8
-        plain = type(tensor) is QuantizedTensor and tensor.bits == 8 and tensor.scale.dtype == np.float32
-        out = tensor if plain else QuantizedTensor(np.asarray(tensor.q, np.int8), tensor.scale.astype(np.float32), 8)
+        plain = type(tensor) is QuantizedTensor and tensor.scale.dtype == np.float32
+        bits = tensor.bits if type(tensor) is QuantizedTensor else 8    # pure int4 stays marked: it may ship packed
+        out = tensor if plain else QuantizedTensor(np.asarray(tensor.q, np.int8), tensor.scale.astype(np.float32), bits)
     elif isinstance(tensor, QuantizedSparseTensor):
         codes = np.zeros(tensor.shape, dtype=np.int8)
         codes[tensor.row_of_values(), tensor.indices] = tensor.q

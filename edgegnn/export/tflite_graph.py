@@ -48,7 +48,7 @@ import numpy as np
 
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, base_dim, exportable
+from edgegnn.export.plan import GraphOptions, base_dim, exportable, widened_int4
 from edgegnn.tensors import LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
@@ -63,6 +63,7 @@ class TfliteGraph:
         self.tensors: list[dict] = []
         self.operators: list[dict] = []
         self._tables: dict[tuple[int, str], int] = {}
+        self.int4_widened: list[str] = []      # model tensors whose int4 codes ship as int8 (set by `plan`)
 
     def tensor(self, name: str, shape, dtype: str, data: Callable[[], np.ndarray] | np.ndarray | None = None,
                quant: dict | None = None, *, exact_name: bool = False) -> int:
@@ -314,6 +315,7 @@ def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int]
     """The graph (constants not materialized), its input and output tensor indices."""
     builder = _Builder(edge, options)
     g = builder.g
+    g.int4_widened = widened_int4(edge)     # no packed int4 kernels in LiteRT: int4 ships as int8
     if options.batch not in (None, 1):
         raise ExportError(f"TFLite graphs here take batch 1, not {options.batch}")
     if options.variant == "user":

@@ -120,6 +120,8 @@ LAYOUT_MODELS = {
     "lightgcn-int8-static": lambda: models.lightgcn("int8"),
     "lightgcn-int8-dynamic": lambda: models.lightgcn("int8-dynamic"),
     "lightgcn-int8-d12": lambda: models.lightgcn("int8-dynamic", dim=12),       # block padded 12 -> 16
+    "lightgcn-int4": lambda: models.lightgcn("int4"),
+    "lightgcn-int4-d12": lambda: models.lightgcn("int4", dim=12),
     "lightgcn-lowrank-int8-shared": lambda: models.lightgcn("lowrank-int8-shared"),
     "lightgcn-shared-int8": lambda: models.lightgcn("shared-int8"),
     "lightgcn-pq": lambda: models.lightgcn("pq"),
@@ -152,6 +154,20 @@ def test_scoring_layouts_compute_the_device_math(name, layout):
         assert {o.domain for o in model.opset_import} == {"", "com.microsoft"}
     exact = not int8 or (name == "lightgcn-int8-static" and not nbits)
     check_top(edge, hist, base, items, scores, exact=exact, static_ignored=nbits)
+
+
+@pytest.mark.parametrize("nbits", [None, 1])
+def test_int4_scoring_tables_ship_packed_on_matmul_nbits(nbits):
+    edge = models.lightgcn("int4")
+    options = GraphOptions(precision="int8", nbits_min_rows=nbits, score_block_rows=128)
+    graph = onnx_graph.plan(edge, options)
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    item_codes = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.UINT8 and len(t.dims) == 3]
+    if nbits:
+        assert sum(len(t.raw_data) for t in item_codes) == models.ITEMS * models.DIM // 2     # two codes per byte
+        assert graph.int4_widened == ["message"]          # gathered rows stay int8 codes
+    else:
+        assert not item_codes and graph.int4_widened == ["item", "message"]
 
 
 def test_row_blocks_in_the_user_embedding_graph():

@@ -28,7 +28,7 @@ PROBE = Path(__file__).resolve().parent / "memory_probe.py"
 
 
 def synthetic_model(items: int, dim: int, precision: str):
-    """A LightGCN EdgeModel with random tables (fp32, or per-row int8 with a static user scale)."""
+    """A LightGCN EdgeModel with random tables (fp32, or per-row int8 / int4 with a static user scale)."""
     from edgegnn.edge_model import EdgeModel
     from edgegnn.tensors import DenseTensor, quantize_rows
 
@@ -39,7 +39,9 @@ def synthetic_model(items: int, dim: int, precision: str):
                      item_ids=np.array([str(i) for i in range(items)]), params={"a0": 0.25})
     if precision == "fp32":
         return edge
-    quantized = edge.with_tensors({"pass": "quantize"}, message=quantize_rows(message), item=quantize_rows(item))
+    bits = {"int8": 8, "int4": 4}[precision]
+    quantized = edge.with_tensors({"pass": "quantize", "precision": precision},
+                                  message=quantize_rows(message, bits), item=quantize_rows(item, bits))
     return dataclasses.replace(quantized, activation_scales={"user": 0.01})
 
 

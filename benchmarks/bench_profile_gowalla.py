@@ -9,9 +9,10 @@ a fresh process (`edgegnn.profile`'s runner and probe), artifacts interleaved, o
    low-rank 32 (+100 distillation steps) + int8, each exported for cpu-x86_64 (ONNX) and
    android-litert (TFLite, XNNPACK) with Recall@20 measured on the artifact at export on
    2,000 test users (users as new: the graph takes the history only, no e_u⁰ input).
-2. 1,000,000 items: a random 64-dim LightGCN EdgeModel (no training), fp32 and int8, ONNX
-   and LiteRT; latency and peak RSS growth at load against bytes on disk (the whole open, model +
-   item-id map, from the profile probe; and the model file alone, from benchmarks/memory_probe.py).
+2. 1,000,000 items: a random 64-dim LightGCN EdgeModel (no training), fp32, int8 and int4
+   (ONNX ships int4 packed on MatMulNBits; LiteRT widens it to int8 codes), ONNX and LiteRT;
+   latency and peak RSS growth at load against bytes on disk (the whole open, model + item
+   index, from the profile probe; and the model file alone, from benchmarks/memory_probe.py).
 
 The PyTorch eager reference does the same arithmetic on the fp32 tables (gather the history
 rows of the message table, sum, scale by 1/sqrt(n), matmul with the item table, topk of
@@ -116,7 +117,7 @@ def gowalla_models(log) -> tuple[dict, object]:
 def big_models() -> dict:
     from bench_export_memory import synthetic_model
 
-    return {"fp32": synthetic_model(BIG_ITEMS, DIM, "fp32"), "int8": synthetic_model(BIG_ITEMS, DIM, "int8")}
+    return {precision: synthetic_model(BIG_ITEMS, DIM, precision) for precision in ("fp32", "int8", "int4")}
 
 
 def export_all(models: dict, prefix: str, tmp: Path, split, log) -> list[Path]:
@@ -256,6 +257,7 @@ def main() -> None:
         "gowalla_onnx_lowrank_int8_recall_rel_drop_vs_fp32": rel_drop("gowalla-onnx-lowrank32-int8", "gowalla-onnx-fp32"),
         "1m_onnx_int8_speedup_vs_fp32": ratio(p50("1m-onnx-fp32"), p50("1m-onnx-int8")),
         "1m_litert_int8_speedup_vs_fp32": ratio(p50("1m-litert-fp32"), p50("1m-litert-int8")),
+        "1m_onnx_int4_speedup_vs_int8": ratio(p50("1m-onnx-int8"), p50("1m-onnx-int4")),
     }
     for name in rows:
         key = "gowalla" if name.startswith("gowalla") else "1m"

@@ -209,14 +209,20 @@ def pq_scores(x: np.ndarray, table: ProductQuantizedTensor) -> np.ndarray:
     """x @ tableᵀ, float32 [B, R], through per-sub-space lookup tables (the table is never decoded).
 
     LUT[b, m, k] = x[b, m·D:(m+1)·D] · codebooks[m, k];  score[b, r] = Σ_m LUT[b, m, codes[r, m]].
+    The M lookups of every row run as one sparse product with the one-hot code matrix
+    H [R, M·K] (H[r, m·K + codes[r, m]] = 1): score = LUT.reshape(B, M·K) @ Hᵀ. Multiplying
+    by 1 is exact and the sum runs over m in order, so this is the lookup-and-add arithmetic.
     """
+    import scipy.sparse as sp
+
     m, k, d = table.codebooks.shape
+    rows = table.codes.shape[0]
     x = np.asarray(x, np.float32).reshape(len(x), m, d)
-    lut = np.einsum("bmd,mkd->bmk", x, table.codebooks.astype(np.float32, copy=False))  # [B, M, K]
-    scores = np.zeros((len(x), table.codes.shape[0]), dtype=np.float32)
-    for sub in range(m):  # M gathers of [B, R]: one lookup per row and sub-space
-        scores += lut[:, sub, table.codes[:, sub]]
-    return scores
+    lut = np.einsum("bmd,mkd->bmk", x, table.codebooks.astype(np.float32, copy=False)).reshape(len(x), m * k)
+    columns = (table.codes.astype(np.int64) + np.arange(m, dtype=np.int64) * k).ravel()
+    one_hot = sp.csr_matrix((np.ones(rows * m, np.float32), columns, np.arange(0, rows * m + 1, m)),
+                            shape=(rows, m * k))
+    return np.asarray((one_hot @ lut.T).T, dtype=np.float32)
 
 
 def matmul(x: np.ndarray, table: Stored) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Compress an EdgeModel: pruning, low-rank factorization, static int8, accuracy-gated search.
+"""Compress an EdgeModel: pruning, low-rank, table sharing, int8/int4, product quantization, search.
 
     from edgegnn.compress import Calibration, LowRankConfig, QuantizeConfig, compress, measure
     calibration = Calibration.from_split(split)
@@ -12,8 +12,8 @@ recipe under a Recall drop and/or size budget; recipes and models save and load 
 """
 
 from edgegnn.compress.calibration import Calibration
-from edgegnn.compress.configs import (CONFIG_TYPES, LowRankConfig, PassConfig, PruneConfig, QuantizeConfig,
-                                     ShareConfig)
+from edgegnn.compress.configs import (CONFIG_TYPES, LowRankConfig, PassConfig, ProductQuantizeConfig, PruneConfig,
+                                     QuantizeConfig, ShareConfig)
 from edgegnn.compress.io import load_edge_model, save_edge_model
 from edgegnn.compress.measure import Evaluator, measure
 from edgegnn.compress.pipeline import REGISTRY, compress
@@ -21,6 +21,7 @@ from edgegnn.compress.recipe import configs_from_entries, load_recipe, recipe_ya
 from edgegnn.compress.search import SearchPoint, SearchResult, default_grid, pareto_front, search
 
 __all__ = ["Calibration", "CONFIG_TYPES", "LowRankConfig", "PassConfig", "PruneConfig", "QuantizeConfig", "ShareConfig",
+           "ProductQuantizeConfig",
            "REGISTRY", "compress", "measure", "Evaluator", "search", "SearchResult", "SearchPoint",
            "default_grid", "pareto_front", "load_recipe", "save_recipe", "recipe_yaml", "configs_from_entries",
            "save_edge_model", "load_edge_model"]

@@ -189,8 +189,68 @@ class ShareConfig(_PassConfig):
         check_choice(self.PASS, "scale_dtype", self.scale_dtype, ("float32", "float16"))
 
 
-PassConfig = PruneConfig | LowRankConfig | QuantizeConfig | ShareConfig
-CONFIG_TYPES: dict[str, type] = {cls.PASS: cls for cls in (PruneConfig, LowRankConfig, QuantizeConfig, ShareConfig)}
+@dataclass(frozen=True)
+class ProductQuantizeConfig(_PassConfig):
+    """Product quantization of item tables: M uint8 codes per row, scored through lookup tables.
+
+    Each named table [R, d] is cut into `subvectors` (M) blocks of d/M columns; each block
+    is clustered by seeded k-means into `centroids` (K) codewords, and row r stores the
+    M indices (uint8 [R, M]) plus the codebooks [M, K, d/M] (see
+    `edgegnn.tensors.ProductQuantizedTensor` for the device math). Low-rank and shared
+    tables have their item-row factor quantized (the shared item table once; W stays as
+    it is). Then, if `finetune_steps > 0`, the codes stay fixed and the codebooks are
+    distilled towards the input model's scores on the calibration users
+    (`edgegnn.compress.distill`).
+
+    Args:
+        subvectors: M, 1..256; must divide each table's width (checked by the pass).
+        centroids: K, 2..256 (a code is one byte).
+        tensors: which item tables (empty: every item table of the model).
+        iterations: Lloyd iterations of k-means per sub-space (at most).
+        normalize: norm-explicit quantization: store each row's norm ‖x_r‖ exactly (float16,
+            2 bytes per row) and product-quantize the unit direction x_r / ‖x_r‖; the table
+            becomes RowScaledTensor(ProductQuantizedTensor, norms). Scores are inner
+            products, and popular items have the larger norms, so a norm error moves an
+            item through every user's ranking: on Gowalla (M=16, before distillation) the
+            drop went from 2.85 % to 2.18 % for 2 more bytes per row.
+        popularity_power: k-means weighs row r by (1 + popularity_r)^power (training
+            interactions, from the calibration); 0: unweighted. Popular items, which most
+            held-out interactions and histories hit, get finer codewords: on the 64-dim
+            Gowalla model (M=16, before distillation) the Recall@20 drop was 10.1 % at
+            power 0, 3.6 % at 1, 3.0 % at 2.
+        codebook_dtype: "float32" or "float16" storage of the codebooks.
+        finetune_steps: Adam steps of the codebook distillation (0: none).
+        finetune_lr: Adam's step size (0.005 overshot on Gowalla: KL 0.09 vs 0.045 at 0.002).
+        seed: k-means++ seed (sub-space m uses [seed, m]).
+    """
+
+    PASS: ClassVar[str] = "product_quantize"
+    subvectors: int = 16
+    centroids: int = 256
+    tensors: tuple[str, ...] = ()
+    iterations: int = 25
+    normalize: bool = True
+    popularity_power: float = 2.0
+    codebook_dtype: Literal["float32", "float16"] = "float32"
+    finetune_steps: int = 0
+    finetune_lr: float = 0.002
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        check_range(self.PASS, "subvectors", self.subvectors, low=1, high=256)
+        check_range(self.PASS, "centroids", self.centroids, low=2, high=256)
+        check_range(self.PASS, "iterations", self.iterations, low=0, high=10_000)
+        check_range(self.PASS, "popularity_power", self.popularity_power, low=0.0, high=4.0)
+        check_choice(self.PASS, "codebook_dtype", self.codebook_dtype, ("float32", "float16"))
+        check_range(self.PASS, "finetune_steps", self.finetune_steps, low=0, high=100_000)
+        check_range(self.PASS, "finetune_lr", self.finetune_lr, low=0.0, high=10.0, low_open=True)
+        check_range(self.PASS, "seed", self.seed, low=0)
+
+
+PassConfig = PruneConfig | LowRankConfig | QuantizeConfig | ShareConfig | ProductQuantizeConfig
+CONFIG_TYPES: dict[str, type] = {cls.PASS: cls for cls in (PruneConfig, LowRankConfig, QuantizeConfig, ShareConfig,
+                                                            ProductQuantizeConfig)}
 
 
 def config_from_entry(entry: dict[str, Any], *, where: str = "pass", source: str | None = None) -> PassConfig:

@@ -1,8 +1,16 @@
-"""Distillation of low-rank factors: recover the Recall a post-hoc SVD costs (server side, torch).
+"""Distillation of compressed tensors: recover the Recall a post-hoc compression costs (server side, torch).
 
-Teacher: the model before the low-rank pass, run with the device arithmetic (numpy), on
-the calibration users' histories. Student: the same model whose named tables are products
-of trainable factors (shared factors stay shared). For each calibration user u, with
+Teacher: the model before the pass, run with the device arithmetic (numpy), on the
+calibration users' histories. Student: the same model, in which the `trainable` leaves of
+the named tables are torch parameters and the rest of each table is rebuilt around them
+with the same math as its stored form (shared leaves stay shared):
+    DenseTensor            values train (low-rank factors, the share's W);
+    ProductQuantizedTensor codebooks train, codes stay fixed:
+                           x[r, m·D:(m+1)·D] = codebooks[m, codes[r, m]] (a gather, so
+                           every row using codeword (m, k) sends its gradient to it);
+    LowRankTensor          left @ rightᵀ;  RowScaledTensor  row_scale[:, None] · base;
+    other leaves           constants at their stored (dequantized) values.
+For each calibration user u, with
 scores t_u (teacher) and s_u (student) over the catalog, history items excluded (the
 device never recommends them) and a per-user temperature τ_u = ½·std(t_u):
 
@@ -10,8 +18,8 @@ device never recommends them) and a per-user temperature τ_u = ½·std(t_u):
 
 A listwise loss: it spends the factors' capacity on ordering the items near the top of
 each user's list, which is what Recall@K sees; matching raw scores (MSE) was measured to
-hurt Recall instead. Adam, `steps` steps, users in fixed minibatches (deterministic).
-Only the factors train; every other tensor is a constant at its stored (dequantized) value.
+hurt Recall instead. Adam, `steps` steps, users in fixed minibatches (deterministic). Trained values are
+stored back in each leaf's own dtype (float16 codebooks are rounded after training).
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ import logging
 
 import numpy as np
 
+from collections.abc import Callable
+
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.tensor_ops import map_leaves
 from edgegnn.edge_model import EdgeModel
 from edgegnn.metrics import top_k
-from edgegnn.tensors import DenseTensor, LowRankTensor
+from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, RowScaledTensor, Stored
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +42,22 @@ log = logging.getLogger(__name__)
 _SCORES_PER_STEP = 2 ** 23
 
 
-def distill_factors(*, teacher: EdgeModel, student: EdgeModel, names: tuple[str, ...], steps: int,
-                    lr: float, calibration: Calibration) -> EdgeModel:
-    """`student` with the factors of its `names` tensors distilled towards `teacher` (same item rows)."""
+def distill(*, teacher: EdgeModel, student: EdgeModel, names: tuple[str, ...], trainable: Callable[[Stored], bool],
+            steps: int, lr: float, calibration: Calibration, label: str = "distillation") -> EdgeModel:
+    """`student` with the `trainable` leaves of its `names` tensors distilled towards `teacher` (same item rows).
+
+    Args:
+        trainable: which leaves train (a DenseTensor's values, a ProductQuantizedTensor's
+            codebooks); evaluated on every leaf `map_leaves` visits under the named tensors.
+        label: what the log line calls this distillation.
+    """
     import torch
 
     histories, base = calibration.for_model(teacher)
     target = _masked(_device_scores(teacher, histories, base), histories)
-    factors = _factor_leaves(student, names)
-    params = {key: torch.tensor(leaf.to_dense(), requires_grad=True) for key, leaf in factors.items()}
+    leaves = _trainable_leaves(student, names, trainable)
+    params = {key: torch.tensor(_trained_array(leaf), dtype=torch.float32, requires_grad=True)
+              for key, leaf in leaves.items()}
     model = _TorchStudent(student, names, params)
     batches = _batches(len(histories), student.num_items)
     aggregation = [model.aggregation([histories[i] for i in b]) for b in batches]
@@ -65,24 +82,52 @@ def distill_factors(*, teacher: EdgeModel, student: EdgeModel, names: tuple[str,
         optimizer.step()
     with torch.no_grad():
         last = float(sum(loss_of(j) for j in range(len(batches))) / len(batches))
-    trained = {key: DenseTensor(p.detach().numpy().astype(np.float32)) for key, p in params.items()}
+    trained = {key: _with_array(leaves[key], p.detach().numpy()) for key, p in params.items()}
     memo: dict = {}
-    out = student.with_tensors(None, **{n: map_leaves(student.tensors[n], lambda leaf: trained[id(leaf)], memo)
-                                        for n in names})
-    log.info("low-rank distillation, %d steps on %d users: KL %.4f -> %.4f, top-20 agreement %.3f -> %.3f",
+    out = student.with_tensors(None, **{n: map_leaves(student.tensors[n], lambda leaf: trained.get(id(leaf), leaf),
+                                                      memo) for n in names})
+    log.info("%s, %d steps on %d users: KL %.4f -> %.4f, top-20 agreement %.3f -> %.3f", label,
              steps, len(histories), first, last, _agreement(student, teacher, histories, base),
              _agreement(out, teacher, histories, base))
     return out
 
 
-def _factor_leaves(student: EdgeModel, names: tuple[str, ...]) -> dict[int, DenseTensor]:
-    """id -> leaf for the distinct factors of the named (low-rank) tensors."""
-    leaves: dict[int, DenseTensor] = {}
-    for name in names:
-        tensor = student.tensors[name]
-        for leaf in (tensor.left, tensor.right):
+def distill_factors(*, teacher: EdgeModel, student: EdgeModel, names: tuple[str, ...], steps: int,
+                    lr: float, calibration: Calibration) -> EdgeModel:
+    """Low-rank: every dense factor of the named (low-rank) tensors trains."""
+    return distill(teacher=teacher, student=student, names=names, trainable=lambda leaf: isinstance(leaf, DenseTensor),
+                   steps=steps, lr=lr, calibration=calibration, label="low-rank distillation")
+
+
+def _trainable_leaves(student: EdgeModel, names: tuple[str, ...], trainable) -> dict[int, Stored]:
+    """id -> leaf for the distinct trainable leaves under the named tensors."""
+    leaves: dict[int, Stored] = {}
+
+    def visit(leaf: Stored) -> Stored:
+        if trainable(leaf):
             leaves.setdefault(id(leaf), leaf)
+        return leaf
+
+    memo: dict = {}
+    for name in names:
+        map_leaves(student.tensors[name], visit, memo)
     return leaves
+
+
+def _trained_array(leaf: Stored) -> np.ndarray:
+    """The float32 array that trains for `leaf`: codebooks of a PQ tensor, else the values."""
+    if isinstance(leaf, ProductQuantizedTensor):
+        return leaf.codebooks.astype(np.float32)
+    if isinstance(leaf, DenseTensor):
+        return leaf.values.astype(np.float32)
+    raise TypeError(f"cannot train a {type(leaf).__name__}")
+
+
+def _with_array(leaf: Stored, array: np.ndarray) -> Stored:
+    """`leaf` with its trained array put back, in the leaf's own dtype."""
+    if isinstance(leaf, ProductQuantizedTensor):
+        return ProductQuantizedTensor(leaf.codes, array.astype(leaf.codebooks.dtype))
+    return DenseTensor(array.astype(leaf.values.dtype))
 
 
 def _batches(num_users: int, num_items: int) -> list[np.ndarray]:
@@ -121,7 +166,7 @@ def _agreement(edge: EdgeModel, teacher: EdgeModel, histories, base, k: int = 20
 
 
 class _TorchStudent:
-    """The EdgeModel's float math in torch, named tables as products of trainable factors."""
+    """The EdgeModel's float math in torch, the named tables rebuilt around trainable leaves."""
 
     def __init__(self, edge: EdgeModel, names: tuple[str, ...], params: dict):
         import torch
@@ -133,8 +178,29 @@ class _TorchStudent:
     def dense(self, name: str):
         if name not in self.names:
             return self.const[name]
-        tensor: LowRankTensor = self.edge.tensors[name]
-        return self.params[id(tensor.left)] @ self.params[id(tensor.right)].T
+        return self._rebuild(self.edge.tensors[name], {})
+
+    def _rebuild(self, tensor: Stored, memo: dict):
+        """float32 torch [R, C] of a stored tensor, trainable leaves as parameters (each built once)."""
+        import torch
+
+        key = id(tensor)
+        if key in memo:
+            return memo[key]
+        if key in self.params and isinstance(tensor, ProductQuantizedTensor):
+            m = tensor.subvectors
+            codes = torch.from_numpy(tensor.codes.astype(np.int64))
+            out = self.params[key][torch.arange(m)[None, :], codes].reshape(len(codes), -1)
+        elif key in self.params:
+            out = self.params[key]
+        elif isinstance(tensor, LowRankTensor):
+            out = self._rebuild(tensor.left, memo) @ self._rebuild(tensor.right, memo).T
+        elif isinstance(tensor, RowScaledTensor):
+            out = self._rebuild(tensor.row_scale, memo)[:, None] * self._rebuild(tensor.base, memo)
+        else:
+            out = torch.from_numpy(tensor.to_dense().astype(np.float32))
+        memo[key] = out
+        return out
 
     def aggregation(self, histories):
         """Sparse [b, I]: 1/sqrt(n) (LightGCN) or 1/n (SAGE mean) at each history item."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgegnn.compress.calibration import Calibration
-from edgegnn.compress.configs import LowRankConfig, PruneConfig, QuantizeConfig, ShareConfig
+from edgegnn.compress.configs import LowRankConfig, ProductQuantizeConfig, PruneConfig, QuantizeConfig, ShareConfig
 from edgegnn.compress.lowrank import low_rank
+from edgegnn.compress.pq import product_quantize
 from edgegnn.compress.prune import prune
 from edgegnn.compress.quantize import quantize
 from edgegnn.compress.share import share_tables
@@ -29,6 +30,7 @@ REGISTRY: dict[type, Pass] = {
     LowRankConfig: low_rank,
     QuantizeConfig: quantize,
     ShareConfig: share_tables,
+    ProductQuantizeConfig: product_quantize,
 }
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from edgegnn.compress import (REGISTRY, LowRankConfig, PruneConfig, QuantizeConfig, compress, configs_from_entries,
-                              load_recipe, recipe_yaml, save_edge_model, save_recipe)
+from edgegnn.compress import (REGISTRY, LowRankConfig, ProductQuantizeConfig, PruneConfig, QuantizeConfig, compress,
+                              configs_from_entries, load_recipe, recipe_yaml, save_edge_model, save_recipe)
 from tests.compress import one_torch_thread, random_calibration, random_edge, same_snapshot, snapshot
 
 single_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
@@ -32,9 +32,14 @@ CONFIGS = [
     QuantizeConfig(precision="int8"),
     QuantizeConfig(precision="int4", calibration_method="percentile", percentile=99.0),
     QuantizeConfig(precision="mixed", tail_fraction=0.3, activations=False),
+    QuantizeConfig(precision="int4", scale_dtype="float16"),
+    # one sub-vector: any width divides (pruned and low-rank tables are narrower)
+    ProductQuantizeConfig(subvectors=1, centroids=16, finetune_steps=3),
+    ProductQuantizeConfig(subvectors=1, centroids=8, popularity_power=0.0, codebook_dtype="float16"),
 ]
 IDS = ["prune-magnitude", "prune-structured", "prune-structured-axes", "prune-items", "lowrank-4",
-       "lowrank-energy-separate", "lowrank-4-finetune", "int8", "int4-percentile", "mixed"]
+       "lowrank-energy-separate", "lowrank-4-finetune", "int8", "int4-percentile", "mixed", "int4-fp16-scales",
+       "pq-finetune", "pq-fp16"]
 
 
 @pytest.fixture(scope="module", params=["lightgcn", "sage"])
@@ -138,7 +143,8 @@ def test_passes_that_need_calibration_say_so(edge):
     from edgegnn.errors import ConfigError
 
     for config in (PruneConfig(method="items"), LowRankConfig(rank=4, finetune_steps=3), QuantizeConfig(),
-                   QuantizeConfig(precision="mixed", activations=False)):
+                   QuantizeConfig(precision="mixed", activations=False), ProductQuantizeConfig(subvectors=4),
+                   ProductQuantizeConfig(subvectors=4, popularity_power=0.0, finetune_steps=2)):
         with pytest.raises(ConfigError, match="calibration"):
             compress(edge, config)
     assert compress(edge, QuantizeConfig(activations=False)).activation_scales == {}

@@ -78,7 +78,7 @@ def test_search_front_is_monotone_and_its_choice_reproduces_from_recipe_yaml(edg
                                                                              calibration, tmp_path):
     result = search(edge, small_split, calibration=calibration, max_drop=0.02, max_users=600, user_base=base,
                     finetune_steps=50)
-    assert len(result.points) >= 15 and result.seconds > 0 and result.users == 600
+    assert len(result.points) >= 10 and result.seconds > 0 and result.users == 600
     front = result.pareto
     assert [p.bytes for p in front] == sorted(p.bytes for p in front)
     assert all(a.recall < b.recall and a.bytes < b.bytes for a, b in zip(front, front[1:]))

@@ -1,0 +1,98 @@
+"""Seeded, deterministic k-means (k-means++ initialization, Lloyd iterations) in numpy.
+
+The product-quantization pass clusters each sub-space of a table's rows (R points of D
+dims, K <= 256 centroids). Written here rather than taken from a library: neither
+scikit-learn nor faiss is a dependency of edgegnn (and neither is installed in its
+environment), the problem is small (a [R, K] distance matrix per iteration), and owning
+it keeps the result a pure function of (points, K, seed, iterations): same inputs, same
+bytes, on every machine.
+
+    init (k-means++): c_0 = a uniformly drawn point; c_j = a point drawn with probability
+        ∝ w_p · min_{i<j} ‖p - c_i‖² (a point already chosen has probability 0).
+    Lloyd: assign a(p) = argmin_k ‖p - c_k‖² (ties: the lower k), then
+        c_k = Σ_{a(p)=k} w_p p / Σ_{a(p)=k} w_p; an emptied cluster takes the point farthest
+        from its centroid. Stops after `iterations` or when no assignment changes.
+If there are at most K distinct points, they are the centroids (exact; the rest are zero).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgegnn.errors import ConfigError
+
+
+def kmeans(points: np.ndarray, k: int, *, seed: int = 0, iterations: int = 25,
+           weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids float32 [k, D] and assignments int64 [N] of `points` [N, D].
+
+    Args:
+        points: the N points (any float dtype; computed in float64 for stable sums).
+        k: number of centroids, >= 1.
+        seed: seed of the k-means++ draws.
+        iterations: at most this many Lloyd iterations.
+        weights: optional non-negative weight per point [N] (None: all 1).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or len(points) == 0:
+        raise ConfigError("kmeans.points", points.shape, "need a non-empty [N, D] array")
+    if k < 1:
+        raise ConfigError("kmeans.k", k, "need at least one centroid")
+    weights = np.ones(len(points)) if weights is None else np.asarray(weights, dtype=np.float64)
+    distinct, inverse = np.unique(points, axis=0, return_inverse=True)
+    if len(distinct) <= k:
+        centroids = np.zeros((k, points.shape[1]))
+        centroids[:len(distinct)] = distinct
+        return centroids.astype(np.float32), inverse.reshape(-1).astype(np.int64)
+    centroids = _plus_plus(points, k, weights, np.random.default_rng(seed))
+    labels = assign(points, centroids)
+    for _ in range(iterations):
+        centroids = _update(points, labels, centroids, weights)
+        new = assign(points, centroids)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return centroids.astype(np.float32), labels
+
+
+def assign(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """int64 [N]: the nearest centroid of each point (squared Euclidean; ties: the lower index).
+
+    argmin_k ‖p - c_k‖² = argmin_k (‖c_k‖² - 2 p·c_k): ‖p‖² is dropped, and the [N, K]
+    matrix is float32 (this is the inner loop of Lloyd's iterations).
+    """
+    p32, c32 = points.astype(np.float32), centroids.astype(np.float32)
+    return np.argmin((c32 ** 2).sum(1)[None, :] - 2.0 * (p32 @ c32.T), axis=1)
+
+
+def _sq_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """[N, K] ‖p - c‖² = ‖p‖² - 2 p·c + ‖c‖² (clamped at 0 against rounding)."""
+    out = (points ** 2).sum(1)[:, None] - 2.0 * points @ centroids.T + (centroids ** 2).sum(1)[None, :]
+    return np.maximum(out, 0.0)
+
+
+def _plus_plus(points: np.ndarray, k: int, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding: each new centroid drawn ∝ weight · squared distance to the nearest chosen one."""
+    chosen = [int(rng.integers(len(points)))]
+    nearest = _sq_distances(points, points[chosen])[:, 0]
+    for _ in range(1, k):
+        mass = weights * nearest
+        total = mass.sum()
+        index = int(rng.choice(len(points), p=mass / total)) if total > 0 else int(np.argmax(nearest))
+        chosen.append(index)
+        nearest = np.minimum(nearest, _sq_distances(points, points[index:index + 1])[:, 0])
+    return points[chosen].copy()
+
+
+def _update(points: np.ndarray, labels: np.ndarray, centroids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted means of the clusters; an empty cluster takes the worst-fitted point."""
+    k, dim = centroids.shape
+    mass = np.bincount(labels, weights=weights, minlength=k)
+    sums = np.stack([np.bincount(labels, weights=weights * points[:, j], minlength=k) for j in range(dim)], axis=1)
+    out = np.where(mass[:, None] > 0, sums / np.maximum(mass, 1e-300)[:, None], centroids)
+    empty = np.flatnonzero(mass == 0)
+    if len(empty):
+        error = ((points - out[labels]) ** 2).sum(1)
+        worst = np.argsort(-error, kind="stable")[:len(empty)]
+        out[empty] = points[worst]
+    return out

@@ -2,8 +2,9 @@
 
 200k items x 64 dims, message and item tables: fp32 would be 102 MB, int8 26 MB (+ scales).
 A runtime that dequantized the tables at load would grow by at least the fp32 bytes; we
-require the peak growth while loading the model to stay under 0.7x that (measured: ~0.5x,
-the int8 tensors plus ONNX Runtime's transient copy of the file and its prepacked weights).
+require the peak growth while loading the model to stay under 0.7x that, and under 1.5x the
+bytes on disk (measured: 1.1x; the tables are memory-mapped external data, the scoring table
+prepacked block by block).
 benchmarks/bench_export_memory.py measures every artifact kind the same way.
 """
 
@@ -37,5 +38,7 @@ def test_int8_onnx_artifact_is_not_dequantized_at_load(tmp_path):
     fp32_bytes = 2 * ITEMS * DIM * 4
     int8_bytes = 2 * ITEMS * DIM
     assert figures["model_load_peak_growth"] < 0.7 * fp32_bytes, figures
+    # memory-mapped external data + row blocks: at most 1.5x the file at load (issue 5's bound)
+    assert figures["model_load_peak_growth"] < 1.5 * figures["disk_bytes"], figures
     assert figures["model_load_peak_growth"] > 0.9 * int8_bytes, figures     # the probe sees the model at all
     assert figures["run_peak_growth"] < 0.1 * fp32_bytes, figures             # no dequantization at run time either

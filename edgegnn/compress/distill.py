@@ -4,31 +4,31 @@ Teacher: the model before the pass, run with the device arithmetic (numpy), on t
 calibration users' histories. Student: the same model, in which the `trainable` leaves of
 the named tables are torch parameters and the rest of each table is rebuilt around them
 with the same math as its stored form (shared leaves stay shared):
-    DenseTensor            values train (low-rank factors, the share's W);
-    ProductQuantizedTensor codebooks train, codes stay fixed:
+    DenseTensor            values train (the low-rank pass trains its factors);
+    ProductQuantizedTensor codebooks train, codes stay fixed (the PQ pass trains these only):
                            x[r, m·D:(m+1)·D] = codebooks[m, codes[r, m]] (a gather, so
                            every row using codeword (m, k) sends its gradient to it);
     LowRankTensor          left @ rightᵀ;  RowScaledTensor  row_scale[:, None] · base;
     other leaves           constants at their stored (dequantized) values.
-For each calibration user u, with
-scores t_u (teacher) and s_u (student) over the catalog, history items excluded (the
-device never recommends them) and a per-user temperature τ_u = ½·std(t_u):
+For each calibration user u, with scores t_u (teacher) and s_u (student) over the catalog,
+history items excluded (the device never recommends them) and a per-user temperature
+τ_u = ½·std(t_u):
 
     loss = mean_u KL( softmax(t_u / τ_u) ‖ softmax(s_u / τ_u) )
 
 A listwise loss: it spends the factors' capacity on ordering the items near the top of
 each user's list, which is what Recall@K sees; matching raw scores (MSE) was measured to
-hurt Recall instead. Adam, `steps` steps, users in fixed minibatches (deterministic). Trained values are
-stored back in each leaf's own dtype (float16 codebooks are rounded after training).
+hurt Recall instead. Adam, `steps` steps, users in fixed minibatches (deterministic).
+Trained values are stored back in each leaf's own dtype (float16 codebooks are rounded
+after training).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
-
-from collections.abc import Callable
 
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.tensor_ops import map_leaves

@@ -5,12 +5,14 @@ k-means into K codewords: codebooks[m] [K, D], codes[r, m] = the nearest codewor
 X[r, m·D:(m+1)·D]. Stored: R·M bytes of codes + M·K·D codebook values; the device scores
 through lookup tables (`edgegnn.tensors.ProductQuantizedTensor`). With `normalize` (norm-
 explicit quantization) the rows' unit directions are product-quantized and their norms
-stored as float16 row scales: X ≈ diag(‖X_r‖) · PQ(X / ‖X_r‖), a RowScaledTensor. Only item-row leaves are
-quantized: a low-rank table's left factor, a row-scaled table's base (so the share pass's
-item table, the left factor of message = diag(s) · item · W, is quantized once and stays
-shared); W, the row scales and SAGE's weights keep their storage. Optionally the
-codebooks alone are then distilled, the codes fixed (on Gowalla, M=16: drop 2.18 % ->
-0.87 %; also training the share's W at the same step size gave 1.70 %: W moves every user).
+stored as float16 row scales: X ≈ diag(‖X_r‖) · PQ(X / ‖X_r‖), a RowScaledTensor.
+
+Only item-row leaves are quantized: a low-rank table's left factor, a row-scaled table's
+base (so the share pass's item table, the left factor of message = diag(s) · item · W, is
+quantized once and stays shared); W, the row scales and SAGE's weights keep their storage.
+Optionally the codebooks alone are then distilled, the codes fixed (on Gowalla, M=16: drop
+2.18 % -> 0.87 %; also training the share's W at the same step size gave 1.70 %: W moves
+every user's embedding).
 """
 
 from __future__ import annotations

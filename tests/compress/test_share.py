@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from edgegnn.compress import (CONFIG_TYPES, REGISTRY, Calibration, LowRankConfig, PruneConfig, QuantizeConfig,
-                              ShareConfig, compress, configs_from_entries, load_edge_model, measure, recipe_yaml,
-                              save_edge_model)
-from edgegnn.errors import ConfigError
+from edgegnn.compress import (CONFIG_TYPES, REGISTRY, Calibration, LowRankConfig, ProductQuantizeConfig, PruneConfig,
+                              QuantizeConfig, ShareConfig, compress, configs_from_entries, load_edge_model, measure,
+                              recipe_yaml, save_edge_model)
 from edgegnn.edge_model import gather_rows, matmul, matmul_transposed
+from edgegnn.errors import ConfigError
 from edgegnn.tensors import DenseTensor, LowRankTensor, RowScaledTensor
 from tests.compress import one_torch_thread, random_calibration, random_edge, same_snapshot, snapshot
 
@@ -129,17 +129,18 @@ def test_trained_model_keeps_recall_and_exports_with_one_table(small_split, tmp_
     bases = user_bases(checkpoint)
     calibration = Calibration.from_split(small_split, num_users=256, user_base=bases)
     int8 = compress(edge, QuantizeConfig(precision="int8"), calibration=calibration)
-    # W only: the exporters do not run row-scaled tensors yet (the default share's message)
-    shared = compress(edge, ShareConfig(row_scale=False), QuantizeConfig(precision="int8"), calibration=calibration)
+    shared = compress(edge, ShareConfig(), QuantizeConfig(precision="int8"), calibration=calibration)
+    pq = compress(edge, ShareConfig(), ProductQuantizeConfig(subvectors=8, centroids=64, finetune_steps=20),
+                  calibration=calibration)
     base = measure(edge, small_split, user_base=bases)["recall@20"]
     ours = measure(shared, small_split, user_base=bases)["recall@20"]
     assert ours >= 0.98 * base
     assert shared.nbytes < 0.6 * int8.nbytes
     for target, model_file in (("cpu-x86_64", "model.onnx"), ("android-litert", "model.tflite")):
         sizes = {}
-        for name, model in (("int8", int8), ("shared", shared)):
+        for name, model in (("int8", int8), ("shared", shared), ("pq", pq)):
             path = export(model, target, out_dir=tmp_path / f"{target}-{name}", split=small_split, max_users=300)
             manifest = json.loads((path / "manifest.json").read_text())
             assert abs(manifest["metrics"]["delta"]["recall@20"]) <= manifest["metrics"]["tolerance"]
             sizes[name] = (path / model_file).stat().st_size
-        assert sizes["shared"] < 0.7 * sizes["int8"], (target, sizes)
+        assert sizes["pq"] < sizes["shared"] < 0.7 * sizes["int8"], (target, sizes)

@@ -2,7 +2,8 @@
 
 Three ways to say what to do, one at a time:
     pass flags   --share --prune 0.5 [--prune-method structured] --rank 32 [--finetune-steps 200] --quantize int8
-                 (applied in that order: share, prune, low-rank, quantize)
+                 or --pq 16 (product quantization, distilled with --finetune-steps)
+                 (applied in that order: share, prune, low-rank, quantize or pq)
     a recipe     --recipe recipe.yaml
     a search     --max-drop 0.01 and/or --size-budget 2MB (also the default when nothing is given)
 Every variant is measured with the device arithmetic on the same user sample; the chosen
@@ -47,8 +48,9 @@ def compress(
     prune: Annotated[Optional[float], typer.Option("--prune", help="Pruning sparsity in [0, 1).")] = None,
     prune_method: Annotated[Optional[str], typer.Option("--prune-method", help="structured (default) | magnitude | items")] = None,
     rank: Annotated[Optional[int], typer.Option("--rank", help="Low-rank factorization of the item tables at this rank.")] = None,
-    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Distillation steps after the low-rank factorization.")] = 0,
+    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Distillation steps after --rank or --pq.")] = 0,
     quantize: Annotated[Optional[str], typer.Option("--quantize", help="int8 | int4 | mixed")] = None,
+    pq: Annotated[Optional[int], typer.Option("--pq", help="Product-quantize the item tables with this many one-byte codes per row (e.g. 16).")] = None,
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="A recipe YAML (passes: [...]).")] = None,
     max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Search: largest relative Recall@20 drop (0.01 = 1%).")] = None,
     size_budget: Annotated[Optional[str], typer.Option("--size-budget", help="Search: largest model size, e.g. 2MB, 500KB, 1.5MiB.")] = None,
@@ -66,7 +68,8 @@ def compress(
         # every flag is checked before the model and data are loaded
         budget = None if size_budget is None else parse_size(size_budget)
         configs = _requested_configs(share=share, prune=prune, prune_method=prune_method, rank=rank, finetune_steps=finetune_steps,
-                                     quantize=quantize, recipe=recipe, searching=max_drop is not None or budget is not None)
+                                     quantize=quantize, pq=pq, recipe=recipe,
+                                     searching=max_drop is not None or budget is not None)
         if configs is None and max_drop is None and budget is None:
             max_drop = 0.01  # nothing asked: search for the smallest model within 1 % of fp32
         _check_numbers(out, max_users, calibration_users)
@@ -85,17 +88,22 @@ def compress(
         raise typer.Exit(1)
 
 
-def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quantize, recipe, searching) -> list | None:
+def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quantize, pq, recipe,
+                       searching) -> list | None:
     """The recipe asked for by flags or file (None: search). Validates every value."""
-    from edgegnn.compress import LowRankConfig, PruneConfig, QuantizeConfig, ShareConfig, load_recipe
+    from edgegnn.compress import (LowRankConfig, ProductQuantizeConfig, PruneConfig, QuantizeConfig, ShareConfig,
+                                  load_recipe)
     from edgegnn.errors import ConfigError
 
     if prune is None and prune_method is not None:
         raise ConfigError("prune-method", prune_method, "needs --prune SPARSITY")
-    if rank is None and finetune_steps:
-        raise ConfigError("finetune-steps", finetune_steps, "needs --rank R")
+    if rank is None and pq is None and finetune_steps:
+        raise ConfigError("finetune-steps", finetune_steps, "needs --rank R or --pq M (the passes that distil)")
+    if pq is not None and quantize is not None:
+        raise ConfigError("pq", pq, "product quantization codes the item tables itself: give --pq or --quantize, "
+                                    "not both")
     flags = [f for f, given in (("--share", share), ("--prune", prune is not None), ("--rank", rank is not None),
-                                ("--quantize", quantize is not None)) if given]
+                                ("--quantize", quantize is not None), ("--pq", pq is not None)) if given]
     if recipe is not None and flags:
         raise ConfigError("recipe", str(recipe), f"give either --recipe or pass flags ({', '.join(flags)}), not both")
     if searching and (flags or recipe is not None):
@@ -110,6 +118,8 @@ def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quan
         configs.append(LowRankConfig(rank=rank, finetune_steps=finetune_steps))
     if quantize is not None:
         configs.append(QuantizeConfig(precision=quantize))
+    if pq is not None:
+        configs.append(ProductQuantizeConfig(subvectors=pq, finetune_steps=finetune_steps))
     return configs or None
 
 
@@ -146,10 +156,10 @@ def _prepare(model_path: Path, source: DataSource, calibration_users: int, new_u
 
 
 def _run_recipe(edge, split_, calibration, user_base, configs, max_users, seed):
-    """Measure fp32 and the model after each pass (plus low-rank without distillation, for comparison)."""
+    """Measure fp32 and the model after each pass (plus low-rank or PQ without distillation, for comparison)."""
     import dataclasses
 
-    from edgegnn.compress import Evaluator, LowRankConfig, compress
+    from edgegnn.compress import Evaluator, LowRankConfig, ProductQuantizeConfig, compress
 
     evaluate = Evaluator(split_, user_base=user_base, max_users=max_users, seed=seed)
     base = evaluate(edge)
@@ -157,8 +167,8 @@ def _run_recipe(edge, split_, calibration, user_base, configs, max_users, seed):
     rows[0]["chosen"] = not configs
     model = edge
     for i, config in enumerate(configs):
-        if isinstance(config, LowRankConfig) and config.finetune_steps > 0:
-            plain = dataclasses.replace(config, finetune_steps=0)  # the same factors, not distilled
+        if isinstance(config, (LowRankConfig, ProductQuantizeConfig)) and config.finetune_steps > 0:
+            plain = dataclasses.replace(config, finetune_steps=0)  # the same factors / codes, not distilled
             steps = list(configs[:i]) + [plain]
             rows.append(_row(_label(steps), steps, evaluate(compress(model, plain, calibration=calibration)), base))
         model = compress(model, config, calibration=calibration)
@@ -202,6 +212,8 @@ def _label(configs) -> str:
             parts.append(f"low-rank {size}" + (" +ft" if d["finetune_steps"] else ""))
         elif c.PASS == "share":
             parts.append("shared table")
+        elif c.PASS == "product_quantize":
+            parts.append(f"PQ M={d['subvectors']}" + (" +ft" if d["finetune_steps"] else ""))
         else:
             parts.append(d["precision"])
     return ", ".join(parts)

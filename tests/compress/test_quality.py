@@ -141,6 +141,23 @@ def test_cli_share_flag_ships_one_table(model_file, tmp_path):
     assert model.tensors["message"].base.left is model.tensors["item"]  # message = diag(s) · item · W
 
 
+def test_cli_pq_flag_then_export_runs_the_lookup_tables(model_file, tmp_path):
+    out = tmp_path / "edge"
+    result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--share", "--pq", "8",
+                                 "--finetune-steps", "20", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    variants = json.loads(result.stdout)["variants"]
+    assert [v["variant"] for v in variants] == ["fp32", "shared table", "shared table, PQ M=8",
+                                                 "shared table, PQ M=8 +ft"]
+    assert variants[-1]["bytes"] < variants[1]["bytes"] / 2     # (tiny catalog: the codebooks weigh in)
+    assert [c.PASS for c in load_recipe(out / "recipe.yaml")] == ["share", "product_quantize"]
+    exported = runner.invoke(app, ["export", str(out), "--target", "cpu-x86_64", "--data", DATA,
+                                   "--out", str(tmp_path / "artifact"), "--json"])
+    assert exported.exit_code == 0, exported.output
+    metrics = json.loads((tmp_path / "artifact" / "manifest.json").read_text())["metrics"]
+    assert metrics["artifact"]["recall@20"] == pytest.approx(metrics["reference"]["recall@20"], abs=0.005)
+
+
 def test_cli_search_under_a_size_budget_prints_a_table(model_file, tmp_path):
     out = tmp_path / "edge"
     result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--size-budget", "20KB",
@@ -161,7 +178,10 @@ def test_cli_search_under_a_size_budget_prints_a_table(model_file, tmp_path):
     (["--calibration-users", "0"], "calibration.users=0"),
     (["--size-budget", "2XB"], "size-budget='2XB' is invalid: expected a positive size like 2MB"),
     (["--max-drop", "0.01", "--quantize", "int8"], "the search picks the passes itself; drop --quantize"),
-], ids=["rank", "sparsity", "precision", "recipe", "calibration", "size", "search-and-flags"])
+    (["--pq", "5"], "product_quantize.subvectors=5"),
+    (["--pq", "8", "--quantize", "int8"], "give --pq or --quantize, not both"),
+], ids=["rank", "sparsity", "precision", "recipe", "calibration", "size", "search-and-flags", "pq-width",
+        "pq-and-quantize"])
 def test_cli_bad_input_is_one_error_and_writes_nothing(args, fragment, model_file, tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("passes:\n  - {pass: quantize, precison: int8}\n")

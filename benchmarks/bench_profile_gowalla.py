@@ -5,10 +5,12 @@ a fresh process (`edgegnn.profile`'s runner and probe), artifacts interleaved, o
 (each round runs every artifact once, then the PyTorch eager references).
 
 1. Gowalla (40,981 items), the trained 64-dim LightGCN (benchmarks/results/gowalla_lightgcn.pt),
-   folded, as fp32, int8 (QuantizeConfig int8, calibrated on 512 training users) and
-   low-rank 32 (+100 distillation steps) + int8, each exported for cpu-x86_64 (ONNX) and
-   android-litert (TFLite, XNNPACK) with Recall@20 measured on the artifact at export on
-   2,000 test users (users as new: the graph takes the history only, no e_u⁰ input).
+   folded, as fp32, int8 (QuantizeConfig int8, calibrated on 512 training users),
+   low-rank 32 (+100 distillation steps) + int8, and the shared table product-quantized
+   (M=16, 200 distillation steps on 2,048 users; scored with lookup tables), each exported
+   for cpu-x86_64 (ONNX) and android-litert (TFLite, XNNPACK) with Recall@20 measured on the
+   artifact at export on 2,000 test users (users as new: the graph takes the history only,
+   no e_u⁰ input).
 2. 1,000,000 items: a random 64-dim LightGCN EdgeModel (no training), fp32, int8 and int4
    (ONNX ships int4 packed on MatMulNBits; LiteRT widens it to int8 codes), ONNX and LiteRT;
    latency and peak RSS growth at load against bytes on disk (the whole open, model + item
@@ -95,7 +97,8 @@ def run_eager(directory: Path, iterations: int, warmup: int) -> dict:
 def gowalla_models(log) -> tuple[dict, object]:
     from common import RESULTS, gowalla_split
 
-    from edgegnn.compress import Calibration, LowRankConfig, QuantizeConfig, compress
+    from edgegnn.compress import (Calibration, LowRankConfig, ProductQuantizeConfig, QuantizeConfig, ShareConfig,
+                                  compress)
     from edgegnn.fold import fold
     from edgegnn.train.checkpoint import load_checkpoint
 
@@ -111,7 +114,11 @@ def gowalla_models(log) -> tuple[dict, object]:
     lowrank = compress(edge, LowRankConfig(rank=32, finetune_steps=100), QuantizeConfig(precision="int8"),
                        calibration=calibration)
     log(f"low-rank 32 + int8 {time.time() - t0:.0f} s")
-    return {"fp32": edge, "int8": int8, "lowrank32-int8": lowrank}, split
+    t0 = time.time()
+    pq = compress(edge, ShareConfig(), ProductQuantizeConfig(subvectors=16, finetune_steps=200),
+                  calibration=Calibration.from_split(split, num_users=2048))
+    log(f"shared table + PQ 16 {time.time() - t0:.0f} s")
+    return {"fp32": edge, "int8": int8, "lowrank32-int8": lowrank, "shared-pq16": pq}, split
 
 
 def big_models() -> dict:

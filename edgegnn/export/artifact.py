@@ -1,7 +1,7 @@
 """The artifact directory: staged in a temp folder, checksummed, then swapped in atomically.
 
 Layout (schema version `SCHEMA_VERSION`, read by `edgegnn.runtime.manifest`):
-    model.onnx | model.tflite   the graph (model.onnx.data too: ONNX tables over 16 MiB, memory-mapped)
+    model.onnx | model.tflite   the graph (model.onnx.data too: ONNX tables over 1 MiB, memory-mapped)
     items*.npy                  the item index: row r of the tables is raw item id ids[r]
                                 (edgegnn.runtime.items; memory-mapped by the runtime)
     manifest.json               schema_version, target, inputs/outputs, tensor storage,

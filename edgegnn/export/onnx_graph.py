@@ -73,7 +73,7 @@ IR_VERSION = 10
 PRODUCER = "edgegnn"
 SCORE_BLOCK_ROWS = 1 << 17            # rows per scoring block (8 MB of int8 codes at d = 64)
 NBITS_MIN_ROWS = 1 << 17              # MatMulNBits from here on (see GraphOptions.nbits_min_rows)
-EXTERNAL_DATA_BYTES = 16 << 20        # above this, tables go to model.onnx.data and are memory-mapped
+EXTERNAL_DATA_BYTES = 1 << 20         # above this, tables go to model.onnx.data and are memory-mapped
 PROTOBUF_BYTES = 1_800_000_000        # protobuf's hard limit is 2 GiB for the whole file
 EXTERNAL_ALIGNMENT = 1 << 16          # ORT maps external data only at page / allocation-granularity offsets
 _DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "float16": 10}

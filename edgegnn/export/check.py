@@ -55,7 +55,7 @@ def _onnx_layout(target: Target) -> dict:
         return {}
     from edgegnn.export import onnx_graph
 
-    return {"score_block_rows": onnx_graph.SCORE_BLOCK_ROWS if "Concat" in target.float_ops else None,
+    return {"score_block_rows": target.score_block_rows if "Concat" in target.float_ops else None,
             "nbits_min_rows": onnx_graph.NBITS_MIN_ROWS if "MatMulNBits" in target.int8_ops else None}
 
 

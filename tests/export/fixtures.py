@@ -58,9 +58,13 @@ def _artifact(split, target: str, precision: str) -> Path:
     if precision != "int8-big":
         return export(model, target, split=split, out_dir=_ROOT / f"{target}-{precision}")
     # The layout a big catalog gets (MatMulNBits, row blocks), on this small model.
+    import dataclasses
+
     from edgegnn.export import onnx_graph
-    with mock.patch.object(onnx_graph, "NBITS_MIN_ROWS", 1), mock.patch.object(onnx_graph, "SCORE_BLOCK_ROWS", 100):
-        return export(model, target, split=split, out_dir=_ROOT / f"{target}-{precision}")
+    from edgegnn.targets import load_target
+    small_blocks = dataclasses.replace(load_target(target), score_block_rows=100)
+    with mock.patch.object(onnx_graph, "NBITS_MIN_ROWS", 1):
+        return export(model, small_blocks, split=split, out_dir=_ROOT / f"{target}-{precision}")
 
 
 @pytest.fixture(scope="session")

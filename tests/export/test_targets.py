@@ -41,6 +41,7 @@ def _write(tmp_path, **changes):
     ({"memory_budget": "lots"}, "target.memory_budget", "256MB"),
     ({"providers": ["GPUExecutionProvider"]}, "target.providers", "CUDAExecutionProvider"),
     ({"runtime": "litert", "providers": []}, "target.history_length", "fixed history length"),
+    ({"score_block_rows": 0}, "target.score_block_rows", "1 <= score_block_rows"),
 ])
 def test_a_bad_target_file_names_the_field_the_value_and_what_is_allowed(tmp_path, changes, field, text):
     with pytest.raises(ConfigError) as error:
@@ -51,6 +52,16 @@ def test_a_bad_target_file_names_the_field_the_value_and_what_is_allowed(tmp_pat
 def test_an_unknown_target_name_lists_the_known_ones():
     with pytest.raises(ConfigError, match="unknown target; known: android-litert, arm64-linux"):
         load_target("tpu-v9")
+
+
+def test_score_blocks_come_from_the_target(tmp_path):
+    from edgegnn.export.check import graph_options
+    from tests.export import models
+
+    edge = models.lightgcn("fp32")
+    assert graph_options(edge, load_target("cpu-x86_64")).score_block_rows == 131072
+    assert graph_options(edge, load_target(_write(tmp_path, score_block_rows=None))).score_block_rows is None
+    assert graph_options(edge, load_target("android-litert")).score_block_rows is None      # ONNX only
 
 
 def test_memory_budgets_take_sizes():

@@ -14,7 +14,8 @@ a fresh process (`edgegnn.profile`'s runner and probe), artifacts interleaved, o
 2. 1,000,000 items: a random 64-dim LightGCN EdgeModel (no training), fp32, int8 and int4
    (ONNX ships int4 packed on MatMulNBits; LiteRT widens it to int8 codes), ONNX and LiteRT;
    latency and peak RSS growth at load against bytes on disk (the whole open, model + item
-   index, from the profile probe; and the model file alone, from benchmarks/memory_probe.py).
+   index, from the profile probe; and the model file alone, from benchmarks/memory_probe.py);
+   int8 ONNX also in row blocks of 2^17 items (target score_block_rows), for the trade-off.
 
 The PyTorch eager reference does the same arithmetic on the fp32 tables (gather the history
 rows of the message table, sum, scale by 1/sqrt(n), matmul with the item table, topk of
@@ -145,6 +146,16 @@ def export_all(models: dict, prefix: str, tmp: Path, split, log) -> list[Path]:
     return paths
 
 
+def export_row_blocks(edge, out: Path) -> Path:
+    """The int8 ONNX artifact with its scoring table in row blocks of 2^17 items (cpu-x86_64 ships
+    one block): the latency / load-memory trade-off of the blocks, measured in the same run."""
+    from edgegnn.export import export
+    from edgegnn.targets import load_target
+
+    target = dataclasses.replace(load_target("cpu-x86_64"), memory_budget="8GB", score_block_rows=1 << 17)
+    return export(edge, target, out_dir=out, top_k=TOP_K, user_base=False)
+
+
 def model_memory(artifact: Path) -> dict:
     """benchmarks/memory_probe.py in a fresh process: the model file's load peak apart from the item-id map."""
     probe = Path(__file__).resolve().parent / "memory_probe.py"
@@ -196,6 +207,7 @@ def main() -> None:
         del gowalla, split
         big = big_models()
         paths += export_all(big, "1m", tmp, None, log)
+        paths.append(export_row_blocks(big["int8"], tmp / "1m-onnx-int8-blocks"))
         eager_dirs["1m"] = save_tables(big["fp32"], tmp / "eager-1m")
         del big
 
@@ -265,6 +277,7 @@ def main() -> None:
         "1m_onnx_int8_speedup_vs_fp32": ratio(p50("1m-onnx-fp32"), p50("1m-onnx-int8")),
         "1m_litert_int8_speedup_vs_fp32": ratio(p50("1m-litert-fp32"), p50("1m-litert-int8")),
         "1m_onnx_int4_speedup_vs_int8": ratio(p50("1m-onnx-int8"), p50("1m-onnx-int4")),
+        "1m_onnx_int8_one_block_speedup_vs_row_blocks": ratio(p50("1m-onnx-int8-blocks"), p50("1m-onnx-int8")),
     }
     for name in rows:
         key = "gowalla" if name.startswith("gowalla") else "1m"

@@ -50,8 +50,8 @@ Row blocks: an item-sized scoring table with more than `options.score_block_rows
 target's `score_block_rows`) is cut into blocks, each its own initializer and matmul, their
 scores concatenated. ONNX Runtime prepacks a weight once all of it is read; per block, the
 load peak stays one block above the prepacked table instead of a whole second copy (a table
-also gathered stays whole). Measured at 1M items: 0.68x the file at load instead of 2.2x,
-for ~15 % more time per query (the Concat; per-block TopK instead was slower still).
+also gathered stays whole). Measured at 1M int8 items: 0.68x the file at load instead of
+1.14x, for ~15 % more time per query (the Concat; per-block TopK instead was slower still).
 External data: initializers of more than EXTERNAL_DATA_BYTES in all go to model.onnx.data,
 each big one at a 64 KiB-aligned offset, so ONNX Runtime memory-maps it instead of copying.
 """

@@ -160,7 +160,6 @@ class _Builder:
         self._scalars: dict[tuple[str, float], str] = {}
         self._quantized_x: dict[tuple[str, float | None], tuple[str, str | None]] = {}
         self._blocks: list = []       # block views stay referenced: tables are keyed by id()
-        self._block_ids: set[int] = set()
         self._block_of: dict[int, int] = {}      # id(row block view) -> id(the whole table)
         # The scoring table is stored transposed ([C, R], MatMul's layout), or in MatMulNBits'
         # row layout; a table both scored and gathered (a shared or joint low-rank factor) is
@@ -339,7 +338,7 @@ class _Builder:
 
     def is_big(self, table: QuantizedTensor) -> bool:
         """Item-sized tables score in int8; weights and factors (R <= 4096 rows) dequantize once."""
-        return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items or id(table) in self._block_ids
+        return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items or id(table) in self._block_of
 
     def int8_scores(self, x: str, table: QuantizedTensor, act_scale: float | None) -> str:
         """x @ (q · scale)ᵀ as MatMulInteger(uint8 x, int8 qᵀ) · scale_x · scale[r]."""
@@ -387,7 +386,6 @@ class _Builder:
             view = (DenseTensor(table.values[rows]) if isinstance(table, DenseTensor)
                     else QuantizedTensor(table.q[rows], table.scale[rows], table.bits))
             self._blocks.append(view)
-            self._block_ids.add(id(view))
             self._block_of[id(view)] = id(table)
             if id(table) in self.nbits:
                 self.nbits.add(id(view))

@@ -122,10 +122,10 @@ class OnnxGraph:
             self.dtypes[name] = dtype
         return names[0] if outputs == 1 else names
 
-    def rename(self, value: str, name: str, dtype: str) -> None:
-        """Make graph output `name` the value `value` (an Identity keeps the graph readable)."""
-        self.nodes.append(("Identity", [value], [name], {}))
-        self.dtypes[name] = dtype
+    def output(self, op_type: str, inputs: list[str], names: list[str], dtypes: list[str], **attrs) -> None:
+        """An op whose outputs are the graph's outputs, named as its interface says."""
+        self.nodes.append((op_type, list(inputs), list(names), attrs))
+        self.dtypes.update(zip(names, dtypes))
 
     def ops_used(self) -> dict[str, list[str]]:
         """{"float": [...], "int8": [...]}: op types by whether a data input is int8/uint8.
@@ -136,8 +136,6 @@ class OnnxGraph:
         used: dict[str, set[str]] = {"float": set(), "int8": set()}
         data_inputs = {"QuantizeLinear": 1, "DequantizeLinear": 1, "MatMulInteger": 2, "MatMulNBits": 2}
         for op_type, inputs, _, _ in self.nodes:
-            if op_type == "Identity":
-                continue
             data = inputs[:data_inputs.get(op_type, len(inputs))]
             int8 = any(self.dtypes.get(i) in ("int8", "uint8") for i in data if i)
             used["int8" if int8 else "float"].add(op_type)
@@ -494,10 +492,7 @@ class _Builder:
             h = g.op("Slice", [g.op("Shape", [history], "int64"), self.ints([1]), self.ints([2])], "int64")
             k = g.op("Min", [g.op("Add", [h, self.ints([self.options.top_k])], "int64"), self.ints([num_items])],
                      "int64")
-        values, indices = g.op("TopK", [scores, k], "float32", outputs=2, axis=-1, largest=1, sorted=1)
-        g.dtypes[indices] = "int64"
-        g.rename(indices, "top_items", "int64")
-        g.rename(values, "top_scores", "float32")
+        g.output("TopK", [scores, k], ["top_scores", "top_items"], ["float32", "int64"], axis=-1, largest=1, sorted=1)
 
 
 def plan(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:

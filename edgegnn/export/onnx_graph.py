@@ -547,6 +547,7 @@ def _value_info(helper, spec: dict):
 def save(model, directory: Path, *, external_data_bytes: int = EXTERNAL_DATA_BYTES) -> list[str]:
     """Write model.onnx (and model.onnx.data for big tables) into `directory`; returns the file names.
 
+    With external data, the big tensors of `model` are moved out of it (their raw data cleared).
     External data is written here rather than by onnx.save_model, which packs tensors back to
     back: ONNX Runtime memory-maps an external tensor only when its offset is aligned
     (EXTERNAL_ALIGNMENT), and otherwise reads a private copy. Tensors under 4 KiB stay inline.

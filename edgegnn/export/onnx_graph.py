@@ -157,6 +157,7 @@ class _Builder:
         self.t = to_fp16(tensors) if options.precision == "fp16" else tensors
         self._scalars: dict[tuple[str, float], str] = {}
         self._quantized_x: dict[tuple[str, float | None], tuple[str, str | None]] = {}
+        self._widened: dict[tuple[int, str], str] = {}
         self._blocks: list = []       # block views stay referenced: tables are keyed by id()
         self._block_of: dict[int, int] = {}      # id(row block view) -> id(the whole table)
         # The scoring table is stored transposed ([C, R], MatMul's layout), or in MatMulNBits'
@@ -283,9 +284,21 @@ class _Builder:
         return self.g.op("Cast", [codes], "float32", to=_DTYPES["float32"])
 
     def row_scale(self, table: RowScaledTensor) -> str:
-        """float32 [R]: a row-scaled tensor's factors."""
-        return self.g.table(table.row_scale, "row_scale", "rows", lambda: table.row_scale.values, "float32",
-                            table.row_scale.shape)
+        """float32 [R]: a row-scaled tensor's factors (stored in their own dtype, e.g. float16)."""
+        return self.float_table(table.row_scale, "row_scale", table.row_scale.values)
+
+    def float_table(self, owner, part: str, values: np.ndarray) -> str:
+        """A constant stored in its own float dtype, read as float32: a float16 one ships at 2
+        bytes a value and gets one Cast, which ORT folds at load."""
+        g = self.g
+        dtype = str(values.dtype)
+        stored = g.table(owner, part, "stored", lambda: values, dtype, values.shape)
+        if dtype == "float32":
+            return stored
+        key = (id(owner), f"{part}:float32")
+        if key not in self._widened:
+            self._widened[key] = g.op("Cast", [stored], "float32", to=_DTYPES["float32"])
+        return self._widened[key]
 
     def gathered_row_scale(self, table: RowScaledTensor, index: str) -> str:
         """row_scale[index] as [..., 1]."""
@@ -304,21 +317,25 @@ class _Builder:
     def pq_codes(self, table: ProductQuantizedTensor) -> str:
         return self.g.table(table, "pq_codes", "rows", lambda: table.codes, "uint8", table.codes.shape)
 
+    def pq_books(self, table: ProductQuantizedTensor) -> str:
+        """float32 [M·K, D]: the codebooks, flattened, stored once (in their own dtype)."""
+        m, k, d = table.codebooks.shape
+        return self.float_table(table, "pq_codebooks", table.codebooks.reshape(m * k, d))
+
     def gather_pq_rows(self, table: ProductQuantizedTensor, index: str) -> str:
         """table[index] [B, H, C], decoded: concat_m codebooks[m, codes[index, m]]."""
         g = self.g
         m, k, d = table.codebooks.shape
-        books = g.table(table, "pq_codebooks", "flat", lambda: table.codebooks.reshape(m * k, d), "float32", (m * k, d))
         codes = g.op("Gather", [self.pq_codes(table), index], "uint8", axis=0)                 # [B, H, M]
-        parts = g.op("Gather", [books, self.pq_index(table, codes)], "float32", axis=0)       # [B, H, M, D]
+        parts = g.op("Gather", [self.pq_books(table), self.pq_index(table, codes)], "float32", axis=0)  # [B, H, M, D]
         return g.op("Reshape", [parts, self.ints([0, 0, m * d])], "float32")
 
     def pq_scores(self, x: str, table: ProductQuantizedTensor) -> str:
         """x @ tableᵀ [B, R] through lookup tables: Σ_m (x_m · codebooks[m])[codes[r, m]]."""
         g = self.g
         m, k, d = table.codebooks.shape
-        books_t = g.table(table, "pq_codebooks_t", "lut", lambda: np.ascontiguousarray(table.codebooks.transpose(0, 2, 1)),
-                          "float32", (m, d, k))
+        books = g.op("Reshape", [self.pq_books(table), self.ints([m, k, d])], "float32")
+        books_t = g.op("Transpose", [books], "float32", perm=[0, 2, 1])       # [M, D, K], folded by ORT at load
         rows = table.shape[0]
         lut = g.op("MatMul", [g.op("Reshape", [x, self.ints([0, m, 1, d])], "float32"), books_t], "float32")
         lut = g.op("Reshape", [lut, self.ints([0, m * k])], "float32")                           # [B, M·K]

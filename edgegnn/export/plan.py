@@ -20,11 +20,11 @@ scatter, which TFLite lacks on its fast path; dropping seen items from K + H row
 
 Tensor forms (`exportable`): every stored tensor becomes one of the forms a graph can run:
     DenseTensor (fp32), QuantizedTensor (int8 codes + per-row float32 scales),
-    ProductQuantizedTensor (uint8 codes + float32 codebooks), and LowRankTensor /
-    RowScaledTensor (float32 row scale) of those. int4 and int8+int4 codes run as int8 (the
-    values are exactly the same); pure int4 keeps bits=4, so a graph may ship it packed (ONNX
+    ProductQuantizedTensor (uint8 codes + codebooks), and LowRankTensor / RowScaledTensor of
+    those. int4 and int8+int4 codes run as int8 (the values are exactly the same); pure int4 keeps bits=4, so a graph may ship it packed (ONNX
     MatMulNBits for big scoring tables) where it otherwise widens the codes to int8; float16
-    scales and codebooks to float32 (exactly), sparse tensors are densified (no sparse kernels).
+    per-row int scales are widened to float32 (exactly); float16 row scales and codebooks ship
+    as float16 and are widened in the graph; sparse tensors are densified (no sparse kernels).
 Shared tensors (a joint low-rank left factor) stay shared: the same object maps to the same
 exportable object, so a graph stores it once.
 """
@@ -123,11 +123,10 @@ def _exportable(tensor, memo: dict[int, object]):
         return memo[id(tensor)]
     if isinstance(tensor, LowRankTensor):
         out = LowRankTensor(_exportable(tensor.left, memo), _exportable(tensor.right, memo))
-    elif isinstance(tensor, RowScaledTensor):
-        out = RowScaledTensor(_exportable(tensor.base, memo), _exportable(tensor.row_scale, memo))
-    elif isinstance(tensor, ProductQuantizedTensor):
-        out = tensor if tensor.codebooks.dtype == np.float32 else \
-            ProductQuantizedTensor(tensor.codes, tensor.codebooks.astype(np.float32))
+    elif isinstance(tensor, RowScaledTensor):   # the row scale keeps its dtype: graphs widen it in-graph
+        out = RowScaledTensor(_exportable(tensor.base, memo), tensor.row_scale)
+    elif isinstance(tensor, ProductQuantizedTensor):   # codebooks too
+        out = tensor
     elif isinstance(tensor, QuantizedTensor):  # int8, int4 and int8+int4 alike: the codes fit int8
         plain = type(tensor) is QuantizedTensor and tensor.scale.dtype == np.float32
         bits = tensor.bits if type(tensor) is QuantizedTensor else 8    # pure int4 stays marked: it may ship packed

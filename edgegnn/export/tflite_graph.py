@@ -75,11 +75,17 @@ class TfliteGraph:
                              "shape": [int(s) for s in shape], "dtype": dtype, "data": data, "quant": quant})
         return len(self.tensors) - 1
 
-    def table(self, tensor, part: str, make: Callable[[], np.ndarray], shape, dtype: str, quant=None) -> int:
-        """A constant stored once per (stored tensor, part), however many ops read it."""
+    def table(self, tensor, part: str, make: Callable[[], np.ndarray] | None, shape, dtype: str, quant=None,
+              op: tuple | None = None) -> int:
+        """A constant stored once per (stored tensor, part), however many ops read it; or, with
+        `op` = (code, inputs, options), the output of that op on constants, emitted once."""
         key = (id(tensor), part)
         if key not in self._tables:
-            self._tables[key] = self.tensor(part, shape, dtype, make, quant)
+            if op is None:
+                self._tables[key] = self.tensor(part, shape, dtype, make, quant)
+            else:
+                code, inputs, options = op
+                self._tables[key] = self.op(code, inputs, shape, dtype, options)
         return self._tables[key]
 
     def op(self, code: str, inputs: list[int], out_shape, out_dtype: str, options: tuple | None = None,
@@ -102,8 +108,10 @@ class TfliteGraph:
         if code == "CAST":
             return 3 if "int8" in (ins[0], out) else 1
         if code == "DEQUANTIZE":
+            if ins[0] == "float16":
+                return 3
             per_channel = self.tensors[op["inputs"][0]]["quant"]["size"] > 1
-            return 5 if per_channel else (3 if ins[0] == "float16" else 2)
+            return 5 if per_channel else 2
         if code == "FULLY_CONNECTED" and ins[1] == "int8" and ins[0] == "float32":
             return 12 if self.tensors[op["inputs"][1]]["quant"]["size"] > 1 else 3
         return 1
@@ -211,8 +219,18 @@ class _Builder:
         return self.fully_connected(x, weight, (n, table.shape[1]))
 
     def row_scale(self, table: RowScaledTensor) -> int:
-        return self.g.table(table.row_scale, "row_scale", lambda: table.row_scale.values, table.row_scale.shape,
-                            "float32")
+        return self.float_const(table.row_scale, "row_scale", table.row_scale.values)
+
+    def float_const(self, owner, part: str, values: np.ndarray) -> int:
+        """A constant in its own float dtype, read as float32: float16 ships at 2 bytes a value and
+        goes through one DEQUANTIZE (LiteRT evaluates it once, at prepare)."""
+        g = self.g
+        dtype = str(values.dtype)
+        stored = g.table(owner, part, lambda: values, values.shape, dtype)
+        if dtype == "float32":
+            return stored
+        return g.table(owner, f"{part}:float32", None, values.shape, "float32",
+                       op=("DEQUANTIZE", [stored], ("DequantizeOptions", {})))
 
     # ---- product quantization ----------------------------------------------------------------
 
@@ -226,11 +244,16 @@ class _Builder:
     def pq_codes(self, table: ProductQuantizedTensor) -> int:
         return self.g.table(table, "pq_codes", lambda: table.codes, table.codes.shape, "uint8")
 
+    def pq_books(self, table: ProductQuantizedTensor) -> int:
+        """float32 [M·K, D]: the codebooks, flattened, stored once (in their own dtype)."""
+        m, k, d = table.codebooks.shape
+        return self.float_const(table, "pq_codebooks", table.codebooks.reshape(m * k, d))
+
     def pq_rows(self, table: ProductQuantizedTensor, index: int, h: int) -> int:
         """table[index] [H, C], decoded from the codebooks."""
         g = self.g
         m, k, d = table.codebooks.shape
-        books = g.table(table, "pq_codebooks", lambda: table.codebooks.reshape(m * k, d), (m * k, d), "float32")
+        books = self.pq_books(table)
         codes = g.op("GATHER", [self.pq_codes(table), index], (h, m), "uint8", ("GatherOptions", {"axis": 0}))
         parts = g.op("GATHER", [books, self.pq_index(table, codes, h)], (h, m, d), "float32",
                      ("GatherOptions", {"axis": 0}))
@@ -243,10 +266,9 @@ class _Builder:
         g = self.g
         m, k, d = table.codebooks.shape
         rows = table.shape[0]
-        books_t = g.table(table, "pq_codebooks_t", lambda: np.ascontiguousarray(table.codebooks.transpose(0, 2, 1)),
-                          (m, d, k), "float32")
-        lut = g.op("BATCH_MATMUL", [self.reshape(x, (m, 1, d)), books_t], (m, 1, k), "float32",
-                   ("BatchMatMulOptions", {"adjX": False, "adjY": False}))
+        books = self.reshape(self.pq_books(table), (m, k, d))
+        lut = g.op("BATCH_MATMUL", [self.reshape(x, (m, 1, d)), books], (m, 1, k), "float32",
+                   ("BatchMatMulOptions", {"adjX": False, "adjY": True}))          # x_m · codebooks[m]ᵀ
         lut = self.reshape(lut, (1, m * k))
         index = self.pq_index(table, self.pq_codes(table), rows)
         picked = g.op("GATHER", [lut, index], (1, rows, m), "float32", ("GatherOptions", {"axis": 1}))

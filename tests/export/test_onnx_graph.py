@@ -171,6 +171,16 @@ def test_int4_scoring_tables_ship_packed_on_matmul_nbits(nbits):
         assert not item_codes and graph.int4_widened == ["item", "message"]
 
 
+def test_float16_row_scales_and_codebooks_ship_once_as_float16():
+    edge = models.lightgcn("shared-pq")
+    options = GraphOptions(precision="int8")
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    half = sorted(tuple(t.dims) for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16)
+    books = edge.tensors["item"].codebooks.shape                 # models.py: float16 codebooks, row scale
+    assert half == [(books[0] * books[1], books[2]), (models.ITEMS,)]
+    assert not [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 3]
+
+
 def test_row_blocks_in_the_user_embedding_graph():
     edge = models.lightgcn("int8")
     sess = session(edge, GraphOptions(variant="user", top_k=10, precision="int8", score_block_rows=64))

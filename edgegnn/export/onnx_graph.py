@@ -166,18 +166,27 @@ class _Builder:
         scored = self.t["item"].left if isinstance(self.t["item"], LowRankTensor) else self.t["item"]
         gathered = any(id(scored) == id(leaf) for name, t in self.t.items() if name != "item"
                        for leaf in stored_leaves([t]))
-        self.nbits = {id(scored)} if self._nbits_eligible(scored, gathered) else set()
+        self.nbits = {id(scored)} if self._nbits_eligible(scored) else set()
+        # int4 tables only gathered (the message table) ship packed too, unpacked on gather
+        self.packed4 = {id(leaf) for t in self.t.values() for leaf in stored_leaves([t])
+                        if self._packs_int4(leaf) and id(leaf) not in self.nbits}
+        self.g.packed_int4.update(self.packed4)
         self.transposed = set() if self.nbits else {id(scored)}
         rows, block = scored.shape[0], options.score_block_rows
         blockable = isinstance(scored, (DenseTensor, QuantizedTensor)) and not gathered
         self.blocked = {id(scored)} if blockable and block is not None and rows > block else set()
 
-    def _nbits_eligible(self, table, gathered: bool) -> bool:
-        """MatMulNBits scores this int8 or int4 table: allowed, big enough, d fits one block
-        (<= 256); int4 only when not also gathered (rows are read from the 8-bit layout)."""
-        rows = self.options.nbits_min_rows
-        return (isinstance(table, QuantizedTensor) and rows is not None and table.shape[0] >= rows
-                and table.shape[1] <= 256 and (table.bits == 8 or not gathered))
+    def _nbits_eligible(self, table) -> bool:
+        """MatMulNBits scores this table: int8 with at least `nbits_min_rows` rows, or int4 of
+        any size (packed: half the bytes of int8 codes); d fits one block (<= 256)."""
+        return self._packs_int4(table) or (
+            isinstance(table, QuantizedTensor) and self.options.nbits_min_rows is not None
+            and table.shape[0] >= self.options.nbits_min_rows and table.shape[1] <= 256)
+
+    def _packs_int4(self, table) -> bool:
+        """An int4 item-sized table ships as packed nibbles (targets that allow MatMulNBits)."""
+        return (isinstance(table, QuantizedTensor) and table.bits == 4 and self.options.nbits_min_rows is not None
+                and table.shape[1] <= 256 and self.is_big(table))
 
     def scalar(self, value, dtype: str = "float32") -> str:
         key = (dtype, float(value))
@@ -197,12 +206,12 @@ class _Builder:
             return g.op("Mul", [self.gather_rows(table.base, index), self.gathered_row_scale(table, index)], "float32")
         if isinstance(table, ProductQuantizedTensor):
             return self.gather_pq_rows(table, index)
-        if isinstance(table, QuantizedTensor) and id(table) in self.nbits:
+        if isinstance(table, QuantizedTensor) and id(table) in self.nbits | self.packed4:
             return self.gather_nbits_rows(table, index)
         if isinstance(table, QuantizedTensor):
-            scales = g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)
             rows = self.gather(table, "codes", lambda: table.q, "int8", index)            # [B, H, C] int8
-            row_scale = g.op("Unsqueeze", [g.op("Gather", [scales, index], "float32", axis=0), self.ints([-1])],
+            row_scale = g.op("Unsqueeze", [g.op("Gather", [self.row_scales(table), index], "float32", axis=0),
+                                           self.ints([-1])],
                              "float32")                                                   # [..., 1]
             return g.op("DequantizeLinear", [rows, row_scale], "float32", axis=-1, block_size=int(table.shape[1]))
         rows = self.gather(table, "table", lambda: table.values, str(table.values.dtype), index)
@@ -349,7 +358,7 @@ class _Builder:
         return g.op("ReduceSum", [picked, self.ints([2])], "float32", keepdims=0)
 
     def row_scales(self, table: QuantizedTensor) -> str:
-        return self.g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)
+        return self.float_table(table, "scales", table.scale)
 
     def is_big(self, table: QuantizedTensor) -> bool:
         """Item-sized tables score in int8; weights and factors (R <= 4096 rows) dequantize once."""
@@ -364,10 +373,10 @@ class _Builder:
         acc = g.op("MatMulInteger", [xq, codes_t, self.scalar(128, "uint8")], "int32")
         scores = g.op("Cast", [acc], "float32", to=_DTYPES["float32"])
         if x_scale is not None:
-            scales = g.table(table, "scales", "rows", lambda: table.scale, "float32", table.scale.shape)
-            return g.op("Mul", [g.op("Mul", [scores, x_scale], "float32"), scales], "float32")
+            return g.op("Mul", [g.op("Mul", [scores, x_scale], "float32"), self.row_scales(table)], "float32")
         factor = g.table(table, "scales_x", f"static{act_scale!r}",
-                         lambda: (table.scale * np.float32(act_scale)).astype(np.float32), "float32", table.scale.shape)
+                         lambda: (table.scale.astype(np.float32) * np.float32(act_scale)).astype(np.float32), "float32",
+                         table.scale.shape)
         return g.op("Mul", [scores, factor], "float32")
 
     def quantized_user(self, x: str, act_scale: float | None) -> tuple[str, str | None]:
@@ -438,13 +447,21 @@ class _Builder:
                          block_size=self.nbits_block(table), accuracy_level=4)
 
     def gather_nbits_rows(self, table: QuantizedTensor, index: str) -> str:
-        """table[index] [B, H, C] from MatMulNBits' layout: (codes - 128) · scale[row]."""
+        """table[index] [B, H, C] from MatMulNBits' layout: (codes - z) · scale[row], z = 2^(bits-1);
+        4-bit rows are unpacked (low nibble = even column) with BitwiseAnd / BitShift."""
         g = self.g
-        picked = g.op("Gather", [self.nbits_codes(table), index], "uint8", axis=0)            # [B, H, 1, block]
+        picked = g.op("Gather", [self.nbits_codes(table), index], "uint8", axis=0)            # [B, H, 1, bytes]
         codes = g.op("Squeeze", [picked, self.ints([-2])], "uint8")
+        if table.bits == 4:
+            low = g.op("BitwiseAnd", [codes, self.scalar(15, "uint8")], "uint8")
+            high = g.op("BitShift", [codes, self.scalar(4, "uint8")], "uint8", direction="RIGHT")
+            pairs = g.op("Concat", [g.op("Unsqueeze", [part, self.ints([-1])], "uint8") for part in (low, high)],
+                         "uint8", axis=-1)                                                     # [B, H, bytes, 2]
+            codes = g.op("Reshape", [pairs, self.ints([0, 0, self.nbits_block(table)])], "uint8")
         if self.nbits_block(table) != table.shape[1]:
             codes = g.op("Slice", [codes, self.ints([0]), self.ints([table.shape[1]]), self.ints([-1])], "uint8")
-        centered = g.op("Add", [g.op("Cast", [codes], "float32", to=_DTYPES["float32"]), self.scalar(-128.0)],
+        zero = float(1 << (table.bits - 1))
+        centered = g.op("Add", [g.op("Cast", [codes], "float32", to=_DTYPES["float32"]), self.scalar(-zero)],
                         "float32")
         row_scale = g.op("Unsqueeze", [g.op("Gather", [self.row_scales(table), index], "float32", axis=0),
                                        self.ints([-1])], "float32")

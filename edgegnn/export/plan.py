@@ -19,12 +19,15 @@ user has seen (at most H of them), so K are always left. In-graph masking would 
 scatter, which TFLite lacks on its fast path; dropping seen items from K + H rows is free.
 
 Tensor forms (`exportable`): every stored tensor becomes one of the forms a graph can run:
-    DenseTensor (fp32), QuantizedTensor (int8 codes + per-row float32 scales),
+    DenseTensor (fp32), QuantizedTensor (int8 codes + per-row scales),
     ProductQuantizedTensor (uint8 codes + codebooks), and LowRankTensor / RowScaledTensor of
-    those. int4 and int8+int4 codes run as int8 (the values are exactly the same); pure int4 keeps bits=4, so a graph may ship it packed (ONNX
-    MatMulNBits for big scoring tables) where it otherwise widens the codes to int8; float16
-    per-row int scales are widened to float32 (exactly); float16 row scales and codebooks ship
-    as float16 and are widened in the graph; sparse tensors are densified (no sparse kernels).
+    those. int4 and int8+int4 codes run as int8 (the values are exactly the same); pure int4
+    keeps bits=4, so a graph may ship it packed (ONNX: nibbles, scored by MatMulNBits and
+    unpacked on gather) where it otherwise widens the codes to int8. float16 scales, row scales
+    and codebooks keep their dtype: ONNX ships them as float16 and widens them in the graph
+    (a Cast ORT folds at load); TFLite ships row scales and codebooks as float16 (a DEQUANTIZE
+    LiteRT runs at prepare) and widens int scales in the file (its int8 kernels read float32
+    quantization parameters). Sparse tensors are densified (no sparse kernels).
 Shared tensors (a joint low-rank left factor) stay shared: the same object maps to the same
 exportable object, so a graph stores it once.
 """
@@ -128,9 +131,8 @@ def _exportable(tensor, memo: dict[int, object]):
     elif isinstance(tensor, ProductQuantizedTensor):   # codebooks too
         out = tensor
     elif isinstance(tensor, QuantizedTensor):  # int8, int4 and int8+int4 alike: the codes fit int8
-        plain = type(tensor) is QuantizedTensor and tensor.scale.dtype == np.float32
-        bits = tensor.bits if type(tensor) is QuantizedTensor else 8    # pure int4 stays marked: it may ship packed
-        out = tensor if plain else QuantizedTensor(np.asarray(tensor.q, np.int8), tensor.scale.astype(np.float32), bits)
+        # pure int4 stays marked (it may ship packed); scales keep their dtype (graphs widen float16)
+        out = tensor if type(tensor) is QuantizedTensor else QuantizedTensor(np.asarray(tensor.q, np.int8), tensor.scale, 8)
     elif isinstance(tensor, QuantizedSparseTensor):
         codes = np.zeros(tensor.shape, dtype=np.int8)
         codes[tensor.row_of_values(), tensor.indices] = tensor.q

@@ -37,11 +37,11 @@ def _trained(split):
     return checkpoint, Path(path)
 
 
-def int8_model(edge, split):
-    """Per-row int8 tables and a static user scale calibrated on 256 training users (max |e_u| / 127)."""
-    q = edge.with_tensors({"pass": "quantize", "precision": "int8", "test": True},
-                          message=quantize_rows(edge.tensors["message"].to_dense()),
-                          item=quantize_rows(edge.tensors["item"].to_dense()))
+def int8_model(edge, split, bits: int = 8):
+    """Per-row int8 (or int4) tables and a static user scale calibrated on 256 training users (max |e_u| / 127)."""
+    q = edge.with_tensors({"pass": "quantize", "precision": f"int{bits}", "test": True},
+                          message=quantize_rows(edge.tensors["message"].to_dense(), bits),
+                          item=quantize_rows(edge.tensors["item"].to_dense(), bits))
     histories = [h for h in histories_from_csr(split.train.to_csr()) if len(h)][:256]
     scale = float(np.abs(q.encode(histories)).max() / 127)
     import dataclasses
@@ -54,7 +54,7 @@ def _artifact(split, target: str, precision: str) -> Path:
     from edgegnn.fold import fold
 
     checkpoint, _ = _trained(split)
-    model = checkpoint if precision == "fp32" else int8_model(fold(checkpoint), split)
+    model = checkpoint if precision == "fp32" else int8_model(fold(checkpoint), split, 4 if precision == "int4" else 8)
     if precision != "int8-big":
         return export(model, target, split=split, out_dir=_ROOT / f"{target}-{precision}")
     # The layout a big catalog gets (MatMulNBits, row blocks), on this small model.
@@ -76,5 +76,5 @@ def trained(small_split):
 @pytest.fixture(scope="session")
 def artifacts(small_split):
     """Artifacts by (target, precision): cpu-x86_64 and android-litert, fp32 and int8; "int8-big" (ONNX):
-    int8 laid out as a big catalog's (MatMulNBits scoring in row blocks)."""
+    int8 laid out as a big catalog's (MatMulNBits scoring in row blocks); "int4" (ONNX: packed nibbles)."""
     return lambda target, precision="fp32": _artifact(small_split, target, precision)

@@ -30,8 +30,8 @@ from tests.export.fixtures import int8_model
 
 pytestmark = pytest.mark.arm_emu
 CPUS = ("neoverse-n1", "neoverse-v1")
-ARTIFACTS = [("cpu-x86_64", "fp32"), ("cpu-x86_64", "int8"), ("arm64-linux", "int8-big"), ("android-litert", "fp32"),
-             ("android-litert", "int8")]
+ARTIFACTS = [("cpu-x86_64", "fp32"), ("cpu-x86_64", "int8"), ("arm64-linux", "int8-big"), ("arm64-linux", "int4"),
+             ("android-litert", "fp32"), ("android-litert", "int8")]
 SCRIPT = """
 import json, sys, numpy as np, platform
 from edgegnn.runtime import Recommender
@@ -97,7 +97,7 @@ def test_aarch64_gives_the_x86_answers(arm_runs, trained, small_split, cpu, targ
         np.testing.assert_allclose(arm_scores, x86_scores, rtol=1e-5, atol=1e-6 * np.abs(x86_scores).max())
         tol = 1e-5 * np.abs(x86_scores).max()
     else:
-        edge = int8_model(fold(trained[0]), small_split)
+        edge = int8_model(fold(trained[0]), small_split, 4 if precision == "int4" else 8)
         # TFLite and MatMulNBits ("int8-big") quantize x per query; MatMulInteger uses the static scale
         step = _step(edge, histories, static=precision == "int8" and target == "cpu-x86_64")
         bound = np.take_along_axis(step, x86_items, axis=1) * 1.001 + 1e-7
@@ -121,3 +121,9 @@ def test_the_big_catalog_layout_is_what_aarch64_ran(artifacts):
     manifest = json.loads((Path(artifacts("arm64-linux", "int8-big")) / "manifest.json").read_text())
     ops = manifest["graph"]["ops"]
     assert "MatMulNBits" in ops["int8"] and "Concat" in ops["float"]
+
+
+def test_the_packed_int4_layout_is_what_aarch64_ran(artifacts):
+    manifest = json.loads((Path(artifacts("arm64-linux", "int4")) / "manifest.json").read_text())
+    assert {"MatMulNBits", "BitShift", "BitwiseAnd"} <= set(manifest["graph"]["ops"]["int8"])
+    assert manifest["graph"]["int4_widened_to_int8"] == []

@@ -158,15 +158,15 @@ def test_scoring_layouts_compute_the_device_math(name, layout):
 
 
 @pytest.mark.parametrize("nbits", [None, 1])
-def test_int4_scoring_tables_ship_packed_on_matmul_nbits(nbits):
+def test_int4_tables_ship_packed_where_the_target_has_matmul_nbits(nbits):
     edge = models.lightgcn("int4")
     options = GraphOptions(precision="int8", nbits_min_rows=nbits, score_block_rows=128)
     graph = onnx_graph.plan(edge, options)
     model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
     item_codes = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.UINT8 and len(t.dims) == 3]
-    if nbits:
-        assert sum(len(t.raw_data) for t in item_codes) == models.ITEMS * models.DIM // 2     # two codes per byte
-        assert graph.int4_widened == ["message"]          # gathered rows stay int8 codes
+    if nbits:   # both tables, two codes per byte: scored by MatMulNBits, the message rows unpacked on gather
+        assert sum(len(t.raw_data) for t in item_codes) == 2 * models.ITEMS * models.DIM // 2
+        assert graph.int4_widened == []
     else:
         assert not item_codes and graph.int4_widened == ["item", "message"]
 

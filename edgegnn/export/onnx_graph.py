@@ -53,7 +53,8 @@ load peak stays one block above the prepacked table instead of a whole second co
 also gathered stays whole). Measured at 1M int8 items: 0.68x the file at load instead of
 1.14x, for ~15 % more time per query (the Concat; per-block TopK instead was slower still).
 External data: initializers of more than EXTERNAL_DATA_BYTES in all go to model.onnx.data,
-each big one at a 64 KiB-aligned offset, so ONNX Runtime memory-maps it instead of copying.
+each of 1 MiB or more at a 64 KiB-aligned offset, so ONNX Runtime memory-maps it instead of
+copying.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ NBITS_MIN_ROWS = 1 << 17              # MatMulNBits from here on (see GraphOptio
 EXTERNAL_DATA_BYTES = 1 << 20         # above this, tables go to model.onnx.data and are memory-mapped
 PROTOBUF_BYTES = 1_800_000_000        # protobuf's hard limit is 2 GiB for the whole file
 EXTERNAL_ALIGNMENT = 1 << 16          # ORT maps external data only at page / allocation-granularity offsets
+ALIGN_FROM_BYTES = 1 << 20            # smaller tensors are read, not mapped: no padding for them
 _DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "float16": 10}
 
 
@@ -578,13 +580,16 @@ def _value_info(helper, spec: dict):
     return helper.make_tensor_value_info(spec["name"], _DTYPES[spec["dtype"]], spec["shape"])
 
 
-def save(model, directory: Path, *, external_data_bytes: int = EXTERNAL_DATA_BYTES) -> list[str]:
+def save(model, directory: Path, *, external_data_bytes: int = EXTERNAL_DATA_BYTES,
+         align_from_bytes: int = ALIGN_FROM_BYTES) -> list[str]:
     """Write model.onnx (and model.onnx.data for big tables) into `directory`; returns the file names.
 
     With external data, the big tensors of `model` are moved out of it (their raw data cleared).
     External data is written here rather than by onnx.save_model, which packs tensors back to
     back: ONNX Runtime memory-maps an external tensor only when its offset is aligned
-    (EXTERNAL_ALIGNMENT), and otherwise reads a private copy. Tensors under 4 KiB stay inline.
+    (EXTERNAL_ALIGNMENT), and otherwise reads a private copy. Tensors of `align_from_bytes` or
+    more are aligned (up to 64 KiB of padding each); smaller ones follow unpadded; tensors
+    under 4 KiB stay inline.
     """
     from onnx import TensorProto, external_data_helper
 
@@ -597,9 +602,10 @@ def save(model, directory: Path, *, external_data_bytes: int = EXTERNAL_DATA_BYT
         for tensor in model.graph.initializer:
             if len(tensor.raw_data) < 4096:
                 continue
-            padding = -offset % EXTERNAL_ALIGNMENT
-            data.write(b"\0" * padding)
-            offset += padding
+            if len(tensor.raw_data) >= align_from_bytes:    # big enough to be worth mapping
+                padding = -offset % EXTERNAL_ALIGNMENT
+                data.write(b"\0" * padding)
+                offset += padding
             raw = tensor.raw_data
             data.write(raw)
             external_data_helper.set_external_data(tensor, "model.onnx.data", offset=offset, length=len(raw))

@@ -213,7 +213,12 @@ def test_external_data_for_big_tables(tmp_path):
     edge = models.lightgcn("fp32")
     options = GraphOptions(top_k=5)
     model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
-    files = onnx_graph.save(model, tmp_path, external_data_bytes=1)
+    raw = sum(len(t.raw_data) for t in model.graph.initializer if len(t.raw_data) >= 4096)
+    (tmp_path / "small").mkdir()
+    onnx_graph.save(onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64")), tmp_path / "small",
+                    external_data_bytes=1)
+    assert (tmp_path / "small" / "model.onnx.data").stat().st_size == raw      # tables under 1 MiB: no padding
+    files = onnx_graph.save(model, tmp_path, external_data_bytes=1, align_from_bytes=1)
     assert files == ["model.onnx", "model.onnx.data"]
     assert (tmp_path / "model.onnx").stat().st_size < 10_000 < (tmp_path / "model.onnx.data").stat().st_size
     stored = onnx.load(str(tmp_path / "model.onnx"), load_external_data=False)

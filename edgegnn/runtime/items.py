@@ -81,21 +81,18 @@ class ItemIndex:
 
     def rows_of(self, item_ids) -> np.ndarray:
         """int64 [N]: the row of each raw id, -1 for ids not in the catalog."""
+        encoded = [str(x).encode("utf-8") for x in item_ids]
         if len(self) == 0:
-            return np.full(len(item_ids), -1, dtype=np.int64)
-        query = np.array([str(x).encode("utf-8") for x in item_ids], dtype=self._sorted.dtype)
+            return np.full(len(encoded), -1, dtype=np.int64)
+        query = np.array(encoded, dtype=self._sorted.dtype)      # ids longer than the width are cut here:
+        whole = np.char.str_len(query) == [len(e) for e in encoded]  # a cut id is not in the catalog
         position = np.minimum(np.searchsorted(self._sorted, query), len(self) - 1)
-        found = (self._sorted[position] == query) & (np.char.str_len(query) == _lengths(item_ids))
+        found = (self._sorted[position] == query) & whole
         return np.where(found, self._rows[position], -1).astype(np.int64)
 
     def all_ids(self) -> np.ndarray:
         """str [I]: every raw id by row (materialized: for evaluation, not for queries)."""
         return np.char.decode(np.asarray(self.ids), "utf-8")
-
-
-def _lengths(item_ids) -> np.ndarray:
-    """Encoded byte lengths: an id longer than the index width is truncated by the cast above."""
-    return np.array([len(str(x).encode("utf-8")) for x in item_ids], dtype=np.int64)
 
 
 def _load(path: Path) -> np.ndarray:

@@ -157,7 +157,7 @@ def export_row_blocks(edge, out: Path) -> Path:
 
 
 def model_memory(artifact: Path) -> dict:
-    """benchmarks/memory_probe.py in a fresh process: the model file's load peak apart from the item-id map."""
+    """benchmarks/memory_probe.py in a fresh process: the model file's load peak apart from the item index."""
     probe = Path(__file__).resolve().parent / "memory_probe.py"
     done = subprocess.run([sys.executable, str(probe), str(artifact)], capture_output=True, text=True, timeout=600,
                           check=True)
@@ -288,7 +288,7 @@ def main() -> None:
         "gowalla onnx int8 >= 2x fp32 p50 at <= 1 % relative Recall@20 drop": bool(
             ratios["gowalla_onnx_int8_speedup_vs_fp32"] >= 2 and drop is not None and drop <= 0.01),
         "1m onnx int8 p50 <= 4 ms": bool(p50("1m-onnx-int8") <= 4.0),
-        "1m peak RSS growth at load <= 1.5x bytes on disk (every 1M artifact; whole open incl. item-id map)": {
+        "1m peak RSS growth at load <= 1.5x bytes on disk (every 1M artifact; whole open incl. item index)": {
             name: bool(row["load_peak_vs_disk"] <= 1.5) for name, row in rows.items() if name.startswith("1m")},
         "1m peak RSS growth at model load <= 1.5x bytes on disk (model file only, memory_probe.py)": {
             name: bool(row["model_load_peak_vs_disk"] <= 1.5) for name, row in rows.items() if name.startswith("1m")},
@@ -302,12 +302,12 @@ def main() -> None:
         "note": "shared, noisy 2-core machine (another CI run may be active): compare figures as ratios within "
                 "this run; p50/p90/p99 are medians over rounds of each fresh-process probe; Recall@20 is the "
                 "artifact's own, measured at export on 2,000 sampled Gowalla test users (users as new)",
-        "definitions": {"load_peak_growth": "peak RSS while opening the artifact (model + item-id map) minus the "
+        "definitions": {"load_peak_growth": "peak RSS while opening the artifact (model + item index) minus the "
                                             "baseline process (edgegnn.profile.probe.FIELDS)",
                         "load_peak_vs_disk": "load_peak_growth / bytes of the model file(s) on disk",
                         "model_load_peak_growth": "peak RSS while the runtime loads the model file alone, minus "
                                                   "baseline (benchmarks/memory_probe.py, one more fresh process)",
-                        "item_map_load_growth": "resident bytes the item-id map adds after the model (memory_probe.py)",
+                        "item_map_load_growth": "resident bytes the item index adds after the model (memory_probe.py)",
                         "load_plus_run_peak_vs_disk": "(resident after open + peak growth over the runs) / disk bytes"},
     })
 

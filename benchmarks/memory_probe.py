@@ -6,13 +6,13 @@ Figures (bytes, from /proc/self/status; writing 5 to /proc/self/clear_refs reset
     baseline_rss            RSS with python, numpy, edgegnn.runtime and the artifact's runtime imported
     model_load_peak_growth  peak RSS while the runtime loads the model file, minus baseline
     model_load_rss_growth   RSS after it, minus baseline (what the model keeps resident)
-    load_peak_growth        peak RSS over the whole open (model + item-id map) minus baseline
+    load_peak_growth        peak RSS over the whole open (model + item index) minus baseline
     load_rss_growth         RSS after opening minus baseline (what stays resident)
     run_peak_growth         peak RSS over 20 queries (history of 10 items) minus RSS after opening
     disk_bytes              bytes of the model file(s) on disk
 The /proc readers live in edgegnn.profile.probe (`memory`, `reset_peak`), which `edgegnn profile`
 runs per configuration with latency figures too. The artifact is opened as Recommender.open does it, in two measured phases (model, then the
-item-id map), skipping the checksum pass so that reading the file for hashing is not counted;
+item index), skipping the checksum pass so that reading the file for hashing is not counted;
 the runtime is imported before the baseline so that its libraries are not counted either.
 """
 

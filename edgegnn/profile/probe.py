@@ -39,7 +39,7 @@ FIELDS = {
     "threads": "intra-op threads of the runtime",
     "iterations": "timed steady-state calls",
     "warmup": "untimed calls after the first inference, before the timed ones",
-    "load_ms": "session creation: opening the artifact (model file and item-id map, checksums not verified) "
+    "load_ms": "session creation: opening the artifact (model file and item index, checksums not verified) "
                "until the runtime session is ready",
     "first_inference_ms": "the first call on the new session (Recommender.run_rows: padding plus runtime call); "
                           "includes one-time kernel selection and weight packing",

@@ -36,7 +36,11 @@ def read_manifest(directory: str | Path) -> dict:
         raise ArtifactError(f"{directory}: no such artifact directory",
                             hint="give the folder `edgegnn export --out` wrote")
     if not path.is_file():
-        raise ArtifactError(f"{directory}: not an edgegnn artifact (no {MANIFEST})")
+        inside = sorted(str(found.parent.relative_to(directory))
+                        for pattern in (f"*/{MANIFEST}", f"*/*/{MANIFEST}") for found in directory.glob(pattern))
+        hint = (f"artifacts inside it: {', '.join(inside[:4])}" + (", ..." if len(inside) > 4 else "") if inside
+                else "give the folder `edgegnn export --out` wrote")
+        raise ArtifactError(f"{directory}: not an edgegnn artifact (no {MANIFEST})", hint=hint)
     try:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

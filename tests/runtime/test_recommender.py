@@ -184,6 +184,13 @@ def test_a_newer_or_foreign_manifest_is_refused(copy):
         Recommender.open(directory / "nowhere")
 
 
+def test_a_folder_holding_artifacts_points_at_them(copy):
+    directory = copy()
+    with pytest.raises(ArtifactError, match="not an edgegnn artifact") as error:
+        Recommender.open(directory.parent)
+    assert error.value.hint.startswith("artifacts inside it: ") and directory.name in error.value.hint
+
+
 def test_a_missing_file_is_named(copy):
     directory = copy()
     (directory / "items_sorted.npy").unlink()

@@ -368,13 +368,15 @@ SCALE_DTYPES = ("float32", "float16")
 
 
 def quantize_rows(values: np.ndarray, bits: int = 8, *, clip_percentile: float = 100.0,
-                  scale_dtype: str = "float32") -> QuantizedTensor:
+                  scale_dtype: str = "float32", per_tensor: bool = False) -> QuantizedTensor:
     """Symmetric per-row quantization of a 2-D float array.
 
     scale[r] = max_c |x[r, c]| / qmax (or the row's `clip_percentile` of |x|), rounded to
     `scale_dtype`, then q = round(x / scale) with that rounded scale (so the codes fit the
     scale the device will use). An all-zero row gets scale 1 and codes 0 (so it dequantizes
     to exactly zero). float16 scales are kept within [2⁻²⁴, 65504] (finite, non-zero).
+    `per_tensor`: every row gets the scale of the whole array (max over all r, c), still
+    stored once per row.
     """
     if bits not in (4, 8):
         raise ConfigError("bits", bits, "allowed: 4, 8")
@@ -386,6 +388,8 @@ def quantize_rows(values: np.ndarray, bits: int = 8, *, clip_percentile: float =
     qmax = 2 ** (bits - 1) - 1
     magnitude = np.abs(values)
     peak = magnitude.max(axis=1) if clip_percentile >= 100 else np.percentile(magnitude, clip_percentile, axis=1)
+    if per_tensor:
+        peak = np.full_like(peak, peak.max(initial=0.0))
     scale = np.where(peak > 0, peak / qmax, 1.0).astype(np.float32)
     if scale_dtype == "float16":
         scale = np.clip(scale, np.float32(2.0 ** -24), np.float32(65504.0)).astype(np.float16)

@@ -2,6 +2,7 @@
 
 Three ways to say what to do, one at a time:
     pass flags   --share --prune 0.5 [--prune-method structured] --rank 32 [--finetune-steps 200] --quantize int8
+                 [--granularity tensor]
                  or --pq 16 (product quantization, distilled with --finetune-steps)
                  (applied in that order: share, prune, low-rank, quantize or pq)
     a recipe     --recipe recipe.yaml
@@ -50,6 +51,7 @@ def compress(
     rank: Annotated[Optional[int], typer.Option("--rank", help="Low-rank factorization of the item tables at this rank.")] = None,
     finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Distillation steps after --rank or --pq.")] = 0,
     quantize: Annotated[Optional[str], typer.Option("--quantize", help="int8 | int4 | mixed")] = None,
+    granularity: Annotated[Optional[str], typer.Option("--granularity", help="--quantize's item-table scales: row (one per item, default) | tensor (one per table: ONNX ranks the int32 accumulators, a faster top-K).")] = None,
     pq: Annotated[Optional[int], typer.Option("--pq", help="Product-quantize the item tables with this many one-byte codes per row (e.g. 16).")] = None,
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="A recipe YAML (passes: [...]).")] = None,
     max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Search: largest relative Recall@20 drop (0.01 = 1%).")] = None,
@@ -68,7 +70,7 @@ def compress(
         # every flag is checked before the model and data are loaded
         budget = None if size_budget is None else parse_size(size_budget)
         configs = _requested_configs(share=share, prune=prune, prune_method=prune_method, rank=rank, finetune_steps=finetune_steps,
-                                     quantize=quantize, pq=pq, recipe=recipe,
+                                     quantize=quantize, granularity=granularity, pq=pq, recipe=recipe,
                                      searching=max_drop is not None or budget is not None)
         if configs is None and max_drop is None and budget is None:
             max_drop = 0.01  # nothing asked: search for the smallest model within 1 % of fp32
@@ -88,7 +90,7 @@ def compress(
         raise typer.Exit(1)
 
 
-def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quantize, pq, recipe,
+def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quantize, granularity, pq, recipe,
                        searching) -> list | None:
     """The recipe asked for by flags or file (None: search). Validates every value."""
     from edgegnn.compress import (LowRankConfig, ProductQuantizeConfig, PruneConfig, QuantizeConfig, ShareConfig,
@@ -97,6 +99,8 @@ def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quan
 
     if prune is None and prune_method is not None:
         raise ConfigError("prune-method", prune_method, "needs --prune SPARSITY")
+    if quantize is None and granularity is not None:
+        raise ConfigError("granularity", granularity, "needs --quantize int8|int4")
     if rank is None and pq is None and finetune_steps:
         raise ConfigError("finetune-steps", finetune_steps, "needs --rank R or --pq M (the passes that distil)")
     if pq is not None and quantize is not None:
@@ -117,7 +121,7 @@ def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quan
     if rank is not None:
         configs.append(LowRankConfig(rank=rank, finetune_steps=finetune_steps))
     if quantize is not None:
-        configs.append(QuantizeConfig(precision=quantize))
+        configs.append(QuantizeConfig(precision=quantize, granularity=granularity or "row"))
     if pq is not None:
         configs.append(ProductQuantizeConfig(subvectors=pq, finetune_steps=finetune_steps))
     return configs or None

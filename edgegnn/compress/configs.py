@@ -140,6 +140,11 @@ class QuantizeConfig(_PassConfig):
         tail_fraction: for "mixed", the share of item rows stored as int4, in [0, 1].
         scale_dtype: "float32" or "float16" per-row weight scales (float16 halves their
             bytes; codes are fitted to the float16-rounded scale the device uses).
+        granularity: item tables' scales: "row" (one per item: each item's score exact up to
+            rounding) or "tensor" (one for the table, stored per row). With one scale, the
+            int32 accumulators rank as the scores do, and the ONNX graph takes its top-K on
+            them, without rescaling every item (Gowalla: Recall@20 within 0.1 % of "row").
+            Dense weights keep one scale per output row.
     """
 
     PASS: ClassVar[str] = "quantize"
@@ -150,10 +155,15 @@ class QuantizeConfig(_PassConfig):
     percentile: float = 99.99
     tail_fraction: float = 0.5
     scale_dtype: Literal["float32", "float16"] = "float32"
+    granularity: Literal["row", "tensor"] = "row"
 
     def __post_init__(self) -> None:
         self._check_types()
         check_choice(self.PASS, "precision", self.precision, ("int8", "int4", "mixed"))
+        check_choice(self.PASS, "granularity", self.granularity, ("row", "tensor"))
+        if self.granularity == "tensor" and self.precision == "mixed":
+            raise ConfigError(f"{self.PASS}.granularity", self.granularity,
+                              'one scale per table needs one precision: "int8" or "int4", not "mixed"')
         check_choice(self.PASS, "scale_dtype", self.scale_dtype, ("float32", "float16"))
         check_choice(self.PASS, "calibration_method", self.calibration_method, ("minmax", "percentile"))
         check_range(self.PASS, "percentile", self.percentile, low=50.0, high=100.0)

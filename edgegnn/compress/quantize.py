@@ -47,8 +47,10 @@ def quantize(edge: EdgeModel, config: QuantizeConfig, calibration: Calibration |
     bits = 4 if config.precision == "int4" else 8
     int4_items = _tail_items(edge, calibration, config.tail_fraction) if config.precision == "mixed" else None
     memo: dict = {}
-    quantized = {n: _quantize_tensor(edge.tensors[n], bits, int4_items if n in ITEM_TABLES[edge.kind] else None,
-                                     config.scale_dtype, memo)
+    item_tables = ITEM_TABLES[edge.kind]
+    quantized = {n: _quantize_tensor(edge.tensors[n], bits, int4_items if n in item_tables else None,
+                                     config.scale_dtype, memo,
+                                     per_tensor=config.granularity == "tensor" and n in item_tables)
                  for n in names}
     out = edge.with_tensors(config.recipe_entry(), **quantized)
     if config.activations:
@@ -65,30 +67,34 @@ def _tail_items(edge: EdgeModel, calibration: Calibration, tail_fraction: float)
     return tail
 
 
-def _quantize_tensor(tensor: Stored, bits: int, int4_rows: np.ndarray | None, scale_dtype: str, memo: dict) -> Stored:
-    """Quantize every leaf; for a low-rank table only the left factor's rows are items.
+def _quantize_tensor(tensor: Stored, bits: int, int4_rows: np.ndarray | None, scale_dtype: str, memo: dict, *,
+                     per_tensor: bool = False) -> Stored:
+    """Quantize every leaf; for a low-rank table only the left factor's rows are items (and only
+    they take one scale for the table when `per_tensor`).
 
     A row-scaled tensor keeps its row scale and has its base quantized.
     """
     def build() -> Stored:
         if isinstance(tensor, LowRankTensor):
-            return LowRankTensor(_quantize_tensor(tensor.left, bits, int4_rows, scale_dtype, memo),
+            return LowRankTensor(_quantize_tensor(tensor.left, bits, int4_rows, scale_dtype, memo, per_tensor=per_tensor),
                                  _quantize_tensor(tensor.right, bits, None, scale_dtype, memo))
-        return RowScaledTensor(_quantize_tensor(tensor.base, bits, int4_rows, scale_dtype, memo), tensor.row_scale)
+        return RowScaledTensor(_quantize_tensor(tensor.base, bits, int4_rows, scale_dtype, memo, per_tensor=per_tensor),
+                               tensor.row_scale)
 
     if isinstance(tensor, (LowRankTensor, RowScaledTensor)):
         if id(tensor) not in memo:
             memo[id(tensor)] = build()
         return memo[id(tensor)]
-    return map_leaves(tensor, lambda leaf: _quantize_leaf(leaf, bits, int4_rows, scale_dtype), memo)
+    return map_leaves(tensor, lambda leaf: _quantize_leaf(leaf, bits, int4_rows, scale_dtype, per_tensor), memo)
 
 
-def _quantize_leaf(leaf: Stored, bits: int, int4_rows: np.ndarray | None, scale_dtype: str) -> Stored:
+def _quantize_leaf(leaf: Stored, bits: int, int4_rows: np.ndarray | None, scale_dtype: str,
+                   per_tensor: bool = False) -> Stored:
     if isinstance(leaf, (SparseTensor, QuantizedSparseTensor)):
         return quantize_sparse(leaf, bits, scale_dtype)
     values = leaf.to_dense()
     if int4_rows is None or not int4_rows.any():
-        return quantize_rows(values, bits, scale_dtype=scale_dtype)
+        return quantize_rows(values, bits, scale_dtype=scale_dtype, per_tensor=per_tensor)
     return quantize_rows_mixed(values, int4_rows, scale_dtype)
 
 

@@ -50,13 +50,15 @@ def graph_options(edge: EdgeModel, target: Target, *, variant: str = "history", 
 
 
 def _onnx_layout(target: Target) -> dict:
-    """Row blocks and MatMulNBits for ONNX targets whose op lists allow them (Concat, MatMulNBits)."""
+    """Row blocks, MatMulNBits and the two-stage top-K for ONNX targets whose op lists allow them."""
     if target.format != "onnx":
         return {}
     from edgegnn.export import onnx_graph
 
+    two_stage = all(op in target.float_ops for op in onnx_graph.BLOCK_TOPK_OPS)
     return {"score_block_rows": target.score_block_rows if "Concat" in target.float_ops else None,
-            "nbits_min_rows": onnx_graph.NBITS_MIN_ROWS if "MatMulNBits" in target.int8_ops else None}
+            "nbits_min_rows": onnx_graph.NBITS_MIN_ROWS if "MatMulNBits" in target.int8_ops else None,
+            "block_topk_min_items": onnx_graph.BLOCK_TOPK_MIN_ITEMS if two_stage else None}
 
 
 def resolve_precision(edge: EdgeModel, precision: str | None) -> str:

@@ -67,7 +67,7 @@ import numpy as np
 
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, exportable, to_fp16, widened_int4
+from edgegnn.export.plan import GraphOptions, TopKBlocks, exportable, to_fp16, topk_blocks, widened_int4
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
@@ -75,6 +75,8 @@ MS_DOMAIN = "com.microsoft"          # ONNX Runtime's contrib ops (MatMulNBits)
 IR_VERSION = 10
 PRODUCER = "edgegnn"
 NBITS_MIN_ROWS = 1 << 17              # MatMulNBits from here on (see GraphOptions.nbits_min_rows)
+BLOCK_TOPK_MIN_ITEMS = 1 << 14        # two-stage top-K from here on (GraphOptions.block_topk_min_items)
+BLOCK_TOPK_OPS = ("Reshape", "ReduceMax", "TopK", "GatherND", "GatherElements", "Div", "Mod", "Pad")
 EXTERNAL_DATA_BYTES = 1 << 20         # above this, tables go to model.onnx.data and are memory-mapped
 PROTOBUF_BYTES = 1_800_000_000        # protobuf's hard limit is 2 GiB for the whole file
 EXTERNAL_ALIGNMENT = 1 << 16          # ORT maps external data only at page / allocation-granularity offsets
@@ -147,6 +149,12 @@ class OnnxGraph:
         return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, dtype, shape in self.consts.values())
 
 
+def one_scale(table: QuantizedTensor) -> float | None:
+    """The scale all rows of `table` share (QuantizeConfig granularity "tensor"), or None."""
+    first = table.scale.flat[0]
+    return float(first) if bool(np.all(table.scale == first)) else None
+
+
 # ---- the device math, op by op -------------------------------------------------------------
 
 class _Builder:
@@ -212,6 +220,8 @@ class _Builder:
             return self.gather_nbits_rows(table, index)
         if isinstance(table, QuantizedTensor):
             rows = self.gather(table, "codes", lambda: table.q, "int8", index)            # [B, H, C] int8
+            if one_scale(table) is not None:   # one scale for the table: no gather of the scales
+                return g.op("DequantizeLinear", [rows, self.scalar(one_scale(table))], "float32")
             row_scale = g.op("Unsqueeze", [g.op("Gather", [self.row_scales(table), index], "float32", axis=0),
                                            self.ints([-1])],
                              "float32")                                                   # [..., 1]
@@ -366,13 +376,18 @@ class _Builder:
         """Item-sized tables score in int8; weights and factors (R <= 4096 rows) dequantize once."""
         return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items or id(table) in self._block_of
 
-    def int8_scores(self, x: str, table: QuantizedTensor, act_scale: float | None) -> str:
-        """x @ (q · scale)ᵀ as MatMulInteger(uint8 x, int8 qᵀ) · scale_x · scale[r]."""
+    def int8_accumulators(self, x: str, table: QuantizedTensor, act_scale: float | None) -> tuple[str, str | None]:
+        """MatMulInteger(uint8 x, int8 qᵀ) -> int32 [B, R], and x's dynamic scale (None if static)."""
         g = self.g
         codes_t = g.table(table, "codes_t", "cols", lambda: np.ascontiguousarray(table.q.T), "int8",
                           (table.shape[1], table.shape[0]))
         xq, x_scale = self.quantized_user(x, act_scale)
-        acc = g.op("MatMulInteger", [xq, codes_t, self.scalar(128, "uint8")], "int32")
+        return g.op("MatMulInteger", [xq, codes_t, self.scalar(128, "uint8")], "int32"), x_scale
+
+    def int8_scores(self, x: str, table: QuantizedTensor, act_scale: float | None) -> str:
+        """x @ (q · scale)ᵀ as MatMulInteger(uint8 x, int8 qᵀ) · scale_x · scale[r]."""
+        g = self.g
+        acc, x_scale = self.int8_accumulators(x, table, act_scale)
         scores = g.op("Cast", [acc], "float32", to=_DTYPES["float32"])
         if x_scale is not None:
             return g.op("Mul", [g.op("Mul", [scores, x_scale], "float32"), self.row_scales(table)], "float32")
@@ -516,19 +531,67 @@ class _Builder:
     def bias(self, name: str) -> str:
         return self.g.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32))
 
-    def score(self, e_u: str) -> str:
+    def score(self, e_u: str) -> tuple[str, str | None]:
+        """The scores [B, I], and None; or, for an int8 table with one scale for all its rows and
+        a static activation scale, the int32 accumulators [B, I] and the float factor that makes
+        them scores (scale_x · scale): one factor ranks the integers as their scores, so the
+        top-K runs on them and only K + H values are rescaled."""
         scale = self.edge.activation_scales.get("user")
-        return self.matmul_transposed(e_u, self.t["item"], act_scale=None if scale is None else float(scale))
+        table = self.t["item"]
+        if scale is not None and self.ranks_integers(table):
+            acc, _ = self.int8_accumulators(e_u, table, float(scale))
+            return acc, self.scalar(np.float32(one_scale(table)) * np.float32(scale))
+        return self.matmul_transposed(e_u, table, act_scale=None if scale is None else float(scale)), None
 
-    def top_k(self, scores: str, history: str | None) -> None:
+    def ranks_integers(self, table) -> bool:
+        """A one-block MatMulInteger table whose rows share one scale (QuantizeConfig granularity "tensor")."""
+        return (isinstance(table, QuantizedTensor) and self.is_big(table) and id(table) not in self.nbits
+                and id(table) not in self.blocked and one_scale(table) is not None)
+
+    def top_k(self, scores: str, factor: str | None, history: str | None) -> None:
+        """top_scores, top_items = TopK(scores, k), k = min(K + H, I) (K for the user variant);
+        in two stages from `options.block_topk_min_items` items on; integer scores are ranked,
+        then the K + H kept are rescaled by `factor`."""
         g, num_items = self.g, self.edge.num_items
         if history is None:
             k = self.g.const("k", np.array([min(self.options.top_k, num_items)], np.int64))
         else:   # K + H, with H read from the input's shape (dynamic), capped at I
-            h = g.op("Slice", [g.op("Shape", [history], "int64"), self.ints([1]), self.ints([2])], "int64")
+            h = g.op("Shape", [history], "int64", start=1, end=2)
             k = g.op("Min", [g.op("Add", [h, self.ints([self.options.top_k])], "int64"), self.ints([num_items])],
                      "int64")
-        g.output("TopK", [scores, k], ["top_scores", "top_items"], ["float32", "int64"], axis=-1, largest=1, sorted=1)
+        values = "top_scores" if factor is None else "top_accumulators"
+        dtype = g.dtypes[scores]
+        threshold = self.options.block_topk_min_items
+        if threshold is not None and num_items >= threshold:
+            self.block_top_k(scores, k, topk_blocks(num_items), values)
+        else:
+            g.output("TopK", [scores, k], [values, "top_items"], [dtype, "int64"], axis=-1, largest=1, sorted=1)
+        if factor is not None:
+            g.output("Mul", [g.op("Cast", [values], "float32", to=_DTYPES["float32"]), factor], ["top_scores"],
+                     ["float32"])
+
+    def block_top_k(self, scores: str, k: str, plan: TopKBlocks, values: str) -> None:
+        """The two-stage top-K of `plan` (see `TopKBlocks`), its outputs named `values`, "top_items"."""
+        g = self.g
+        dtype = g.dtypes[scores]
+        if plan.pad:
+            lowest = np.iinfo(np.int32).min if dtype == "int32" else -np.inf
+            scores = g.op("Pad", [scores, self.ints([0, 0, 0, plan.pad]), self.scalar(lowest, dtype)], dtype,
+                          mode="constant")
+        grid = g.op("Reshape", [scores, self.ints([0, plan.blocks, plan.block])], dtype)         # [B, R, C]
+        block_max = g.op("ReduceMax", [grid, self.ints([2])], dtype, keepdims=0)                # [B, R]
+        wanted = g.op("Min", [k, self.ints([plan.blocks])], "int64")
+        _, picked = g.op("TopK", [block_max, wanted], dtype, outputs=2, axis=-1, largest=1, sorted=0)
+        g.dtypes[picked] = "int64"                                                             # [B, k_b]
+        candidates = g.op("GatherND", [grid, g.op("Unsqueeze", [picked, self.ints([2])], "int64")], dtype,
+                          batch_dims=1)                                                        # [B, k_b, C]
+        flat = g.op("Reshape", [candidates, self.ints([0, -1])], dtype)                         # [B, k_b·C]
+        position = f"{values}_position"
+        g.output("TopK", [flat, k], [values, position], [dtype, "int64"], axis=-1, largest=1, sorted=1)
+        block = self.g.const("block", np.array(plan.block, np.int64))
+        row = g.op("GatherElements", [picked, g.op("Div", [position, block], "int64")], "int64", axis=1)
+        g.output("Add", [g.op("Mul", [row, block], "int64"), g.op("Mod", [position, block], "int64")],
+                 ["top_items"], ["int64"])
 
 
 def plan(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:
@@ -537,12 +600,12 @@ def plan(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:
     g = builder.g
     if options.variant == "user":
         g.dtypes["user_embedding"] = "float32"
-        builder.top_k(builder.score("user_embedding"), None)
+        builder.top_k(*builder.score("user_embedding"), None)
     else:
         for name, dtype in (("history", "int32"), ("history_mask", "float32"), ("user_base", "float32")):
             g.dtypes[name] = dtype
         base = "user_base" if options.user_base else None
-        builder.top_k(builder.score(builder.encode("history", "history_mask", base)), "history")
+        builder.top_k(*builder.score(builder.encode("history", "history_mask", base)), "history")
     g.int4_widened = widened_int4(edge, g.packed_int4, builder.forms)
     return g
 

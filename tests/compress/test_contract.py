@@ -33,12 +33,14 @@ CONFIGS = [
     QuantizeConfig(precision="int4", calibration_method="percentile", percentile=99.0),
     QuantizeConfig(precision="mixed", tail_fraction=0.3, activations=False),
     QuantizeConfig(precision="int4", scale_dtype="float16"),
+    QuantizeConfig(precision="int8", granularity="tensor"),
     # one sub-vector: any width divides (pruned and low-rank tables are narrower)
     ProductQuantizeConfig(subvectors=1, centroids=16, finetune_steps=3),
     ProductQuantizeConfig(subvectors=1, centroids=8, popularity_power=0.0, codebook_dtype="float16"),
 ]
 IDS = ["prune-magnitude", "prune-structured", "prune-structured-axes", "prune-items", "lowrank-4",
        "lowrank-energy-separate", "lowrank-4-finetune", "int8", "int4-percentile", "mixed", "int4-fp16-scales",
+       "int8-one-scale-per-table",
        "pq-finetune", "pq-fp16"]
 
 

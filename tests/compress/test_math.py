@@ -33,6 +33,22 @@ def test_per_row_reconstruction_error_is_at_most_half_a_step(precision, qmax):
     assert out.tensors["b1"] is edge.tensors["b1"]  # biases stay float32
 
 
+@pytest.mark.parametrize("kind, items, weights", [("sage", ("ego", "hidden", "item"), ("w1_self", "w2_neigh")),
+                                                  ("lightgcn", ("message", "item"), ())])
+def test_one_scale_per_item_table_and_per_row_scales_for_weights(kind, items, weights):
+    """granularity "tensor": every row of an item table shares max|table| / 127 (error <= half of
+    it); dense weights keep one scale per output row."""
+    edge = random_edge(kind)
+    out = compress(edge, QuantizeConfig(precision="int8", granularity="tensor"), calibration=random_calibration(edge))
+    for name in items:
+        stored, original = out.tensors[name], edge.tensors[name].to_dense()
+        np.testing.assert_allclose(stored.scale, np.full(len(original), np.abs(original).max() / 127), rtol=1e-6)
+        assert (np.abs(stored.to_dense() - original) <= stored.scale[0] / 2 * (1 + 1e-5) + 1e-7).all(), name
+    for name in weights:
+        np.testing.assert_allclose(out.tensors[name].scale, np.abs(edge.tensors[name].to_dense()).max(axis=1) / 127,
+                                   rtol=1e-6)
+
+
 def test_mixed_precision_puts_the_unpopular_tail_in_int4():
     edge = random_edge("lightgcn")
     calibration = random_calibration(edge)

@@ -180,8 +180,11 @@ def test_cli_search_under_a_size_budget_prints_a_table(model_file, tmp_path):
     (["--max-drop", "0.01", "--quantize", "int8"], "the search picks the passes itself; drop --quantize"),
     (["--pq", "5"], "product_quantize.subvectors=5"),
     (["--pq", "8", "--quantize", "int8"], "give --pq or --quantize, not both"),
+    (["--granularity", "tensor"], "granularity='tensor' is invalid: needs --quantize int8|int4"),
+    (["--quantize", "int8", "--granularity", "column"], "quantize.granularity='column' is invalid: allowed: row, tensor"),
+    (["--quantize", "mixed", "--granularity", "tensor"], "one scale per table needs one precision"),
 ], ids=["rank", "sparsity", "precision", "recipe", "calibration", "size", "search-and-flags", "pq-width",
-        "pq-and-quantize"])
+        "pq-and-quantize", "granularity-alone", "granularity-value", "granularity-mixed"])
 def test_cli_bad_input_is_one_error_and_writes_nothing(args, fragment, model_file, tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("passes:\n  - {pass: quantize, precison: int8}\n")

@@ -44,7 +44,8 @@ def _base_dim(edge: EdgeModel) -> int:
 
 
 def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = DIM) -> EdgeModel:
-    """LightGCN EdgeModels: fp32 | int8 (static user scale) | int8-dynamic | int4 | mixed |
+    """LightGCN EdgeModels: fp32 | int8 (static user scale) | int8-dynamic | int8-tensor (one scale per
+    table, static user scale) | int4 | mixed |
     lowrank | lowrank-int8-shared (a joint left factor shared by message and item) |
     lowrank-int8-static (the same with a static user scale) | projection |
     shared | shared-int8 | shared-int8-fp16 (the share pass's form: message = diag(s) · item · W,
@@ -56,8 +57,10 @@ def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = D
         return EdgeModel(tensors={"message": DenseTensor(message), "item": DenseTensor(item)}, **base)
     if kind in ("shared", "shared-int8", "shared-int8-fp16", "pq", "shared-pq"):
         return EdgeModel(tensors=_shared_or_pq(kind, message, item, seed), **base)
-    if kind in ("int8", "int8-dynamic"):
-        edge = EdgeModel(tensors={"message": quantize_rows(message), "item": quantize_rows(item)}, **base)
+    if kind in ("int8", "int8-dynamic", "int8-tensor"):
+        one = kind == "int8-tensor"
+        edge = EdgeModel(tensors={"message": quantize_rows(message, per_tensor=one),
+                                  "item": quantize_rows(item, per_tensor=one)}, **base)
         return edge if kind == "int8-dynamic" else \
             EdgeModel(**{**base, "tensors": edge.tensors, "activation_scales": {"user": user_scale(edge)}})
     if kind == "int4":

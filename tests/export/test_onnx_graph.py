@@ -16,6 +16,7 @@ CASES = {   # name: (model, how the scores compare)
     "lightgcn-fp32": (lambda: models.lightgcn("fp32"), "exact"),
     "lightgcn-int8-static": (lambda: models.lightgcn("int8"), "exact"),
     "lightgcn-int8-dynamic": (lambda: models.lightgcn("int8-dynamic"), "int8"),
+    "lightgcn-int8-tensor": (lambda: models.lightgcn("int8-tensor"), "exact"),
     "lightgcn-int4": (lambda: models.lightgcn("int4"), "int8"),
     "lightgcn-mixed": (lambda: models.lightgcn("mixed"), "int8"),
     "lightgcn-lowrank": (lambda: models.lightgcn("lowrank"), "exact"),
@@ -70,15 +71,49 @@ def test_user_embedding_graph_matches_the_simulation(name):
     check_top(edge, hist, base, items, scores, exact=compare == "exact")
 
 
-def test_batch_and_history_length_are_dynamic_and_k_is_capped_at_the_catalog():
+@pytest.mark.parametrize("two_stage", [None, 1])
+def test_batch_and_history_length_are_dynamic_and_k_is_capped_at_the_catalog(two_stage):
+    """Also when k exceeds the two-stage top-K's block count (40 items: 8 blocks of 5)."""
     edge = models.lightgcn("fp32", items=40)
-    sess = session(edge, GraphOptions(top_k=35))
+    sess = session(edge, GraphOptions(top_k=35, block_topk_min_items=two_stage))
+    base = np.random.default_rng(1).standard_normal((3, models.DIM)).astype(np.float32)
     for batch, width in ((1, 1), (3, 4), (2, 12)):
         hist = models.histories(batch, width, items=40)
         history, mask = models.padded(hist, width=width)
-        items, _ = sess.run(["top_items"], {"history": history, "history_mask": mask,
-                                            "user_base": np.zeros((batch, models.DIM), np.float32)})[0], None
+        items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask,
+                                                               "user_base": base[:batch]})
         assert items.shape == (batch, min(35 + width, 40))
+        check_top(edge, hist, base[:batch], items, scores, exact=True)
+
+
+@pytest.mark.parametrize("kind", ["fp32", "int8-tensor", "int8"])
+def test_two_stage_top_k_pads_a_catalog_no_block_length_divides(kind):
+    """293 items (prime): 37 blocks of 8, the last padded with 3 scores of -inf (int32 min when the
+    graph ranks integer accumulators), which never come back."""
+    edge = models.lightgcn(kind, items=293)
+    options = GraphOptions(top_k=20, precision=precision(edge), block_topk_min_items=1)
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    assert "Pad" in _ops(model)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    hist = models.histories(4, 6, items=293)
+    base = np.random.default_rng(2).standard_normal((4, models.DIM)).astype(np.float32)
+    history, mask = models.padded(hist)
+    items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
+    assert items.max() < 293 and np.isfinite(scores).all()
+    check_top(edge, hist, base, items, scores, exact=True)
+
+
+@pytest.mark.parametrize("kind, integers", [("int8-tensor", True), ("int8", False), ("int8-dynamic", False)])
+def test_one_scale_per_table_ranks_the_int32_accumulators(kind, integers):
+    """One item scale and a static user scale: TopK reads MatMulInteger's int32 output, and only
+    the K + H kept values are rescaled (Cast, Mul); per-row scales rescale every item first."""
+    edge = models.lightgcn(kind)
+    options = GraphOptions(top_k=10, precision="int8")
+    model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
+    producer = {out: node for node in model.graph.node for out in node.output}
+    ranked = producer[next(n for n in model.graph.node if n.op_type == "TopK").input[0]]
+    assert (ranked.op_type == "MatMulInteger") == integers
+    assert (producer["top_scores"].op_type == "Mul") == integers
 
 
 def test_padding_and_empty_rows_do_not_change_a_user():
@@ -114,10 +149,13 @@ LAYOUTS = {   # GraphOptions that change how the scoring table is laid out, not 
     "nbits": dict(nbits_min_rows=1),
     "nbits-row-blocks": dict(nbits_min_rows=1, score_block_rows=128),
     "small-row-blocks": dict(score_block_rows=8),                 # blocks smaller than k = K + H
+    "two-stage-top-k": dict(block_topk_min_items=1),              # 30 blocks of 10 items
+    "row-blocks-two-stage-top-k": dict(score_block_rows=128, block_topk_min_items=1),
 }
 LAYOUT_MODELS = {
     "lightgcn-fp32": lambda: models.lightgcn("fp32"),
     "lightgcn-int8-static": lambda: models.lightgcn("int8"),
+    "lightgcn-int8-tensor": lambda: models.lightgcn("int8-tensor"),
     "lightgcn-int8-dynamic": lambda: models.lightgcn("int8-dynamic"),
     "lightgcn-int8-d12": lambda: models.lightgcn("int8-dynamic", dim=12),       # block padded 12 -> 16
     "lightgcn-int4": lambda: models.lightgcn("int4"),
@@ -153,7 +191,9 @@ def test_scoring_layouts_compute_the_device_math(name, layout):
     assert bool(blocks) == ("row-blocks" in layout and not whole)
     if nbits:
         assert {o.domain for o in model.opset_import} == {"", "com.microsoft"}
-    exact = not int8 or (name == "lightgcn-int8-static" and not nbits)
+    two_stage = "two-stage" in layout
+    assert (ops.count("TopK") == 2) == two_stage and ("GatherND" in ops) == two_stage
+    exact = not int8 or (name in ("lightgcn-int8-static", "lightgcn-int8-tensor") and not nbits)
     check_top(edge, hist, base, items, scores, exact=exact, static_ignored=nbits)
 
 

@@ -46,13 +46,16 @@ def graph_options(edge: EdgeModel, target: Target, *, variant: str = "history", 
     fixed_h = h if target.format == "tflite" else None   # ONNX keeps H dynamic; the runtime truncates
     return GraphOptions(variant=variant, top_k=top_k if top_k is not None else target.top_k,
                         history_length=fixed_h, batch=target.batch, user_base=user_base,
-                        precision=resolve_precision(edge, precision), **_onnx_layout(target))
+                        precision=resolve_precision(edge, precision), **_layout(target))
 
 
-def _onnx_layout(target: Target) -> dict:
-    """Row blocks, MatMulNBits and the two-stage top-K for ONNX targets whose op lists allow them."""
+def _layout(target: Target) -> dict:
+    """Row blocks, MatMulNBits (ONNX) and the two-stage top-K, where the target's op lists allow them."""
     if target.format != "onnx":
-        return {}
+        from edgegnn.export import tflite_graph
+
+        two_stage = all(op in target.float_ops for op in tflite_graph.BLOCK_TOPK_OPS)
+        return {"block_topk_min_items": tflite_graph.BLOCK_TOPK_MIN_ITEMS if two_stage else None}
     from edgegnn.export import onnx_graph
 
     two_stage = all(op in target.float_ops for op in onnx_graph.BLOCK_TOPK_OPS)

@@ -48,11 +48,13 @@ import numpy as np
 
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, base_dim, exportable, widened_int4
+from edgegnn.export.plan import GraphOptions, TopKBlocks, base_dim, exportable, topk_blocks, widened_int4
 from edgegnn.tensors import LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
 SIGNATURE_KEY = "serving_default"
+BLOCK_TOPK_MIN_ITEMS = 1 << 14        # two-stage top-K from here on (GraphOptions.block_topk_min_items)
+BLOCK_TOPK_OPS = ("RESHAPE", "REDUCE_MAX", "TOPK_V2", "GATHER", "ADD", "PADV2")
 _TYPES = {"float32": 0, "float16": 1, "int32": 2, "uint8": 3, "int64": 4, "int8": 9}
 
 
@@ -324,13 +326,51 @@ class _Builder:
         return self.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32).reshape(1, -1))
 
     def top_k(self, scores: int, extra: int) -> tuple[int, int]:
-        g = self.g
-        k = min(self.options.top_k + extra, self.edge.num_items)
-        k_tensor = self.const("k", np.array(k, np.int32), "int32")
+        """top_scores, top_items = TOPK_V2(scores, k), k = min(K + H, I); in two stages from
+        `options.block_topk_min_items` items on."""
+        g, num_items = self.g, self.edge.num_items
+        k = min(self.options.top_k + extra, num_items)
         values = g.tensor("top_scores", (1, k), "float32", exact_name=True)
         indices = g.tensor("top_items", (1, k), "int32", exact_name=True)
-        g.op("TOPK_V2", [scores, k_tensor], None, None, ("TopKV2Options", {}), outputs=[values, indices])
+        threshold = self.options.block_topk_min_items
+        if threshold is not None and num_items >= threshold:
+            self.block_top_k(scores, k, topk_blocks(num_items), values, indices)
+        else:
+            self.topk_v2(scores, k, values, indices)
         return indices, values
+
+    def topk_v2(self, x: int, k: int, values: int | None = None, indices: int | None = None) -> tuple[int, int]:
+        """TOPK_V2 over the last axis of x [..., n] -> values (float32), indices (int32) [..., k]."""
+        g = self.g
+        shape = list(g.tensors[x]["shape"][:-1]) + [k]
+        values = g.tensor("topk_values", shape, "float32") if values is None else values
+        indices = g.tensor("topk_indices", shape, "int32") if indices is None else indices
+        g.op("TOPK_V2", [x, self.const("k", np.array(k, np.int32), "int32")], None, None, ("TopKV2Options", {}),
+             outputs=[values, indices])
+        return values, indices
+
+    def block_top_k(self, scores: int, k: int, plan: TopKBlocks, values: int, indices: int) -> None:
+        """The two-stage top-K of `plan` (see `TopKBlocks`) over scores [1, I]. Item ids of the
+        candidates come from the picked blocks' first rows plus 0..C-1 (int32 GATHER/ADD, version 1)."""
+        g = self.g
+        rows, block = plan.blocks, plan.block
+        if plan.pad:
+            paddings = self.const("paddings", [[0, 0], [0, plan.pad]], "int32")
+            lowest = self.const("lowest", np.finfo(np.float32).min)
+            scores = g.op("PADV2", [scores, paddings, lowest], (1, rows * block), "float32", ("PadV2Options", {}))
+        grid = self.reshape(scores, (rows, block))
+        block_max = g.op("REDUCE_MAX", [grid, self.const("axis", [1], "int32")], (rows,), "float32",
+                         ("ReducerOptions", {"keepDims": False}))
+        wanted = min(k, rows)
+        _, picked = self.topk_v2(block_max, wanted)                                            # [k_b]
+        candidates = g.op("GATHER", [grid, picked], (wanted, block), "float32", ("GatherOptions", {"axis": 0}))
+        firsts = g.op("GATHER", [self.const("block_firsts", np.arange(rows) * block, "int32"), picked], (wanted,),
+                      "int32", ("GatherOptions", {"axis": 0}))
+        ids = g.op("ADD", [self.reshape(firsts, (wanted, 1)), self.const("offsets", np.arange(block)[None], "int32")],
+                   (wanted, block), "int32", ("AddOptions", {}))
+        _, position = self.topk_v2(self.reshape(candidates, (1, wanted * block)), k, values)
+        g.op("GATHER", [self.reshape(ids, (wanted * block,)), position], None, None, ("GatherOptions", {"axis": 0}),
+             outputs=[indices])
 
 
 def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int], list[int]]:

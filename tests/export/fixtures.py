@@ -57,13 +57,14 @@ def _artifact(split, target: str, precision: str) -> Path:
     model = checkpoint if precision == "fp32" else int8_model(fold(checkpoint), split, 4 if precision == "int4" else 8)
     if precision != "int8-big":
         return export(model, target, split=split, out_dir=_ROOT / f"{target}-{precision}")
-    # The layout a big catalog gets (MatMulNBits, row blocks), on this small model.
+    # The layout a big catalog gets (MatMulNBits, row blocks, the two-stage top-K), on this small model.
     import dataclasses
 
-    from edgegnn.export import onnx_graph
+    from edgegnn.export import onnx_graph, tflite_graph
     from edgegnn.targets import load_target
     small_blocks = dataclasses.replace(load_target(target), score_block_rows=100)
-    with mock.patch.object(onnx_graph, "NBITS_MIN_ROWS", 1):
+    with mock.patch.object(onnx_graph, "NBITS_MIN_ROWS", 1), mock.patch.object(onnx_graph, "BLOCK_TOPK_MIN_ITEMS", 1), \
+            mock.patch.object(tflite_graph, "BLOCK_TOPK_MIN_ITEMS", 1):
         return export(model, small_blocks, split=split, out_dir=_ROOT / f"{target}-{precision}")
 
 
@@ -75,6 +76,7 @@ def trained(small_split):
 
 @pytest.fixture(scope="session")
 def artifacts(small_split):
-    """Artifacts by (target, precision): cpu-x86_64 and android-litert, fp32 and int8; "int8-big" (ONNX):
-    int8 laid out as a big catalog's (MatMulNBits scoring in row blocks); "int4" (ONNX: packed nibbles)."""
+    """Artifacts by (target, precision): cpu-x86_64 and android-litert, fp32 and int8; "int8-big": int8 laid
+    out as a big catalog's (ONNX: MatMulNBits scoring in row blocks; both: the two-stage top-K); "int4"
+    (ONNX: packed nibbles)."""
     return lambda target, precision="fp32": _artifact(small_split, target, precision)

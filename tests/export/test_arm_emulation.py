@@ -31,7 +31,7 @@ from tests.export.fixtures import int8_model
 pytestmark = pytest.mark.arm_emu
 CPUS = ("neoverse-n1", "neoverse-v1")
 ARTIFACTS = [("cpu-x86_64", "fp32"), ("cpu-x86_64", "int8"), ("arm64-linux", "int8-big"), ("arm64-linux", "int4"),
-             ("android-litert", "fp32"), ("android-litert", "int8")]
+             ("android-litert", "fp32"), ("android-litert", "int8"), ("android-litert", "int8-big")]
 SCRIPT = """
 import json, sys, numpy as np, platform
 from edgegnn.runtime import Recommender
@@ -120,7 +120,9 @@ def _scores_by_item(items: np.ndarray, scores: np.ndarray, num_items: int) -> np
 def test_the_big_catalog_layout_is_what_aarch64_ran(artifacts):
     manifest = json.loads((Path(artifacts("arm64-linux", "int8-big")) / "manifest.json").read_text())
     ops = manifest["graph"]["ops"]
-    assert "MatMulNBits" in ops["int8"] and "Concat" in ops["float"]
+    assert "MatMulNBits" in ops["int8"] and {"Concat", "GatherND", "ReduceMax"} <= set(ops["float"])
+    litert = json.loads((Path(artifacts("android-litert", "int8-big")) / "manifest.json").read_text())
+    assert "REDUCE_MAX" in litert["graph"]["ops"]["float"]
 
 
 def test_the_packed_int4_layout_is_what_aarch64_ran(artifacts):

@@ -58,11 +58,14 @@ def test_history_graph_matches_the_simulation(name):
     check_top(edge, hist, base, items, scores, exact=compare == "exact")
 
 
-@pytest.mark.parametrize("name", ["lightgcn-fp32", "lightgcn-int8-static", "lightgcn-lowrank-int8-shared"])
-def test_user_embedding_graph_matches_the_simulation(name):
+@pytest.mark.parametrize("two_stage", [None, 1])
+@pytest.mark.parametrize("name", ["lightgcn-fp32", "lightgcn-int8-static", "lightgcn-int8-tensor",
+                                  "lightgcn-lowrank-int8-shared"])
+def test_user_embedding_graph_matches_the_simulation(name, two_stage):
     make, compare = CASES[name]
     edge = make()
-    sess = session(edge, GraphOptions(variant="user", top_k=10, precision=precision(edge)))
+    sess = session(edge, GraphOptions(variant="user", top_k=10, precision=precision(edge),
+                                      block_topk_min_items=two_stage))
     hist = models.histories(4, 5)
     base = np.random.default_rng(3).standard_normal((4, models.DIM)).astype(np.float32)
     user = edge.encode(hist, base)

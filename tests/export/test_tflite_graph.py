@@ -73,6 +73,27 @@ def test_user_embedding_graph_matches_the_simulation(name):
     check_top(edge, hist, base, items, scores, exact=compare == "exact")
 
 
+@pytest.mark.parametrize("items, pad", [(300, False), (293, True), (40, False)],
+                         ids=["30-blocks", "padded-293", "k-beyond-the-blocks"])
+@pytest.mark.parametrize("kind", ["fp32", "int8-dynamic"])
+def test_two_stage_top_k_returns_the_one_stage_top_k(kind, items, pad):
+    """Block maxima, then the top blocks' scores: the same items (293 = prime: blocks of 8, the
+    last padded with the lowest float; 40 items: 8 blocks of 5, k = 20 > 8 takes them all)."""
+    edge = models.lightgcn(kind, items=items)
+    options = GraphOptions(top_k=12, history_length=H, batch=1, precision=model_precision(edge),
+                           block_topk_min_items=1)
+    hist = models.histories(4, H, items=items)
+    base = np.random.default_rng(3).standard_normal((4, models.DIM)).astype(np.float32)
+    feeds = history_feeds(edge, hist, base)
+    two_items, two_scores = run(edge, options, feeds)
+    one_items, one_scores = run(edge, GraphOptions(**{**options.__dict__, "block_topk_min_items": None}), feeds)
+    np.testing.assert_array_equal(two_items, one_items)
+    np.testing.assert_array_equal(two_scores, one_scores)
+    used = {c.builtinCode for c in _model(edge, options).operatorCodes}
+    assert schema.BuiltinOperator.REDUCE_MAX in used and (schema.BuiltinOperator.PADV2 in used) == pad
+    check_top(edge, hist, base, two_items, two_scores, exact=kind == "fp32")
+
+
 def _model(edge, options):
     return schema.ModelT.InitFromPackedBuf(tflite_graph.build(edge, options), 0)
 

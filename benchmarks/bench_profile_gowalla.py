@@ -5,8 +5,10 @@ a fresh process (`edgegnn.profile`'s runner and probe), artifacts interleaved, o
 (each round runs every artifact once, then the PyTorch eager references).
 
 1. Gowalla (40,981 items), the trained 64-dim LightGCN (benchmarks/results/gowalla_lightgcn.pt),
-   folded, as fp32, int8 (QuantizeConfig int8, calibrated on 512 training users),
-   low-rank 32 (+100 distillation steps) + int8, and the shared table product-quantized
+   folded, as fp32, int8 (QuantizeConfig int8, calibrated on 512 training users; per-item
+   scales, and one scale per table: granularity "tensor", whose ONNX graph ranks the int32
+   accumulators), low-rank 32 (+100 distillation steps) + int8 (both granularities), and the
+   shared table product-quantized
    (M=16, 200 distillation steps on 2,048 users; scored with lookup tables), each exported
    for cpu-x86_64 (ONNX) and android-litert (TFLite, XNNPACK) with Recall@20 measured on the
    artifact at export on 2,000 test users (users as new: the graph takes the history only,
@@ -110,16 +112,20 @@ def gowalla_models(log) -> tuple[dict, object]:
     log(f"split + fold {time.time() - t0:.0f} s")
     t0 = time.time()
     int8 = compress(edge, QuantizeConfig(precision="int8"), calibration=calibration)
-    log(f"int8 {time.time() - t0:.0f} s")
+    per_table = QuantizeConfig(precision="int8", granularity="tensor")
+    int8_tensor = compress(edge, per_table, calibration=calibration)
+    log(f"int8 (per row, per table) {time.time() - t0:.0f} s")
     t0 = time.time()
-    lowrank = compress(edge, LowRankConfig(rank=32, finetune_steps=100), QuantizeConfig(precision="int8"),
-                       calibration=calibration)
-    log(f"low-rank 32 + int8 {time.time() - t0:.0f} s")
+    lowrank32 = compress(edge, LowRankConfig(rank=32, finetune_steps=100), calibration=calibration)
+    lowrank = compress(lowrank32, QuantizeConfig(precision="int8"), calibration=calibration)
+    lowrank_tensor = compress(lowrank32, per_table, calibration=calibration)
+    log(f"low-rank 32 + int8 (per row, per table) {time.time() - t0:.0f} s")
     t0 = time.time()
     pq = compress(edge, ShareConfig(), ProductQuantizeConfig(subvectors=16, finetune_steps=200),
                   calibration=Calibration.from_split(split, num_users=2048))
     log(f"shared table + PQ 16 {time.time() - t0:.0f} s")
-    return {"fp32": edge, "int8": int8, "lowrank32-int8": lowrank, "shared-pq16": pq}, split
+    return {"fp32": edge, "int8": int8, "int8-tensor": int8_tensor, "lowrank32-int8": lowrank,
+            "lowrank32-int8-tensor": lowrank_tensor, "shared-pq16": pq}, split
 
 
 def big_models() -> dict:
@@ -265,34 +271,45 @@ def main() -> None:
         ra, rb = rows[a]["recall@20"], rows[b]["recall@20"]
         return None if ra is None or rb is None else (rb - ra) / rb
 
-    ratios = {
-        "gowalla_onnx_int8_speedup_vs_fp32": ratio(p50("gowalla-onnx-fp32"), p50("gowalla-onnx-int8")),
-        "gowalla_onnx_int8_recall_rel_drop_vs_fp32": rel_drop("gowalla-onnx-int8", "gowalla-onnx-fp32"),
-        "gowalla_litert_int8_speedup_vs_fp32": ratio(p50("gowalla-litert-fp32"), p50("gowalla-litert-int8")),
-        "gowalla_litert_int8_recall_rel_drop_vs_fp32": rel_drop("gowalla-litert-int8", "gowalla-litert-fp32"),
-        "gowalla_onnx_lowrank_int8_speedup_vs_int8": ratio(p50("gowalla-onnx-int8"), p50("gowalla-onnx-lowrank32-int8")),
-        "gowalla_litert_lowrank_int8_speedup_vs_int8": ratio(p50("gowalla-litert-int8"),
-                                                             p50("gowalla-litert-lowrank32-int8")),
-        "gowalla_onnx_lowrank_int8_recall_rel_drop_vs_fp32": rel_drop("gowalla-onnx-lowrank32-int8", "gowalla-onnx-fp32"),
+    ratios = {}
+    for fmt in ("onnx", "litert"):
+        fp32 = f"gowalla-{fmt}-fp32"
+        for variant in ("int8", "int8-tensor", "lowrank32-int8", "lowrank32-int8-tensor"):
+            key = f"gowalla_{fmt}_{variant.replace('-', '_')}"
+            ratios[f"{key}_speedup_vs_fp32"] = ratio(p50(fp32), p50(f"gowalla-{fmt}-{variant}"))
+            ratios[f"{key}_recall_rel_drop_vs_fp32"] = rel_drop(f"gowalla-{fmt}-{variant}", fp32)
+        for variant in ("", "-tensor"):
+            ratios[f"gowalla_{fmt}_lowrank_int8{variant.replace('-', '_')}_speedup_vs_int8{variant.replace('-', '_')}"] = \
+                ratio(p50(f"gowalla-{fmt}-int8{variant}"), p50(f"gowalla-{fmt}-lowrank32-int8{variant}"))
+    ratios.update({
         "1m_onnx_int8_speedup_vs_fp32": ratio(p50("1m-onnx-fp32"), p50("1m-onnx-int8")),
         "1m_litert_int8_speedup_vs_fp32": ratio(p50("1m-litert-fp32"), p50("1m-litert-int8")),
         "1m_onnx_int4_speedup_vs_int8": ratio(p50("1m-onnx-int8"), p50("1m-onnx-int4")),
         "1m_onnx_int8_one_block_speedup_vs_row_blocks": ratio(p50("1m-onnx-int8-blocks"), p50("1m-onnx-int8")),
-    }
+    })
     for name in rows:
         key = "gowalla" if name.startswith("gowalla") else "1m"
         ratios[f"{name}_speedup_vs_torch_eager"] = ratio(eager[key]["p50_ms"], p50(name))
 
-    drop = ratios["gowalla_onnx_int8_recall_rel_drop_vs_fp32"]
+    def twice_as_fast(fmt, variant):
+        key = f"gowalla_{fmt}_{variant.replace('-', '_')}"
+        drop = ratios[f"{key}_recall_rel_drop_vs_fp32"]
+        return bool(ratios[f"{key}_speedup_vs_fp32"] >= 2 and drop is not None and drop <= 0.01)
+
     targets = {
-        "gowalla onnx int8 >= 2x fp32 p50 at <= 1 % relative Recall@20 drop": bool(
-            ratios["gowalla_onnx_int8_speedup_vs_fp32"] >= 2 and drop is not None and drop <= 0.01),
+        f"gowalla {fmt} {variant} >= 2x fp32 p50 at <= 1 % relative Recall@20 drop": twice_as_fast(fmt, variant)
+        for fmt in ("onnx", "litert") for variant in ("int8", "int8-tensor")}
+    targets.update({
+        "gowalla low-rank 32 + int8 faster than int8 (one scale per table)": {
+            fmt: bool(ratios[f"gowalla_{fmt}_lowrank_int8_tensor_speedup_vs_int8_tensor"] > 1)
+            for fmt in ("onnx", "litert")},
         "1m onnx int8 p50 <= 4 ms": bool(p50("1m-onnx-int8") <= 4.0),
+        "1m litert int8 p50 <= 4 ms": bool(p50("1m-litert-int8") <= 4.0),
         "1m peak RSS growth at load <= 1.5x bytes on disk (every 1M artifact; whole open incl. item index)": {
             name: bool(row["load_peak_vs_disk"] <= 1.5) for name, row in rows.items() if name.startswith("1m")},
         "1m peak RSS growth at model load <= 1.5x bytes on disk (model file only, memory_probe.py)": {
             name: bool(row["model_load_peak_vs_disk"] <= 1.5) for name, row in rows.items() if name.startswith("1m")},
-    }
+    })
     path = write_json("profile_gowalla", {
         "query": {"history_len": HISTORY, "top_k": TOP_K, "graph_top": TOP_K + HISTORY, "batch": 1, "threads": 1,
                   "iterations": args.iterations, "warmup": args.warmup, "rounds": args.rounds,

@@ -532,21 +532,32 @@ class _Builder:
         return self.g.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32))
 
     def score(self, e_u: str) -> tuple[str, str | None]:
-        """The scores [B, I], and None; or, for an int8 table with one scale for all its rows and
-        a static activation scale, the int32 accumulators [B, I] and the float factor that makes
-        them scores (scale_x · scale): one factor ranks the integers as their scores, so the
+        """The scores [B, I], and None; or, when the int8 item rows share one scale, the int32
+        accumulators [B, I] and the positive factor [B, 1] or scalar (scale_x · scale) that makes
+        them scores: within a user's row one factor ranks the integers as their scores, so the
         top-K runs on them and only K + H values are rescaled."""
         scale = self.edge.activation_scales.get("user")
+        act_scale = None if scale is None else float(scale)
         table = self.t["item"]
-        if scale is not None and self.ranks_integers(table):
-            acc, _ = self.int8_accumulators(e_u, table, float(scale))
-            return acc, self.scalar(np.float32(one_scale(table)) * np.float32(scale))
-        return self.matmul_transposed(e_u, table, act_scale=None if scale is None else float(scale)), None
+        if self.ranks_integers(table):
+            return self.integer_scores(e_u, table, act_scale)
+        if isinstance(table, LowRankTensor) and self.ranks_integers(table.left):
+            # as matmul_transposed: (fake-quantized x) · right, then int8 with a per-user scale
+            x = self.fake_quant(e_u, act_scale) if act_scale is not None else e_u
+            return self.integer_scores(self.matmul(x, table.right), table.left, None)
+        return self.matmul_transposed(e_u, table, act_scale=act_scale), None
 
     def ranks_integers(self, table) -> bool:
         """A one-block MatMulInteger table whose rows share one scale (QuantizeConfig granularity "tensor")."""
         return (isinstance(table, QuantizedTensor) and self.is_big(table) and id(table) not in self.nbits
                 and id(table) not in self.blocked and one_scale(table) is not None)
+
+    def integer_scores(self, x: str, table: QuantizedTensor, act_scale: float | None) -> tuple[str, str]:
+        """int32 x · qᵀ [B, R] and its factor: scale_x · scale (a scalar, or [B, 1] with a dynamic scale_x)."""
+        acc, x_scale = self.int8_accumulators(x, table, act_scale)
+        if x_scale is None:
+            return acc, self.scalar(np.float32(one_scale(table)) * np.float32(act_scale))
+        return acc, self.g.op("Mul", [x_scale, self.scalar(one_scale(table))], "float32")
 
     def top_k(self, scores: str, factor: str | None, history: str | None) -> None:
         """top_scores, top_items = TopK(scores, k), k = min(K + H, I) (K for the user variant);

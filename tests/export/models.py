@@ -45,7 +45,8 @@ def _base_dim(edge: EdgeModel) -> int:
 
 def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = DIM) -> EdgeModel:
     """LightGCN EdgeModels: fp32 | int8 (static user scale) | int8-dynamic | int8-tensor (one scale per
-    table, static user scale) | int4 | mixed |
+    table, static user scale) | int8-tensor-dynamic | int4 | mixed | lowrank-int8-tensor (lowrank-int8-shared
+    with one scale for the left factor) |
     lowrank | lowrank-int8-shared (a joint left factor shared by message and item) |
     lowrank-int8-static (the same with a static user scale) | projection |
     shared | shared-int8 | shared-int8-fp16 (the share pass's form: message = diag(s) · item · W,
@@ -57,11 +58,11 @@ def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = D
         return EdgeModel(tensors={"message": DenseTensor(message), "item": DenseTensor(item)}, **base)
     if kind in ("shared", "shared-int8", "shared-int8-fp16", "pq", "shared-pq"):
         return EdgeModel(tensors=_shared_or_pq(kind, message, item, seed), **base)
-    if kind in ("int8", "int8-dynamic", "int8-tensor"):
-        one = kind == "int8-tensor"
+    if kind in ("int8", "int8-dynamic", "int8-tensor", "int8-tensor-dynamic"):
+        one = kind.startswith("int8-tensor")
         edge = EdgeModel(tensors={"message": quantize_rows(message, per_tensor=one),
                                   "item": quantize_rows(item, per_tensor=one)}, **base)
-        return edge if kind == "int8-dynamic" else \
+        return edge if kind.endswith("dynamic") else \
             EdgeModel(**{**base, "tensors": edge.tensors, "activation_scales": {"user": user_scale(edge)}})
     if kind == "int4":
         return EdgeModel(tensors={"message": quantize_rows(message, 4), "item": quantize_rows(item, 4)}, **base)
@@ -75,7 +76,7 @@ def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = D
     if kind == "lowrank-int8-static":   # + a static user scale: fake-quant x feeds the int8 right factor
         edge = lightgcn("lowrank-int8-shared", seed, items, dim)
         return EdgeModel(**{**base, "tensors": edge.tensors, "activation_scales": {"user": user_scale(edge)}})
-    if kind in ("lowrank", "lowrank-int8-shared"):
+    if kind in ("lowrank", "lowrank-int8-shared", "lowrank-int8-tensor"):
         u, s, vt = np.linalg.svd(np.concatenate([message, item], axis=1), full_matrices=False)
         left = (u[:, :RANK] * s[:RANK]).astype(np.float32)
         right_m, right_i = vt[:RANK, :dim].T.copy(), vt[:RANK, dim:].T.copy()
@@ -83,7 +84,7 @@ def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = D
             tensors = {"message": LowRankTensor(DenseTensor(left), DenseTensor(right_m.astype(np.float32))),
                        "item": LowRankTensor(DenseTensor(left.copy()), DenseTensor(right_i.astype(np.float32)))}
         else:
-            shared = quantize_rows(left)
+            shared = quantize_rows(left, per_tensor=kind == "lowrank-int8-tensor")
             tensors = {"message": LowRankTensor(shared, quantize_rows(right_m)),
                        "item": LowRankTensor(shared, quantize_rows(right_i))}
         return EdgeModel(tensors=tensors, **base)

@@ -17,6 +17,8 @@ CASES = {   # name: (model, how the scores compare)
     "lightgcn-int8-static": (lambda: models.lightgcn("int8"), "exact"),
     "lightgcn-int8-dynamic": (lambda: models.lightgcn("int8-dynamic"), "int8"),
     "lightgcn-int8-tensor": (lambda: models.lightgcn("int8-tensor"), "exact"),
+    "lightgcn-int8-tensor-dynamic": (lambda: models.lightgcn("int8-tensor-dynamic"), "int8"),
+    "lightgcn-lowrank-int8-tensor": (lambda: models.lightgcn("lowrank-int8-tensor"), "int8"),
     "lightgcn-int4": (lambda: models.lightgcn("int4"), "int8"),
     "lightgcn-mixed": (lambda: models.lightgcn("mixed"), "int8"),
     "lightgcn-lowrank": (lambda: models.lightgcn("lowrank"), "exact"),
@@ -60,7 +62,7 @@ def test_history_graph_matches_the_simulation(name):
 
 @pytest.mark.parametrize("two_stage", [None, 1])
 @pytest.mark.parametrize("name", ["lightgcn-fp32", "lightgcn-int8-static", "lightgcn-int8-tensor",
-                                  "lightgcn-lowrank-int8-shared"])
+                                  "lightgcn-int8-tensor-dynamic", "lightgcn-lowrank-int8-shared"])
 def test_user_embedding_graph_matches_the_simulation(name, two_stage):
     make, compare = CASES[name]
     edge = make()
@@ -106,10 +108,12 @@ def test_two_stage_top_k_pads_a_catalog_no_block_length_divides(kind):
     check_top(edge, hist, base, items, scores, exact=True)
 
 
-@pytest.mark.parametrize("kind, integers", [("int8-tensor", True), ("int8", False), ("int8-dynamic", False)])
+@pytest.mark.parametrize("kind, integers", [("int8-tensor", True), ("int8-tensor-dynamic", True),
+                                            ("lowrank-int8-tensor", True), ("int8", False), ("int8-dynamic", False)])
 def test_one_scale_per_table_ranks_the_int32_accumulators(kind, integers):
-    """One item scale and a static user scale: TopK reads MatMulInteger's int32 output, and only
-    the K + H kept values are rescaled (Cast, Mul); per-row scales rescale every item first."""
+    """One scale for the item rows (static or per-user x scale; a low-rank table's left factor): TopK
+    reads MatMulInteger's int32 output, and only the K + H kept values are rescaled (Cast, Mul);
+    per-row scales rescale every item first."""
     edge = models.lightgcn(kind)
     options = GraphOptions(top_k=10, precision="int8")
     model = onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))

@@ -10,6 +10,8 @@ LightGCN, history variant (B batch, H history, d dim, I items):
              (+ a0 · user_base [· base_projection])
     scores = e_u · itemᵀ                                        [B, I]
     top_scores, top_items = TopK(scores, min(K + H, I))
+             (from `options.block_topk_min_items` items on, in two stages: the k blocks
+             with the largest maxima, then their scores; exact, see plan.TopKBlocks)
 SAGE: h¹ = ReLU(W1s·e_u⁰ + W1n·mean(ego[history]) + b1), e_u = W2s·h¹ + W2n·mean(hidden[history]) + b2.
 
 How each stored tensor runs (mirrors edge_model.gather_rows / matmul_transposed / matmul):
@@ -25,6 +27,9 @@ How each stored tensor runs (mirrors edge_model.gather_rows / matmul_transposed 
                       float MatMul (ORT would constant-fold it into an fp32 copy of the table).
                       uint8 x int8 is the fast MLAS path on x86 (benchmarks/bench_onnx_int8_ops.py:
                       int8 x int8 MatMulInteger and QLinearMatMul were ~10x slower on ORT 1.32).
+                      One scale for all rows (QuantizeConfig granularity "tensor"; also a low-rank
+                      table's left factor): the int32 accumulators rank as the scores, so TopK runs
+                      on them and Cast · (scale_x · scale) rescales only the K + H kept.
                       Small tensors (weights, right factors, projections) run as the simulation
                       does, (x @ float(qᵀ)) · scale or (x · scale) @ float(q), the Cast of the
                       codes folded once at load.

@@ -11,6 +11,9 @@ LightGCN, history variant:
              (+ MUL(user_base [· base_projection], a0))
     scores = FULLY_CONNECTED(e_u, item [I, d])                            [1, I]
     top_scores, top_items = TOPK_V2(scores, min(K + H, I))
+             (from `options.block_topk_min_items` items on, in two stages: REDUCE_MAX of
+             [R, C] blocks, TOPK_V2 of the maxima, GATHER of those blocks' scores, TOPK_V2;
+             exact, see plan.TopKBlocks)
 SAGE: the two layers as FULLY_CONNECTED (+ RELU), means as DIV by count.
 
 How each stored tensor runs:

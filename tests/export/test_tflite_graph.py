@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
@@ -86,7 +88,7 @@ def test_two_stage_top_k_returns_the_one_stage_top_k(kind, items, pad):
     base = np.random.default_rng(3).standard_normal((4, models.DIM)).astype(np.float32)
     feeds = history_feeds(edge, hist, base)
     two_items, two_scores = run(edge, options, feeds)
-    one_items, one_scores = run(edge, GraphOptions(**{**options.__dict__, "block_topk_min_items": None}), feeds)
+    one_items, one_scores = run(edge, dataclasses.replace(options, block_topk_min_items=None), feeds)
     np.testing.assert_array_equal(two_items, one_items)
     np.testing.assert_array_equal(two_scores, one_scores)
     used = {c.builtinCode for c in _model(edge, options).operatorCodes}

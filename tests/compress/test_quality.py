@@ -129,6 +129,35 @@ def test_cli_compresses_with_flags_then_reproduces_from_the_recipe(model_file, t
     assert (tmp_path / "again" / "edge.npz").read_bytes() == (out / "edge.npz").read_bytes()
 
 
+def test_cli_one_scale_per_table_exports_a_graph_that_ranks_integers(model_file, tmp_path):
+    """compress --quantize int8 --granularity tensor -> export: one scale per item table in the
+    recipe and the model, TopK over MatMulInteger's int32 output, and the artifact's metrics
+    within the int8 tolerance of the simulation."""
+    import onnx
+
+    from edgegnn.export import TOLERANCE
+
+    out = tmp_path / "edge"
+    result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--quantize", "int8",
+                                 "--granularity", "tensor", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    (config,) = load_recipe(out / "recipe.yaml")
+    assert config.granularity == "tensor"
+    edge = load_edge_model(out)
+    for name in ("message", "item"):
+        assert len(set(edge.tensors[name].scale.tolist())) == 1, name
+    artifact = tmp_path / "artifact"
+    done = runner.invoke(app, ["export", str(out), "--target", "cpu-x86_64", "--data", DATA, "--out", str(artifact)])
+    assert done.exit_code == 0, done.output
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(artifact / "model.onnx"))).graph
+    dtypes = {v.name: v.type.tensor_type.elem_type for v in graph.value_info}
+    ranked = [dtypes[n.input[0]] for n in graph.node if n.op_type == "TopK"]
+    assert ranked and set(ranked) == {onnx.TensorProto.INT32}
+    metrics = json.loads((artifact / "manifest.json").read_text())["metrics"]
+    for name in ("recall@20", "ndcg@20"):
+        assert abs(metrics["artifact"][name] - metrics["simulation"][name]) <= TOLERANCE["int8"]
+
+
 def test_cli_share_flag_ships_one_table(model_file, tmp_path):
     out = tmp_path / "edge"
     result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--share", "--quantize", "int8",

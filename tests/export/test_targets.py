@@ -65,6 +65,28 @@ def test_score_blocks_come_from_the_target(tmp_path):
     assert graph_options(edge, load_target("android-litert")).score_block_rows is None      # ONNX only
 
 
+def test_the_two_stage_top_k_needs_its_ops_in_the_target(tmp_path):
+    from edgegnn.export import onnx_graph, tflite_graph
+    from edgegnn.export.check import graph_options
+    from tests.export import models
+
+    edge = models.lightgcn("fp32")
+    assert graph_options(edge, load_target("cpu-x86_64")).block_topk_min_items == onnx_graph.BLOCK_TOPK_MIN_ITEMS
+    assert graph_options(edge, load_target("android-litert")).block_topk_min_items == tflite_graph.BLOCK_TOPK_MIN_ITEMS
+    assert graph_options(edge, load_target("cuda")).block_topk_min_items is None           # GatherND, Mod not listed
+    without_pad = [op for op in load_target("cpu-x86_64").float_ops if op != "Pad"]
+    assert graph_options(edge, load_target(_write(tmp_path, float_ops=without_pad))).block_topk_min_items is None
+
+
+@pytest.mark.parametrize("items, block, pad", [(40981, 107, 0), (1_000_000, 500, 0), (16384, 64, 0),
+                                               (100003, 128, 93), (293, 8, 3), (2, 2, 0)])
+def test_top_k_blocks_prefer_a_divisor_near_half_the_square_root(items, block, pad):
+    from edgegnn.export.plan import topk_blocks
+
+    plan = topk_blocks(items)
+    assert (plan.block, plan.pad) == (block, pad) and plan.blocks * plan.block == items + pad
+
+
 def test_memory_budgets_take_sizes():
     target = Target.from_dict({**load_target("cpu-x86_64").to_dict(), "memory_budget": "1.5GiB"})
     assert target.memory_budget == int(1.5 * 2 ** 30)

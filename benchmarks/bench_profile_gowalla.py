@@ -278,9 +278,9 @@ def main() -> None:
             key = f"gowalla_{fmt}_{variant.replace('-', '_')}"
             ratios[f"{key}_speedup_vs_fp32"] = ratio(p50(fp32), p50(f"gowalla-{fmt}-{variant}"))
             ratios[f"{key}_recall_rel_drop_vs_fp32"] = rel_drop(f"gowalla-{fmt}-{variant}", fp32)
-        for variant in ("", "-tensor"):
-            ratios[f"gowalla_{fmt}_lowrank_int8{variant.replace('-', '_')}_speedup_vs_int8{variant.replace('-', '_')}"] = \
-                ratio(p50(f"gowalla-{fmt}-int8{variant}"), p50(f"gowalla-{fmt}-lowrank32-int8{variant}"))
+        for key_suffix, name_suffix in (("", ""), ("_tensor", "-tensor")):
+            ratios[f"gowalla_{fmt}_lowrank_int8{key_suffix}_speedup_vs_int8{key_suffix}"] = \
+                ratio(p50(f"gowalla-{fmt}-int8{name_suffix}"), p50(f"gowalla-{fmt}-lowrank32-int8{name_suffix}"))
     ratios.update({
         "1m_onnx_int8_speedup_vs_fp32": ratio(p50("1m-onnx-fp32"), p50("1m-onnx-int8")),
         "1m_litert_int8_speedup_vs_fp32": ratio(p50("1m-litert-fp32"), p50("1m-litert-int8")),

@@ -227,8 +227,9 @@ class _Builder:
             return self.gather_nbits_rows(table, index)
         if isinstance(table, QuantizedTensor):
             rows = self.gather(table, "codes", lambda: table.q, "int8", index)            # [B, H, C] int8
-            if one_scale(table) is not None:   # one scale for the table: no gather of the scales
-                return g.op("DequantizeLinear", [rows, self.scalar(one_scale(table))], "float32")
+            shared = one_scale(table)
+            if shared is not None:   # one scale for the table: no gather of the scales
+                return g.op("DequantizeLinear", [rows, self.scalar(shared)], "float32")
             row_scale = g.op("Unsqueeze", [g.op("Gather", [self.row_scales(table), index], "float32", axis=0),
                                            self.ints([-1])],
                              "float32")                                                   # [..., 1]
@@ -606,7 +607,7 @@ class _Builder:
         flat = g.op("Reshape", [candidates, self.ints([0, -1])], dtype)                         # [B, k_b·C]
         position = f"{values}_position"
         g.output("TopK", [flat, k], [values, position], [dtype, "int64"], axis=-1, largest=1, sorted=1)
-        block = self.g.const("block", np.array(plan.block, np.int64))
+        block = g.const("block", np.array(plan.block, np.int64))
         row = g.op("GatherElements", [picked, g.op("Div", [position, block], "int64")], "int64", axis=1)
         g.output("Add", [g.op("Mul", [row, block], "int64"), g.op("Mod", [position, block], "int64")],
                  ["top_items"], ["int64"])

@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EMULATORS := .emulators/.ready
 
-.PHONY: install quickstart test bench clean
+.PHONY: install emulators quickstart test bench clean
 
 install: $(STAMP)
 
@@ -14,10 +15,19 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e ".[test]"
 	touch $(STAMP)
 
+# QEMU user-mode + an aarch64 python with the runtimes (~1 minute; the Debian mirror and PyPI):
+# export verifies artifacts on other CPUs with it, and the CPU-matrix tests run on it.
+emulators: $(EMULATORS)
+
+$(EMULATORS): scripts/setup_emulators.sh | $(STAMP)
+	bash scripts/setup_emulators.sh
+
 quickstart: install
 	$(BIN)/edgegnn quickstart --out runs/quickstart
 
+# The whole suite, the CPU matrix included (EDGEGNN_SKIP_CPU_MATRIX=1 skips it and the emulators).
 test: install
+	@if [ "$${EDGEGNN_SKIP_CPU_MATRIX:-0}" != 1 ]; then $(MAKE) --no-print-directory emulators; fi
 	$(BIN)/python -m pytest -q
 
 bench: install

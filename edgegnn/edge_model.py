@@ -18,8 +18,9 @@ SAGE (kind "sage"), tensors `ego` [I, d], `hidden` [I, h], `item` [I, d] and the
 Optional tensors written by compression passes:
     `base_projection` [d, d'] (LightGCN): e_u⁰ enters as e_u⁰ · base_projection when the
         tables were narrowed to d' columns (structured pruning); absent means identity.
-Activation scales (static int8, see `edgegnn.compress.quantize`): "user" (e_u entering the
-scoring matmul) and, for SAGE, "h1" (entering the second layer).
+Activation scales (static, see `edgegnn.compress.quantize`): "user" (e_u entering the
+scoring matmul) and, for SAGE, "h1" (entering the second layer); an activation x with scale s
+runs as clip(rint(x / s), -L, L) · s, L = ACTIVATION_LEVELS[name].
 Factors may be shared between tables (a joint low-rank factorization gives `message` and
 `item` one left factor; the share pass makes message = diag(s) · item · W over the very
 item table); shared factors are stored, and counted, once.
@@ -44,6 +45,17 @@ from edgegnn.tensors import (DenseTensor, LowRankTensor, ProductQuantizedTensor,
 KINDS = ("lightgcn", "sage")
 ITEM_TABLES = {"lightgcn": ("message", "item"), "sage": ("ego", "hidden", "item")}
 WEIGHTS = {"lightgcn": (), "sage": ("w1_self", "w1_neigh", "w2_self", "w2_neigh")}
+# Levels L on each side of zero of a static activation quantization, by activation.
+# "user" is 7 bits (63): it enters the integer scoring matmul, which ONNX exports as MatMulInteger
+# with x as uint8 (zero point 64) and int8 item codes in [-127, 127]. On x86 CPUs without VNNI
+# (SSE4.1 up to AVX-512BW), ONNX Runtime multiplies with vpmaddubsw, which adds each pair of
+# u8·s8 products into a saturating int16: with x in [1, 255] (8 bits, zero point 128) a pair
+# reaches 2·255·127 = 64,770 and wraps to 32,767 (../shared/notes/CPU_ISA.md: 81 % of the outputs
+# of a full-range 1 x 64 x 4,096 product wrong on AVX2). With x in [1, 127] a pair stays within
+# 2·127·127 = 32,258, so every kernel path (SSE4.2, AVX2, AVX-512, VNNI, ARM) is exact, at the
+# same speed (the same kernel). Recall@20 on Gowalla, int8 item rows: README, "Exact on every CPU".
+# "h1" (SAGE) runs as a float fake-quantization (no integer kernel): 8 bits.
+ACTIVATION_LEVELS = {"user": 63, "h1": 127}
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,7 +129,7 @@ class EdgeModel:
 
     def score(self, user_emb: np.ndarray) -> np.ndarray:
         """Scores of every item, float32 [B, I] = e_u · itemᵀ, read as the table is stored."""
-        user_emb = self._quantize_activation("user", user_emb)
+        user_emb = self.quantize_activation("user", user_emb)
         return matmul_transposed(user_emb, self.tensors["item"])
 
     def sage_hidden(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None) -> np.ndarray:
@@ -142,18 +154,20 @@ class EdgeModel:
         return np.maximum(h1, 0.0).astype(np.float32)
 
     def _encode_sage(self, index, segment, counts, user_base) -> np.ndarray:
-        h1 = self._quantize_activation("h1", self._sage_h1(index, segment, counts, user_base))
+        h1 = self.quantize_activation("h1", self._sage_h1(index, segment, counts, user_base))
         hidden_mean = _segment_sum(gather_rows(self.tensors["hidden"], index), segment, len(counts)) / counts[:, None]
         t = self.tensors
         out = matmul_transposed(h1, t["w2_self"]) + matmul_transposed(hidden_mean, t["w2_neigh"]) + t["b2"].to_dense()
         return out.astype(np.float32)
 
-    def _quantize_activation(self, name: str, x: np.ndarray) -> np.ndarray:
-        """Static int8 quantize-dequantize of an activation, if calibrated (else unchanged)."""
+    def quantize_activation(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Static quantize-dequantize of an activation, if calibrated (else unchanged):
+        clip(rint(x / s), -L, L) · s with L = ACTIVATION_LEVELS[name]."""
         scale = self.activation_scales.get(name)
         if scale is None:
             return x
-        return (np.clip(np.rint(x / scale), -127, 127) * scale).astype(np.float32)
+        levels = ACTIVATION_LEVELS[name]
+        return (np.clip(np.rint(x / scale), -levels, levels) * scale).astype(np.float32)
 
 
 def _flatten(histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -26,6 +26,9 @@ Fields:
                         edgegnn.export.onnx_graph): at 1M int8 items the load peak is 0.68x
                         the file instead of 1.14x; null: one block, ~15 % faster there (one
                         MatMulNBits, no Concat). Default 131072 (cpu-x86_64 and cuda: null).
+    cpus                the CPU feature levels the artifact must be right on (`edgegnn.cpu.LEVELS`,
+                        of the target's arch): export verifies it on each one it can run here
+                        (this machine, or QEMU) and records which it could not.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class Target:
     batch: int | None = None
     top_k: int = 100
     score_block_rows: int | None = 131072
+    cpus: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
@@ -83,7 +87,15 @@ class Target:
             check_range("target", "batch", self.batch, low=1, high=65536)
         if self.score_block_rows is not None:
             check_range("target", "score_block_rows", self.score_block_rows, low=1)
+        self._check_cpus()
         self._check_runtime_fields()
+
+    def _check_cpus(self) -> None:
+        from edgegnn.cpu import LEVELS, check_levels
+
+        for name in check_levels(self.cpus, "target.cpus"):
+            if self.arch != "any" and LEVELS[name].arch != self.arch:
+                raise ConfigError("target.cpus", name, f"a {LEVELS[name].arch} level; this target's arch is {self.arch}")
 
     def _check_runtime_fields(self) -> None:
         if self.runtime == "onnxruntime":

@@ -134,8 +134,9 @@ class QuantizeConfig(_PassConfig):
         tensors: which tensors (empty: every item table and dense weight; biases stay fp32).
         activations: calibrate static int8 scales of the activations entering a matmul
             (e_u before scoring; SAGE's h¹ too) on the calibration users.
-        calibration_method: "minmax" (scale = max|x| / 127) or "percentile" (the
-            `percentile` of |x| / 127: clips outliers, finer steps for the rest).
+        calibration_method: "minmax" (scale = max|x| / L) or "percentile" (the
+            `percentile` of |x| / L: clips outliers, finer steps for the rest), L the
+            activation's levels (edgegnn.edge_model.ACTIVATION_LEVELS).
         percentile: for "percentile", in [50, 100].
         tail_fraction: for "mixed", the share of item rows stored as int4, in [0, 1].
         scale_dtype: "float32" or "float16" per-row weight scales (float16 halves their

@@ -1,6 +1,7 @@
 """Save and load an EdgeModel: `edge.npz` (every stored array) + `edge.json` (the spec).
 
-edge.json: format and version, kind, params, item ids, recipe, activation scales, total
+edge.json: format and version, kind, params, item ids, recipe, activation scales and the levels
+they were calibrated for (format 2; format-1 scales, calibrated for 127 levels, load rescaled), total
 bytes, and each tensor's storage as a tree ({"storage": "int8", "arrays": {"q": key, ...}},
 low-rank tensors with "left"/"right" subtrees, row-scaled ones with "base"/"row_scale"
 subtrees, product-quantized leaves with "codes"/"codebooks" arrays, a factor shared with an earlier tensor as
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from edgegnn.edge_model import EdgeModel
+from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel
 from edgegnn.errors import CheckpointError, EdgeGNNError
 from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
                              QuantizedSparseTensor, QuantizedTensor, RowScaledTensor, SparseTensor, Stored)
 
+log = logging.getLogger(__name__)
 FORMAT = "edgegnn-edge-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2     # 2: activation scales for ACTIVATION_LEVELS (version 1: 127 levels each)
 ARRAYS, SPEC = "edge.npz", "edge.json"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -46,6 +49,7 @@ def save_edge_model(edge: EdgeModel, directory: str | Path) -> Path:
     spec = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": edge.kind,
             "params": _plain(dict(edge.params)), "item_ids": [str(x) for x in edge.item_ids],
             "recipe": _plain(list(edge.recipe)), "activation_scales": _plain(dict(edge.activation_scales)),
+            "activation_levels": {name: ACTIVATION_LEVELS[name] for name in edge.activation_scales},
             "bytes": edge.nbytes, "num_params": edge.num_params, "tensors": tensors}
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
@@ -84,11 +88,26 @@ def load_edge_model(directory: str | Path) -> EdgeModel:
         tensors = {name: _build(desc, name, arrays, built) for name, desc in spec["tensors"].items()}
         return EdgeModel(kind=spec["kind"], tensors=tensors, item_ids=np.asarray(spec["item_ids"]),
                          params=spec["params"], recipe=tuple(spec["recipe"]),
-                         activation_scales=spec["activation_scales"])
+                         activation_scales=_activation_scales(spec))
     except EdgeGNNError:
         raise
     except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{directory}: damaged edge model ({type(exc).__name__}: {exc})".split("\n")[0]) from None
+
+
+def _activation_scales(spec: dict) -> dict[str, float]:
+    """The scales for today's ACTIVATION_LEVELS. A scale s calibrated for L' levels clips at L'·s;
+    for L levels the same clip range is L'·s / L (coarser steps, nothing clipped that was not):
+    edge models of format 1 used 127 levels for every activation ("user" is 63 now)."""
+    saved = spec.get("activation_levels", {}) if spec["format_version"] >= 2 else {}
+    scales = {}
+    for name, scale in spec["activation_scales"].items():
+        levels = int(saved.get(name, 127))
+        scales[name] = float(scale) * levels / ACTIVATION_LEVELS[name]
+        if levels != ACTIVATION_LEVELS[name]:
+            log.info("activation scale %r: calibrated for %d levels, rescaled to %d (same clip range)", name,
+                     levels, ACTIVATION_LEVELS[name])
+    return scales
 
 
 # ---- stored tensor <-> (descriptor, arrays) ----------------------------------------------

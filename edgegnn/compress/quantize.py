@@ -11,10 +11,12 @@ the calibration) in int4, the rest int8; dense weights int8. Scales are float32,
 (`scale_dtype`): at int4 a float32 scale is 4 of the 36 bytes of a 64-dim row; the codes are
 computed against the float16-rounded scale, which is what the device multiplies by.
 
-Activations. A static int8 scale per activation entering a matmul, calibrated on the
+Activations. A static scale per activation entering a matmul, calibrated on the
 calibration users with the quantized weights (as the device will compute them):
 "h1" (SAGE's hidden layer) first, then "user" (e_u entering the scoring matmul), each
-scale = m / 127 with m = max|x| ("minmax") or the `percentile` of |x|. The device math
+scale = m / L with m = max|x| ("minmax") or the `percentile` of |x|, and L the activation's
+levels (`edgegnn.edge_model.ACTIVATION_LEVELS`: 63 for "user", whose integer kernels are exact
+on every CPU only with 7-bit inputs; 127 for "h1"). The device math
 (`EdgeModel.encode`/`score`) applies them; one static scale can reorder a user's items
 (a per-query scale could not), which is why it is calibrated and measured, not assumed.
 """
@@ -29,7 +31,7 @@ import numpy as np
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.configs import QuantizeConfig
 from edgegnn.compress.tensor_ops import eligible_tensors, map_leaves, resolve_tensors
-from edgegnn.edge_model import ITEM_TABLES, EdgeModel
+from edgegnn.edge_model import ACTIVATION_LEVELS, ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError
 from edgegnn.tensors import (LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor, RowScaledTensor,
                              SparseTensor, Stored, quantize_rows)
@@ -127,20 +129,20 @@ def quantize_sparse(leaf: SparseTensor | QuantizedSparseTensor, bits: int,
 
 
 def calibrate_activations(edge: EdgeModel, calibration: Calibration, config: QuantizeConfig) -> dict[str, float]:
-    """Static int8 scales {"h1" (SAGE), "user"}, each calibrated with the ones before it applied."""
+    """Static scales {"h1" (SAGE), "user"}, each calibrated with the ones before it applied."""
     histories, base = calibration.for_model(edge)
     scales: dict[str, float] = {}
     if edge.kind == "sage":
-        scales["h1"] = activation_scale(edge.sage_hidden(histories, base), config)
+        scales["h1"] = activation_scale(edge.sage_hidden(histories, base), config, ACTIVATION_LEVELS["h1"])
     probe = dataclasses.replace(edge, activation_scales=dict(scales))
-    scales["user"] = activation_scale(probe.encode(histories, base), config)
+    scales["user"] = activation_scale(probe.encode(histories, base), config, ACTIVATION_LEVELS["user"])
     log.info("static activation scales (%s on %d users): %s", config.calibration_method, len(histories),
              ", ".join(f"{k} {v:.4g}" for k, v in scales.items()))
     return scales
 
 
-def activation_scale(x: np.ndarray, config: QuantizeConfig) -> float:
-    """m / 127 with m = max|x| (minmax) or the `percentile` of |x|; 1.0 for an all-zero x."""
+def activation_scale(x: np.ndarray, config: QuantizeConfig, levels: int) -> float:
+    """m / levels with m = max|x| (minmax) or the `percentile` of |x|; 1.0 for an all-zero x."""
     magnitude = np.abs(x).ravel()
     peak = magnitude.max() if config.calibration_method == "minmax" else np.percentile(magnitude, config.percentile)
-    return float(peak / 127.0) if peak > 0 else 1.0
+    return float(peak / levels) if peak > 0 else 1.0

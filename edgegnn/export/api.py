@@ -8,11 +8,17 @@ Steps, cheapest first, so that a model that cannot run on the target fails in mi
     2. `check_target`: precision, ops, memory budget (one-line ExportError);
     3. build the graph (ONNX or TFLite) into a temp folder next to `out_dir`, with items.json
        and a manifest holding every file's sha256;
-    4. with a split: open the staged artifact with `edgegnn.runtime` (checksums verified),
-       rank the test users through it, and compare with the numpy simulation of the same
-       model (`edgegnn.export.evaluate`); a difference beyond the tolerance is an
-       ExportError and nothing is written;
-    5. write the manifest with the metrics and swap the folder in (`edgegnn.export.artifact`).
+    4. verify it per CPU (`edgegnn.export.verify`): run a few dozen queries (the split's test
+       users, or random histories, and stress queries) through the staged artifact with
+       `edgegnn.runtime` on this machine and, under QEMU user-mode, on each other CPU feature
+       level the target names (`edgegnn.export.emulation`, when an emulator folder is set),
+       and compare every score and top list with the numpy simulation within a stated bound;
+       a failure names the CPU and is an ExportError (nothing is written);
+    5. with a split: rank the test users through the artifact and compare Recall/NDCG@20 with
+       the simulation of the same model (`edgegnn.export.evaluate`); a difference beyond the
+       tolerance is an ExportError and nothing is written;
+    6. write the manifest (the CPUs verified and those not, the metrics) and swap the folder
+       in (`edgegnn.export.artifact`).
 
 Tolerances (absolute, on Recall@20 and NDCG@20, artifact vs simulation): fp32 1e-4 (the
 same arithmetic in another summation order), int8 and fp16 0.005 (the runtime's int8 kernels
@@ -22,9 +28,10 @@ scale; fp16 tables round every weight).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +48,18 @@ from edgegnn.targets import Target, load_target
 log = logging.getLogger(__name__)
 TOLERANCE = {"fp32": 1e-4, "fp16": 0.005, "int8": 0.005}
 POPULAR = 200           # items kept in the manifest's popularity fallback list
-SEEN_ITEMS = ("the graph returns top_k + H items and masks nothing; the runtime drops the items "
-              "of the history (at most H), so top_k remain")
+SEEN_ITEMS = ("the graph returns top_k + W items for W history slots and masks nothing; the runtime drops "
+              "every item the user has seen, feeding at least as many (masked) slots as seen items where the "
+              "graph's history length is dynamic (ONNX), else ranking the 'scores' output when the list runs "
+              "short (TFLite), so top_k remain whenever the catalog holds them")
 
 
 def export(model, target: Target | str | Path, *, out_dir: str | Path, split=None, top_k: int | None = None,
            history_length: int | None = None, variant: str = "history", precision: str | None = None,
            user_base: np.ndarray | bool | None = None, popularity: np.ndarray | None = None,
            max_users: int | None = None, tolerance: float | None = None,
-           external_data_bytes: int | None = None, on_progress: Callable[[str, int, int], None] | None = None) -> Path:
+           external_data_bytes: int | None = None, cpus: Sequence[str] | None = None, emulators="auto",
+           on_progress: Callable[[str, int, int], None] | None = None) -> Path:
     """Export `model` for `target` into `out_dir` (an artifact directory); returns its path.
 
     Args:
@@ -70,6 +80,11 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
         max_users: measure at most this many test users (a seeded sample).
         tolerance: override the allowed |Δ| of Recall/NDCG@20 between artifact and simulation.
         external_data_bytes: ONNX tables above this many bytes go to model.onnx.data.
+        cpus: the CPU feature levels to verify the artifact on (`edgegnn.cpu.LEVELS`; default:
+            the target's `cpus`). This machine's own level is always checked.
+        emulators: an emulator folder (`edgegnn.export.emulation`) for the levels other than this
+            machine's; "auto": $EDGEGNN_EMULATORS if set; None: this machine only. Levels that
+            cannot run here are listed in the manifest as not verified, with the reason.
         on_progress: called as (stage, done, total).
     """
     target = load_target(target)
@@ -79,7 +94,8 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
     checked = check_target(edge, target, options)
     out_dir = Path(out_dir)
     artifact.check_out_dir(out_dir)
-    inputs, outputs = io_spec(edge, options, index_dtype="int64" if target.format == "onnx" else "int32")
+    inputs, outputs = io_spec(edge, options, index_dtype="int64" if target.format == "onnx" else "int32",
+                              full_scores=target.format == "tflite")
     progress = on_progress or (lambda stage, done, total: None)
     with artifact.staged(out_dir) as tmp:
         progress("building graph", 0, 1)
@@ -90,11 +106,14 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
         manifest["history_length"] = history_length if history_length is not None else target.history_length
         artifact.write_manifest(tmp, manifest, files)
         progress("building graph", 1, 1)
+        data = _eval_data(edge, checkpoint, split, options, user_base, max_users) if split is not None else None
+        progress("verifying on CPUs", 0, 1)
+        manifest["cpus"] = _verify_cpus(tmp, edge, manifest, target, options, data, cpus, emulators)
+        progress("verifying on CPUs", 1, 1)
         if split is not None and variant != "history":
             log.warning("variant %r takes user embeddings, not histories: no metrics measured", variant)
         elif split is not None:
-            manifest["metrics"] = _measure(edge, checkpoint, split, tmp, options, user_base, max_users,
-                                           tolerance, progress)
+            manifest["metrics"] = _measure(edge, data, tmp, options, tolerance, progress)
         artifact.write_manifest(tmp, manifest, files)
     log.info("wrote %s (%s, %s)", out_dir, target.name, options.precision)
     return out_dir
@@ -170,7 +189,8 @@ def _manifest(edge, target, options, checked, inputs, outputs, files, counts) ->
         "seen_items": SEEN_ITEMS, "model": edge.describe(), "recipe": list(edge.recipe),
         "activation_scales": {k: float(v) for k, v in edge.activation_scales.items()},
         "graph": {"ops": checked.ops, "constant_bytes": checked.const_bytes,
-                  "estimated_memory_bytes": checked.estimated_memory, "int4_widened_to_int8": checked.int4_widened},
+                  "estimated_memory_bytes": checked.estimated_memory, "int4_widened_to_int8": checked.int4_widened,
+                  "scoring": checked.scoring.to_dict()},
         "versions": _versions(target), "producer": f"edgegnn {__version__}",
         "popularity": None, "metrics": None,
     }
@@ -196,33 +216,69 @@ def _versions(target: Target) -> dict[str, str]:
 
 # ---- metrics on the artifact ---------------------------------------------------------------
 
-def _measure(edge, checkpoint, split, directory: Path, options: GraphOptions, user_base, max_users,
-             tolerance, progress) -> dict:
-    from edgegnn.export.evaluate import eval_data, measure
-    from edgegnn.runtime import Recommender
+def _eval_data(edge, checkpoint, split, options: GraphOptions, user_base, max_users):
+    """The split's test users in the model's rows (`edgegnn.export.evaluate.EvalData`)."""
+    from edgegnn.export.evaluate import eval_data
 
     if checkpoint is not None:
         base = _checkpoint_bases(checkpoint, user_base, options)
-        data = eval_data(checkpoint.train, split.test, edge.item_ids, user_ids=checkpoint.train.user_ids,
+        return eval_data(checkpoint.train, split.test, edge.item_ids, user_ids=checkpoint.train.user_ids,
                          user_base=base, max_users=max_users)
-    else:
-        base = user_base if isinstance(user_base, np.ndarray) and options.user_base else None
-        data = eval_data(split.train, split.test, edge.item_ids, user_base=base, max_users=max_users)
+    base = user_base if isinstance(user_base, np.ndarray) and options.user_base else None
+    return eval_data(split.train, split.test, edge.item_ids, user_base=base, max_users=max_users)
+
+
+def _verify_cpus(directory: Path, edge, manifest: dict, target: Target, options: GraphOptions, data, cpus,
+                 emulators) -> dict:
+    """The manifest's "cpus" record (`edgegnn.export.verify.verify_cpus`): the split's first test users
+    as queries where there is a split, else random histories."""
+    from edgegnn.cpu import check_levels
+    from edgegnn.export.emulation import find_emulators
+    from edgegnn.export.verify import probe_queries, verify_cpus
+
+    histories, base = (), None
+    if data is not None:
+        users = data.users[:24]
+        histories = [data.train_csr.indices[data.train_csr.indptr[u]:data.train_csr.indptr[u + 1]] for u in users]
+        base = None if data.user_base is None else data.user_base[users]
+    queries = probe_queries(edge, options.variant, histories=histories, user_base=base if options.user_base else None,
+                            history_length=manifest["history_length"])
+    levels = check_levels(target.cpus if cpus is None else cpus, "cpus")
+    found = find_emulators() if emulators == "auto" else (find_emulators(emulators) if emulators else None)
+    return verify_cpus(directory, edge, manifest, queries, levels=levels, emulators=found)
+
+
+def _measure(edge, data, directory: Path, options: GraphOptions, tolerance, progress) -> dict:
+    from edgegnn.cpu import describe, host_cpu
+    from edgegnn.export.evaluate import CUTOFF, measure
+    from edgegnn.runtime import Recommender
+
+    base = data.user_base
     recommender = Recommender.open(directory)
-    result = measure(edge, recommender.run_rows, data, history_length=recommender.history_length,
+    applied = recommender.manifest["graph"]["scoring"]["applied_scales"]
+    as_run = dataclasses.replace(edge, activation_scales={k: v for k, v in edge.activation_scales.items()
+                                                          if k in applied})
+    result = measure(edge, lambda fed, seen, b: recommender.top_rows(fed, CUTOFF, exclude=seen, user_base=b)[0],
+                     data, history_length=recommender.history_length, simulated=as_run,
                      on_batch=lambda done, total: progress("measuring artifact", done, total))
     allowed = TOLERANCE[options.precision] if tolerance is None else float(tolerance)
     delta = {k: abs(result["artifact"][k] - result["simulation"][k]) for k in result["artifact"]}
     result.update(tolerance=allowed, delta=delta, users_as="known (e_u0 input)" if base is not None else "new (no e_u0)",
-                  protocol="test users; history = training items (newest H kept); the artifact's top K+H minus "
-                           "training items, cut to 20; simulation = numpy EdgeModel on the same histories",
+                  protocol="test users; history = training items (newest H kept); the 20 best items outside the "
+                           "user's training items (the artifact: Recommender.top_rows); simulation = numpy EdgeModel "
+                           "on the same histories, in the artifact's arithmetic (static scales the graph ignores "
+                           f"left out; applied: {', '.join(applied) or 'none'})",
                   measured_with={"runtime": recommender.backend.runtime, "providers": recommender.backend.providers,
-                                 "machine": platform.machine()})
+                                 "machine": platform.machine(), "cpu": host_cpu()})
     worst = max(delta, key=delta.get)
     if delta[worst] > allowed:
+        cpu = host_cpu()
+        cause = ("the runtime's integer kernels on this CPU round the user vector otherwise than the simulation"
+                 if options.precision == "int8" else "the runtime's float kernels differ beyond the tolerance")
         raise ExportError(f"the {options.precision} artifact's {worst} is {result['artifact'][worst]:.5f}, the "
-                          f"simulation's {result['simulation'][worst]:.5f}: |Δ| {delta[worst]:.5f} > {allowed:g}",
-                          hint="nothing was written; report this with the model and target")
+                          f"simulation's {result['simulation'][worst]:.5f}: |Δ| {delta[worst]:.5f} > {allowed:g} on "
+                          f"{cpu['level']} ({describe(cpu)}); likely cause: {cause}",
+                          hint="nothing was written; report this with the model, the target and this CPU")
     return _rounded(result)
 
 

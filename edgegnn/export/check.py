@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, model_precision
+from edgegnn.export.plan import GraphOptions, Scoring, model_precision
 from edgegnn.targets import Target
 
 _QUERY_BATCH = 1
@@ -36,6 +36,7 @@ class TargetCheck:
     const_bytes: int
     estimated_memory: int
     int4_widened: list[str]
+    scoring: Scoring
 
 
 def graph_options(edge: EdgeModel, target: Target, *, variant: str = "history", top_k: int | None = None,
@@ -110,7 +111,7 @@ def check_target(edge: EdgeModel, target: Target, options: GraphOptions | None =
         raise ExportError(f"target {target.name}: the model needs about {estimate / 1e6:,.1f} MB in memory, over "
                           f"the budget of {target.memory_budget / 1e6:,.1f} MB",
                           hint="compress the model (edgegnn compress --size-budget ...) or pick a larger target")
-    return TargetCheck(options.precision, ops, const_bytes, estimate, list(graph.int4_widened))
+    return TargetCheck(options.precision, ops, const_bytes, estimate, list(graph.int4_widened), graph.scoring)
 
 
 def estimate_memory(edge: EdgeModel, target: Target, options: GraphOptions, const_bytes: int) -> int:

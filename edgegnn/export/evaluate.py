@@ -3,11 +3,12 @@
 Protocol (the same for the artifact and the simulation, so that any difference is the
 runtime's arithmetic): each test user with a training history and a held-out item; the
 history is the user's training items in the model's row order, cut to the artifact's H
-(the last H, as the runtime does); the graph's top min(K + H, I) list is taken, every
-training item of the user is removed from it, and the first 20 items are scored against the
-held-out items (Recall@20, NDCG@20 as in `edgegnn.metrics`; a list left shorter than 20
-counts its missing places as misses). The simulation runs `EdgeModel.encode`/`score` in numpy
-on the same histories and cuts its ranking to the same width.
+(the last H, as the runtime does); the 20 best items that are not among the user's training
+items (all of them, also those older than H) are scored against the held-out items (Recall@20,
+NDCG@20 as in `edgegnn.metrics`; a list shorter than 20 counts its missing places as misses).
+The artifact answers through `Recommender.top_rows` (what `recommend` returns); the simulation
+runs `EdgeModel.encode`/`score` in numpy on the same histories, in the artifact's arithmetic
+(the static activation scales the graph ignores left out: its runtime quantizes on its own).
 
 `reference` is `edge_eval.evaluate_edge_model`: full histories, full ranking -- the figure the
 compression reports use; it differs from the artifact's only where H cuts histories.
@@ -86,14 +87,18 @@ def _index_map(source_ids: np.ndarray, model_ids: np.ndarray) -> np.ndarray:
     return np.array([index.get(str(raw), -1) for raw in source_ids], dtype=np.int64)
 
 
-def measure(edge: EdgeModel, run_rows: Callable, data: EvalData, *, history_length: int | None,
-            batch: int = 256, on_batch: Callable[[int, int], None] | None = None) -> dict:
+def measure(edge: EdgeModel, top_unseen: Callable, data: EvalData, *, history_length: int | None,
+            simulated: EdgeModel | None = None, batch: int = 256,
+            on_batch: Callable[[int, int], None] | None = None) -> dict:
     """{"artifact": {...}, "simulation": {...}, "reference": {...}, "users": n, ...} (see module doc).
 
     Args:
-        run_rows: the artifact's graph call, (histories, user_base) -> (top rows, top scores).
+        top_unseen: the artifact's answer, (histories fed, rows to leave out, user_base) -> rows
+            int64 [B, 20] (-1 pads), e.g. `lambda h, seen, b: rec.top_rows(h, 20, exclude=seen, user_base=b)[0]`.
         history_length: the artifact's H (None: any length).
+        simulated: `edge` in the artifact's arithmetic (default: `edge`); the reference is `edge`.
     """
+    simulated = edge if simulated is None else simulated
     sums = {"artifact": np.zeros(2), "simulation": np.zeros(2)}
     counted = 0
     for start in range(0, len(data.users), batch):
@@ -102,11 +107,12 @@ def measure(edge: EdgeModel, run_rows: Callable, data: EvalData, *, history_leng
                      for u in users]
         fed = [h[-history_length:] if history_length else h for h in histories]
         base = None if data.user_base is None else data.user_base[users]
-        artifact_top, _ = run_rows(fed, base)
-        simulated = top_k_rows(edge.score(edge.encode(fed, base)), artifact_top.shape[1])
+        scores = simulated.score(simulated.encode(fed, base))
+        for row, seen in enumerate(histories):
+            scores[row, seen] = -np.inf
         truth = data.truth_csr[users]
-        for name, top in (("artifact", artifact_top), ("simulation", simulated)):
-            sums[name] += ranking_sums(unseen_top(top, histories), truth)
+        for name, top in (("artifact", top_unseen(fed, histories, base)), ("simulation", top_k_rows(scores, CUTOFF))):
+            sums[name] += ranking_sums(top, truth)
         counted += len(users)
         if on_batch is not None:
             on_batch(min(start + batch, len(data.users)), len(data.users))
@@ -116,15 +122,6 @@ def measure(edge: EdgeModel, run_rows: Callable, data: EvalData, *, history_leng
     result["reference"] = {k: reference[k] for k in (f"recall@{CUTOFF}", f"ndcg@{CUTOFF}")}
     result["users"] = counted
     return result
-
-
-def unseen_top(top: np.ndarray, histories: list[np.ndarray]) -> np.ndarray:
-    """int64 [n, 20]: each list without the user's training items, cut to 20 (-1 pads)."""
-    out = np.full((len(top), CUTOFF), -1, dtype=np.int64)
-    for r, (row, seen) in enumerate(zip(top, histories)):
-        kept = row[~np.isin(row, seen)][:CUTOFF]
-        out[r, :len(kept)] = kept
-    return out
 
 
 def ranking_sums(top: np.ndarray, truth) -> np.ndarray:

@@ -19,10 +19,14 @@ How each stored tensor runs (mirrors edge_model.gather_rows / matmul_transposed 
                       transposed as the initializer, so nothing is transposed at run time.
     int8 rows [R, C]  rows: Gather the int8 codes and their scales, then a blocked
                       DequantizeLinear (block = one row), so only the gathered rows become
-                      float. Scoring stays int8: x is quantized to uint8 (zero point 128) with
-                      the calibrated static scale activation_scales["user"] (or, without one,
-                      a per-row dynamic symmetric scale computed in the graph), then
-                      MatMulInteger(uint8, int8 codesᵀ [C, R]) -> int32, times scale_x · scale[r].
+                      float. Scoring stays int8: x is quantized to 7 bits, uint8 in [1, 127]
+                      around zero point 64, with the calibrated static scale
+                      activation_scales["user"] (or, without one, a per-row dynamic symmetric
+                      scale computed in the graph), then MatMulInteger(uint8, int8 codesᵀ
+                      [C, R]) -> int32, times scale_x · scale[r]. 7 bits, not 8: ORT's x86
+                      kernels without VNNI add u8·s8 pairs in saturating int16 (vpmaddubsw),
+                      exact only for x <= 127 (edge_model.ACTIVATION_LEVELS); so the
+                      accumulators are exact on every CPU, which the CPU matrix checks.
                       The table stays int8 in memory: no DequantizeLinear sits in front of a
                       float MatMul (ORT would constant-fold it into an fp32 copy of the table).
                       uint8 x int8 is the fast MLAS path on x86 (benchmarks/bench_onnx_int8_ops.py:
@@ -70,9 +74,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegnn.edge_model import EdgeModel, stored_leaves
+from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, TopKBlocks, exportable, to_fp16, topk_blocks, widened_int4
+from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, exportable, to_fp16, topk_blocks, widened_int4
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
@@ -88,6 +92,9 @@ EXTERNAL_DATA_BYTES = 1 << 20         # above this, tables go to model.onnx.data
 PROTOBUF_BYTES = 1_800_000_000        # protobuf's hard limit is 2 GiB for the whole file
 EXTERNAL_ALIGNMENT = 1 << 16          # ORT maps external data only at page / allocation-granularity offsets
 ALIGN_FROM_BYTES = 1 << 20            # smaller tensors are read, not mapped: no padding for them
+# x of MatMulInteger: L = 63 levels a side around zero point 64, so uint8 values in [1, 127]
+USER_LEVELS = ACTIVATION_LEVELS["user"]
+USER_ZERO_POINT = USER_LEVELS + 1
 _DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "float16": 10}
 
 
@@ -106,6 +113,8 @@ class OnnxGraph:
         self._tables: dict[tuple[int, str], str] = {}
         self.packed_int4: set[int] = set()    # ids of int4 tables stored as packed nibbles (MatMulNBits)
         self.int4_widened: list[str] = []      # model tensors whose int4 codes ship as int8 (set by `plan`)
+        self.scoring_ops: set[tuple[str, str, bool]] = set()   # (op, x, ignores the "user" scale), item table
+        self.scoring: Scoring | None = None    # how the item table is scored (set by `plan`)
 
     def const(self, prefix: str, value, dtype: str | None = None, shape: tuple[int, ...] | None = None) -> str:
         """An initializer; `value` is an array or a thunk (then dtype and shape are required)."""
@@ -256,21 +265,24 @@ class _Builder:
     def matmul_transposed(self, x: str, table, *, act_scale: float | None = None, dynamic_int8: bool = True) -> str:
         g = self.g
         if isinstance(table, LowRankTensor):
-            x = self.fake_quant(x, act_scale) if act_scale is not None else x
+            x = self.fake_quant(x, act_scale, USER_LEVELS) if act_scale is not None else x
             return self.matmul_transposed(self.matmul(x, table.right), table.left, dynamic_int8=dynamic_int8)
         if isinstance(table, RowScaledTensor):
             scores = self.matmul_transposed(x, table.base, act_scale=act_scale, dynamic_int8=dynamic_int8)
             return g.op("Mul", [scores, self.row_scale(table)], "float32")
         if isinstance(table, ProductQuantizedTensor):
-            return self.pq_scores(self.fake_quant(x, act_scale) if act_scale is not None else x, table)
+            self.note_scoring(table, "lookup", "float")
+            return self.pq_scores(self.fake_quant(x, act_scale, USER_LEVELS) if act_scale is not None else x, table)
         if id(table) in self.blocked:
             return self.blocked_scores(x, table, act_scale=act_scale, dynamic_int8=dynamic_int8)
-        if id(table) in self.nbits:
+        if id(table) in self.nbits:   # quantizes x itself: the static scale is not used
+            self.note_scoring(table, "MatMulNBits", "runtime-8bit", ignores_user_scale=act_scale is not None)
             return self.nbits_scores(x, table)
         if isinstance(table, QuantizedTensor) and (act_scale is not None or dynamic_int8) and self.is_big(table):
             return self.int8_scores(x, table, act_scale)
+        self.note_scoring(table, "MatMul", "float")
         if act_scale is not None:
-            x = self.fake_quant(x, act_scale)
+            x = self.fake_quant(x, act_scale, USER_LEVELS)
         if isinstance(table, QuantizedTensor):   # small: (x @ float(qᵀ)) · scale, as the simulation
             return g.op("Mul", [g.op("MatMul", [x, self.float_codes(table, transposed=True)], "float32"),
                                 self.row_scales(table)], "float32")
@@ -380,7 +392,12 @@ class _Builder:
     def row_scales(self, table: QuantizedTensor) -> str:
         return self.float_table(table, "scales", table.scale)
 
-    def is_big(self, table: QuantizedTensor) -> bool:
+    def note_scoring(self, table, op: str, x: str, *, ignores_user_scale: bool = False) -> None:
+        """Record how an item-sized table is scored (weights and factors are not recorded)."""
+        if self.is_big(table):
+            self.g.scoring_ops.add((op, x, ignores_user_scale))
+
+    def is_big(self, table) -> bool:
         """Item-sized tables score in int8; weights and factors (R <= 4096 rows) dequantize once."""
         return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items or id(table) in self._block_of
 
@@ -390,7 +407,8 @@ class _Builder:
         codes_t = g.table(table, "codes_t", "cols", lambda: np.ascontiguousarray(table.q.T), "int8",
                           (table.shape[1], table.shape[0]))
         xq, x_scale = self.quantized_user(x, act_scale)
-        return g.op("MatMulInteger", [xq, codes_t, self.scalar(128, "uint8")], "int32"), x_scale
+        self.note_scoring(table, "MatMulInteger", "per-query-7bit" if act_scale is None else "static-7bit")
+        return g.op("MatMulInteger", [xq, codes_t, self.scalar(USER_ZERO_POINT, "uint8")], "int32"), x_scale
 
     def int8_scores(self, x: str, table: QuantizedTensor, act_scale: float | None) -> str:
         """x @ (q · scale)ᵀ as MatMulInteger(uint8 x, int8 qᵀ) · scale_x · scale[r]."""
@@ -405,23 +423,26 @@ class _Builder:
         return g.op("Mul", [scores, factor], "float32")
 
     def quantized_user(self, x: str, act_scale: float | None) -> tuple[str, str | None]:
-        """x as uint8 (zero point 128), once per (x, scale): with the static scale (then the
-        second value is None), or one symmetric scale per user row computed in the graph (it
-        cannot reorder that user's items beyond rounding; the second value is that scale)."""
+        """x as 7-bit uint8 (zero point USER_ZERO_POINT, values in [1, 127]: exact on every
+        MatMulInteger kernel, see edge_model.ACTIVATION_LEVELS), once per (x, scale): with the
+        static scale (then the second value is None), or one symmetric scale per user row
+        computed in the graph (it cannot reorder that user's items beyond rounding; the second
+        value is that scale)."""
         key = (x, act_scale)
         if key not in self._quantized_x:
             g = self.g
+            zero = self.scalar(USER_ZERO_POINT, "uint8")
             if act_scale is not None:
-                bound = 127 * act_scale
+                bound = USER_LEVELS * act_scale
                 clipped = g.op("Clip", [x, self.scalar(-bound), self.scalar(bound)], "float32")
-                xq = g.op("QuantizeLinear", [clipped, self.scalar(act_scale), self.scalar(128, "uint8")], "uint8")
+                xq = g.op("QuantizeLinear", [clipped, self.scalar(act_scale), zero], "uint8")
                 self._quantized_x[key] = (xq, None)
             else:
                 peak = g.op("ReduceMax", [g.op("Abs", [x], "float32"), self.ints([1])], "float32", keepdims=1)
-                x_scale = g.op("Div", [g.op("Max", [peak, self.scalar(1e-30)], "float32"), self.scalar(127.0)],
-                               "float32")
+                x_scale = g.op("Div", [g.op("Max", [peak, self.scalar(1e-30)], "float32"),
+                                       self.scalar(float(USER_LEVELS))], "float32")
                 rounded = g.op("Round", [g.op("Div", [x, x_scale], "float32")], "float32")
-                xq = g.op("Cast", [g.op("Add", [rounded, self.scalar(128.0)], "float32")], "uint8",
+                xq = g.op("Cast", [g.op("Add", [rounded, self.scalar(float(USER_ZERO_POINT))], "float32")], "uint8",
                           to=_DTYPES["uint8"])
                 self._quantized_x[key] = (xq, x_scale)
         return self._quantized_x[key]
@@ -492,10 +513,10 @@ class _Builder:
                                        self.ints([-1])], "float32")
         return g.op("Mul", [centered, row_scale], "float32")
 
-    def fake_quant(self, x: str, scale: float) -> str:
-        """clip(rint(x / s), -127, 127) · s, as EdgeModel._quantize_activation."""
+    def fake_quant(self, x: str, scale: float, levels: int) -> str:
+        """clip(rint(x / s), -L, L) · s, as EdgeModel.quantize_activation."""
         g = self.g
-        clipped = g.op("Clip", [x, self.scalar(-127 * scale), self.scalar(127 * scale)], "float32")
+        clipped = g.op("Clip", [x, self.scalar(-levels * scale), self.scalar(levels * scale)], "float32")
         xq = g.op("QuantizeLinear", [clipped, self.scalar(scale), self.scalar(0, "int8")], "int8")
         return g.op("DequantizeLinear", [xq, self.scalar(scale), self.scalar(0, "int8")], "float32")
 
@@ -530,7 +551,7 @@ class _Builder:
         h1 = g.op("Relu", [h1], "float32")
         h1_scale = self.edge.activation_scales.get("h1")
         if h1_scale is not None:
-            h1 = self.fake_quant(h1, float(h1_scale))
+            h1 = self.fake_quant(h1, float(h1_scale), ACTIVATION_LEVELS["h1"])
         hidden = self.masked_sum(t["hidden"], history, mask3, count, mean=True)
         out = g.op("Add", [self.matmul_transposed(h1, t["w2_self"], dynamic_int8=False),
                            self.matmul_transposed(hidden, t["w2_neigh"], dynamic_int8=False)], "float32")
@@ -551,7 +572,7 @@ class _Builder:
             return self.integer_scores(e_u, table, act_scale)
         if isinstance(table, LowRankTensor) and self.ranks_integers(table.left):
             # as matmul_transposed: (fake-quantized x) · right, then int8 with a per-user scale
-            x = self.fake_quant(e_u, act_scale) if act_scale is not None else e_u
+            x = self.fake_quant(e_u, act_scale, USER_LEVELS) if act_scale is not None else e_u
             return self.integer_scores(self.matmul(x, table.right), table.left, None)
         return self.matmul_transposed(e_u, table, act_scale=act_scale), None
 
@@ -626,6 +647,7 @@ def plan(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:
         base = "user_base" if options.user_base else None
         builder.top_k(*builder.score(builder.encode("history", "history_mask", base)), "history")
     g.int4_widened = widened_int4(edge, g.packed_int4, builder.forms)
+    g.scoring = Scoring.from_ops(edge, g.scoring_ops, applies_scales=True)
     return g
 
 

@@ -14,9 +14,12 @@ Inputs and outputs (`io_spec`), B = batch, H = history length, d = embedding dim
     user_embedding float32 [B, d]  ("user" variant only, instead of the three above)
     top_items      int64 (ONNX) | int32 (TFLite) [B, K + H]  item rows, best first
     top_scores     float32 [B, K + H]
+    scores         float32 [B, I] (TFLite history graphs: H is fixed, see the runtime's top_rows)
 The graph returns K + H items (at most I) and masks nothing: the caller drops the items the
-user has seen (at most H of them), so K are always left. In-graph masking would need a
-scatter, which TFLite lacks on its fast path; dropping seen items from K + H rows is free.
+user has seen, so K are left when at most H were seen. In-graph masking would need a scatter,
+which TFLite lacks on its fast path; dropping seen items from K + H rows is free. A user who
+saw more (a history longer than the artifact's window) is fed more masked slots (ONNX: H is
+dynamic) or ranked from the "scores" output (TFLite), `edgegnn.runtime.Recommender.top_rows`.
 
 Tensor forms (`exportable`): every stored tensor becomes one of the forms a graph can run:
     DenseTensor (fp32), QuantizedTensor (int8 codes + per-row scales),
@@ -129,6 +132,63 @@ def topk_blocks(num_items: int) -> TopKBlocks:
     return TopKBlocks(block=block, blocks=blocks, pad=blocks * block - num_items)
 
 
+X_QUANTIZATION = ("float", "static-7bit", "per-query-7bit", "runtime-8bit")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a graph scores the catalog: recorded in the manifest, and what the CPU
+    verification's bounds follow from (`edgegnn.export.verify`).
+
+    Attributes:
+        op: the op that scores the item table: "MatMul" / "FULLY_CONNECTED" (float),
+            "MatMulInteger" (uint8 x int8 -> int32), "MatMulNBits" (ONNX Runtime's n-bit
+            weights, int8 compute), "FULLY_CONNECTED-hybrid" (LiteRT: int8 weights, float
+            input), "lookup" (product quantization: lookup tables, float).
+        x: how the scored vector is quantized on the way into that op:
+            "float"           not at all;
+            "static-7bit"     the model's static "user" scale, 63 levels (as the simulation);
+            "per-query-7bit"  a symmetric scale per user row computed in the graph, 63 levels;
+            "runtime-8bit"    by the runtime's kernel, per query or block, ~127 levels (float
+                              compute where the CPU lacks the int8 instructions).
+        applied_scales: the model's static activation scales the graph applies as the
+            simulation does (the others it ignores: the runtime quantizes on its own).
+        space: "item" (e_u · itemᵀ), or "low-rank" ((e_u · right) · leftᵀ: the scored vector is
+            e_u · right, the table the left factor).
+    """
+
+    op: str
+    x: str
+    applied_scales: tuple[str, ...]
+    space: str
+
+    def __post_init__(self) -> None:
+        if self.x not in X_QUANTIZATION:
+            raise ConfigError("scoring.x", self.x, f"allowed: {', '.join(X_QUANTIZATION)}")
+
+    @classmethod
+    def from_ops(cls, edge: EdgeModel, ops: set[tuple[str, str, bool]], *, applies_scales: bool) -> "Scoring":
+        """From the scoring ops a graph emitted for the item table: {(op, x, ignores "user" scale)}
+        (one per row block, all alike). `applies_scales`: the graph applies the model's static
+        scales where its kernels take them (ONNX), or never (TFLite)."""
+        kinds = {(op, x) for op, x, _ in ops}
+        if len(kinds) != 1:
+            raise ExportError(f"the graph scores the item table in {len(kinds)} ways ({sorted(kinds)}); expected one")
+        (op, x), = kinds
+        ignored = {"user"} if any(ignores for _, _, ignores in ops) else set()
+        applied = tuple(sorted(name for name in edge.activation_scales if applies_scales and name not in ignored))
+        space = "low-rank" if isinstance(edge.tensors["item"], LowRankTensor) else "item"
+        return cls(op=op, x=x, applied_scales=applied, space=space)
+
+    def to_dict(self) -> dict:
+        return {"op": self.op, "x": self.x, "applied_scales": list(self.applied_scales), "space": self.space}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Scoring":
+        """From `to_dict` (a manifest's graph.scoring)."""
+        return cls(op=data["op"], x=data["x"], applied_scales=tuple(data["applied_scales"]), space=data["space"])
+
+
 def model_precision(edge: EdgeModel) -> str:
     """"int8" if any stored tensor is integer-coded (int8, int4, mixed, quantized sparse, product-quantized),
     else "fp32"."""
@@ -218,8 +278,10 @@ def output_width(edge: EdgeModel, options: GraphOptions) -> int | str:
     return min(options.top_k + extra, edge.num_items)
 
 
-def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str) -> tuple[list[dict], list[dict]]:
-    """Inputs and outputs as [{"name", "dtype", "shape"}] (symbolic dims are strings)."""
+def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str, full_scores: bool = False
+            ) -> tuple[list[dict], list[dict]]:
+    """Inputs and outputs as [{"name", "dtype", "shape"}] (symbolic dims are strings); with
+    `full_scores` (TFLite history graphs) also "scores" [B, I], every item's score."""
     batch = options.batch if options.batch is not None else "batch"
     width = output_width(edge, options)
     if options.variant == "user":
@@ -232,4 +294,6 @@ def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str) -> tupl
             inputs.append({"name": "user_base", "dtype": "float32", "shape": [batch, base_dim(edge)]})
     outputs = [{"name": "top_items", "dtype": index_dtype, "shape": [batch, width]},
                {"name": "top_scores", "dtype": "float32", "shape": [batch, width]}]
+    if full_scores and options.variant == "history":
+        outputs.append({"name": "scores", "dtype": "float32", "shape": [batch, edge.num_items]})
     return inputs, outputs

@@ -11,6 +11,8 @@ LightGCN, history variant:
              (+ MUL(user_base [· base_projection], a0))
     scores = FULLY_CONNECTED(e_u, item [I, d])                            [1, I]
     top_scores, top_items = TOPK_V2(scores, min(K + H, I))
+             (scores is an output too: with H fixed, a user whose seen items outside the
+             window crowd the K + H list gets the rest ranked from it by the runtime)
              (from `options.block_topk_min_items` items on, in two stages: REDUCE_MAX of
              [R, C] blocks, TOPK_V2 of the maxima, GATHER of those blocks' scores, TOPK_V2;
              exact, see plan.TopKBlocks)
@@ -51,7 +53,7 @@ import numpy as np
 
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, TopKBlocks, base_dim, exportable, topk_blocks, widened_int4
+from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, base_dim, exportable, topk_blocks, widened_int4
 from edgegnn.tensors import LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
@@ -71,6 +73,8 @@ class TfliteGraph:
         self.operators: list[dict] = []
         self._tables: dict[tuple[int, str], int] = {}
         self.int4_widened: list[str] = []      # model tensors whose int4 codes ship as int8 (set by `plan`)
+        self.scoring_ops: set[tuple[str, str, bool]] = set()   # (op, x, ignores the "user" scale), item table
+        self.scoring: Scoring | None = None    # how the item table is scored (set by `plan`)
 
     def tensor(self, name: str, shape, dtype: str, data: Callable[[], np.ndarray] | np.ndarray | None = None,
                quant: dict | None = None, *, exact_name: bool = False) -> int:
@@ -198,13 +202,16 @@ class _Builder:
             scale = self.reshape(self.row_scale(table), (1, table.shape[0]))
             return self.binary("MUL", self.matmul_transposed(x, table.base, n), scale, (n, table.shape[0]))
         if isinstance(table, ProductQuantizedTensor):
+            self.note_scoring(table, "lookup", "float")
             return self.pq_scores(x, table, n)
         if isinstance(table, QuantizedTensor) and self.is_big(table):   # hybrid int8 FULLY_CONNECTED
+            self.note_scoring(table, "FULLY_CONNECTED-hybrid", "runtime-8bit")
             weight = g.table(table, "codes", lambda: table.q, table.shape, "int8", _per_channel(table.scale, 0))
         elif isinstance(table, QuantizedTensor):
             codes = g.table(table, "codes", lambda: table.q, table.shape, "int8", _per_channel(table.scale, 0))
             weight = g.op("DEQUANTIZE", [codes], table.shape, "float32", ("DequantizeOptions", {}))
         else:
+            self.note_scoring(table, "FULLY_CONNECTED", "float")
             weight = g.table(table, "table", lambda: table.values, table.shape, "float32")
         return self.fully_connected(x, weight, (n, table.shape[0]))
 
@@ -286,7 +293,13 @@ class _Builder:
         return self.g.op("FULLY_CONNECTED", [x, weight, -1], out_shape, "float32",
                          ("FullyConnectedOptions", {"keepNumDims": False}))
 
-    def is_big(self, table: QuantizedTensor) -> bool:
+    def note_scoring(self, table, op: str, x: str) -> None:
+        """Record how an item-sized table is scored (the static scales never apply in TFLite graphs:
+        LiteRT's hybrid kernels quantize the input per query themselves)."""
+        if self.is_big(table):
+            self.g.scoring_ops.add((op, x, False))
+
+    def is_big(self, table) -> bool:
         return table.shape[0] > 4096 or table.shape[0] == self.edge.num_items
 
     # ---- the encoder and the top-K ------------------------------------------------------------
@@ -387,7 +400,9 @@ def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int]
         raise ExportError(f"TFLite graphs here take batch 1, not {options.batch}")
     if options.variant == "user":
         x = g.tensor("user_embedding", (1, edge.embedding_dim), "float32", exact_name=True)
-        return g, [x], list(builder.top_k(builder.matmul_transposed(x, builder.t["item"]), 0))
+        scores = builder.matmul_transposed(x, builder.t["item"])
+        g.scoring = Scoring.from_ops(edge, g.scoring_ops, applies_scales=False)
+        return g, [x], list(builder.top_k(scores, 0))
     h = options.history_length
     if h is None:
         raise ExportError("TFLite graphs need a fixed history length (target history_length)")
@@ -398,7 +413,9 @@ def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int]
         base = g.tensor("user_base", (1, base_dim(edge)), "float32", exact_name=True)
         inputs.append(base)
     scores = builder.matmul_transposed(builder.encode(inputs[0], inputs[1], base, h), builder.t["item"])
-    return g, inputs, list(builder.top_k(scores, h))
+    g.scoring = Scoring.from_ops(edge, g.scoring_ops, applies_scales=False)
+    g.tensors[scores]["name"] = "scores"      # also an output: the runtime ranks it when K + H runs short
+    return g, inputs, list(builder.top_k(scores, h)) + [scores]
 
 
 def build(edge: EdgeModel, options: GraphOptions) -> bytes:

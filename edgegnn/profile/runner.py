@@ -12,10 +12,11 @@ Where an artifact runs:
                        this onnxruntime does not list (CUDA, TensorRT) skips the artifact with a
                        message (status "skipped"), never a crash.
     tflite             LiteRT here, its delegate (XNNPACK) with the swept thread count.
-    onnx for aarch64   on x86_64 the probe runs under user-mode QEMU (`.arm/py-arm64`, or
-                       $EDGEGNN_ARM_SYSROOT/py-arm64); its answers are compared with a native
-                       run of the same artifact ("correct"), and its latency is marked emulated
-                       (meaningless as a figure). Without a sysroot: skipped, with a message.
+    onnx for aarch64   on x86_64 the probe runs under user-mode QEMU (`py-arm64` of the emulator
+                       folder $EDGEGNN_EMULATORS, `edgegnn.export.emulation`); its answers are
+                       compared with a native run of the same artifact ("correct"), and its
+                       latency is marked emulated (meaningless as a figure). Without an emulator
+                       folder: skipped, with a message.
 
 Quality (optional): Recall@20 and NDCG@20 of each artifact, measured by running it through the
 runtime on a split's test users (`edgegnn.export.evaluate`'s protocol, users as new: no
@@ -171,8 +172,8 @@ def _plan(path: Path, label: str) -> tuple[dict, list[str] | None]:
         runner = arm_python()
         if runner is None:
             info.update(status="skipped", message="built for aarch64 and this machine is "
-                                                  f"{here}: no aarch64 sysroot for emulation (run "
-                                                  "scripts/setup_arm.sh or set EDGEGNN_ARM_SYSROOT)")
+                                                  f"{here}: no aarch64 emulator (set EDGEGNN_EMULATORS to a "
+                                                  "folder from scripts/setup_emulators.sh)")
             log.warning("%s: %s", label, info["message"])
             return info, None
         info.update(status="emulated", message="ran under QEMU user-mode emulation: correctness only, "
@@ -182,10 +183,11 @@ def _plan(path: Path, label: str) -> tuple[dict, list[str] | None]:
 
 
 def arm_python() -> Path | None:
-    """The aarch64 python launcher (`py-arm64` of $EDGEGNN_ARM_SYSROOT or ./.arm), or None."""
-    root = Path(os.environ.get("EDGEGNN_ARM_SYSROOT", REPO / ".arm"))
-    launcher = root / "py-arm64"
-    return launcher if launcher.is_file() else None
+    """The aarch64 python launcher (`py-arm64` of the emulator folder $EDGEGNN_EMULATORS), or None."""
+    from edgegnn.export.emulation import find_emulators
+
+    emulators = find_emulators()
+    return emulators.python_arm64 if emulators is not None and emulators.python_arm64.is_file() else None
 
 
 def _check_runtime_installed(kind: str) -> None:
@@ -251,12 +253,12 @@ def _emulation_correct(path: Path, rows: list[dict], name: str) -> bool:
 def quality(path: str | Path, split) -> dict:
     """Recall@20 and NDCG@20 of the artifact on the split's test users, by running it (users as new).
 
-    The protocol of `edgegnn.export.evaluate` (histories = training items, newest H kept; the
-    artifact's top K+H minus training items, cut to 20), without the simulation.
+    The protocol of `edgegnn.export.evaluate` (histories = training items, newest H kept; the 20
+    best items outside the training items, `Recommender.top_rows`), without the simulation.
     """
     import numpy as np
 
-    from edgegnn.export.evaluate import CUTOFF, ranking_sums, unseen_top, eval_data
+    from edgegnn.export.evaluate import CUTOFF, ranking_sums, eval_data
     from edgegnn.runtime import Recommender
 
     rec = Recommender.open(path)
@@ -267,8 +269,8 @@ def quality(path: str | Path, split) -> dict:
         histories = [data.train_csr.indices[data.train_csr.indptr[u]:data.train_csr.indptr[u + 1]].astype(np.int64)
                      for u in users]
         fed = [h[-history_length:] if history_length else h for h in histories]
-        top, _ = rec.run_rows(fed)
-        sums += ranking_sums(unseen_top(top, histories), data.truth_csr[users])
+        top, _ = rec.top_rows(fed, CUTOFF, exclude=histories)
+        sums += ranking_sums(top, data.truth_csr[users])
     n = len(data.users)
     return {f"recall@{CUTOFF}": float(sums[0] / n), f"ndcg@{CUTOFF}": float(sums[1] / n), "users": int(n),
             "source": "measured now on the given data's test split (users as new)"}

@@ -53,9 +53,18 @@ class OnnxBackend:
         items, scores = self.session.run(["top_items", "top_scores"], feeds)
         return items.astype(np.int64, copy=False), scores
 
+    def full_scores(self, feeds: dict[str, np.ndarray]) -> None:
+        """None: ONNX graphs take any number of history slots, so a query is never left short
+        (`Recommender.top_rows` feeds as many slots as the user has seen items)."""
+        return None
+
 
 class LiteRTBackend:
     """LiteRT interpreter over model.tflite, through its "serving_default" signature (batch 1).
+
+    The signature's tensors are set and read by index on the interpreter (allocated once), so a
+    call copies out only top_items and top_scores; the "scores" output (the query's whole score
+    row, history graphs from edgegnn 0.2 on) is read on demand by `full_scores`.
 
     Args:
         path: model.tflite.
@@ -74,21 +83,46 @@ class LiteRTBackend:
             kwargs["experimental_op_resolver_type"] = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads, **kwargs)
-            self.runner = self.interpreter.get_signature_runner("serving_default")
+            self.interpreter.allocate_tensors()
+            runner = self.interpreter.get_signature_runner("serving_default")
+            self.inputs = {name: d["index"] for name, d in runner.get_input_details().items()}
+            self.outputs = {name: d["index"] for name, d in runner.get_output_details().items()}
         except Exception as exc:  # noqa: BLE001 -- LiteRT raises ValueError/RuntimeError for bad files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(f"{path}: LiteRT cannot load the model ({first[:300]})") from None
         self.providers = ["XNNPACK" if delegate != "none" else "builtin"]
-        self.runtime = "ai-edge-litert"
+        self.runtime = f"ai-edge-litert {_version('ai-edge-litert')}"
+
+    def _invoke(self, feeds: dict[str, np.ndarray], row: int) -> None:
+        for name, value in feeds.items():
+            self.interpreter.set_tensor(self.inputs[name], np.ascontiguousarray(value[row:row + 1]))
+        self.interpreter.invoke()
 
     def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         rows = len(next(iter(feeds.values())))
         items, scores = [], []
         for r in range(rows):
-            out = self.runner(**{name: value[r:r + 1] for name, value in feeds.items()})
-            items.append(out["top_items"])
-            scores.append(out["top_scores"])
+            self._invoke(feeds, r)
+            items.append(self.interpreter.get_tensor(self.outputs["top_items"]))
+            scores.append(self.interpreter.get_tensor(self.outputs["top_scores"]))
         return np.concatenate(items).astype(np.int64), np.concatenate(scores)
+
+    def full_scores(self, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
+        """float32 [I]: every item's score for the one query in `feeds`; None for artifacts without
+        the "scores" output."""
+        if "scores" not in self.outputs:
+            return None
+        self._invoke(feeds, 0)
+        return self.interpreter.get_tensor(self.outputs["scores"])[0]
+
+
+def _version(package: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
 
 
 def open_backend(path: Path, manifest: dict, *, threads: int | None = None, providers: list[str] | None = None,

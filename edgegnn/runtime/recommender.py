@@ -16,9 +16,11 @@ What happens to a history (raw item ids, oldest first):
     empty (or only unknown ids) and no user_base
                        popularity fallback: the most popular training items, scored by
                        their share of training interactions (`Recommendation.fallback` True).
-With `exclude_seen` (default) every known history item is left out of the results; the
-graph returns K + H items per query so that K remain after dropping up to H seen ones
-(a history longer than H may leave fewer than k).
+With `exclude_seen` (default) every known history item is left out of the results, also
+those older than the window H, and k items come back whenever the catalog holds k unseen
+ones (`top_rows`): the graph returns K + W items for W history slots, so an ONNX query is fed
+at least as many (masked) slots as the user has seen items; a TFLite graph's W is fixed, so
+when its list runs short the query's whole score row (the graph's "scores" output) is ranked.
 """
 
 from __future__ import annotations
@@ -171,10 +173,15 @@ class Recommender:
         active = [i for i, q in enumerate(queries) if len(q.rows) or base is not None]
         results: list[Recommendation | None] = [None] * len(queries)
         if active:
-            items, scores = self.run_rows([queries[i].rows for i in active],
-                                          None if base is None else base[active])
+            exclude = [np.fromiter(queries[i].seen, np.int64) if exclude_seen else np.zeros(0, np.int64)
+                       for i in active]
+            rows, scores = self.top_rows([queries[i].rows for i in active], k, exclude=exclude,
+                                         user_base=None if base is None else base[active])
             for row, i in enumerate(active):
-                results[i] = self._collect(queries[i], items[row], scores[row], k, exclude_seen)
+                kept = rows[row] >= 0
+                pairs = tuple((self.items.id_of(r), float(v)) for r, v in zip(rows[row][kept].tolist(),
+                                                                             scores[row][kept].tolist()))
+                results[i] = Recommendation(pairs, queries[i].skipped, queries[i].truncated)
         for i, query in enumerate(queries):
             if results[i] is None:
                 results[i] = self._popular(query, k)
@@ -187,20 +194,65 @@ class Recommender:
         self._check_k(k)
         x = self._float_matrix("user_embedding", user_embedding, self._inputs["user_embedding"]["shape"][1])
         items, scores = self.backend.run({"user_embedding": x})
-        return [self._collect(_Query(np.zeros(0, np.int64)), items[r], scores[r], k, False) for r in range(len(x))]
+        return [Recommendation(tuple((self.items.id_of(r), float(v)) for r, v in
+                                     zip(items[row][:k].tolist(), scores[row][:k].tolist())))
+                for row in range(len(x))]
 
     # ---- the graph call ------------------------------------------------------------------------
 
-    def run_rows(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Run the graph on item-row histories: (top rows int64 [B, W], top scores [B, W]).
+    def top_rows(self, histories: Sequence[np.ndarray], k: int, *, exclude: Sequence[np.ndarray] | None = None,
+                 user_base: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k best item rows per history, leaving out `exclude[u]` (default: the history's own rows):
+        (rows int64 [B, k], scores float32 [B, k]), -1 / NaN where fewer than k rows are left.
+
+        Histories longer than the artifact's H keep their last H rows (also for the scores); the
+        rows excluded may be more (a user's whole history). k rows come back whenever the catalog
+        holds k rows not excluded (see the module docstring).
+        """
+        exclude = [np.asarray(h, np.int64) for h in (histories if exclude is None else exclude)]
+        width = max([len(e) for e in exclude] + [0])
+        items, scores = self.run_rows(histories, user_base, min_width=width)
+        rows = np.full((len(items), k), -1, np.int64)
+        values = np.full((len(items), k), np.nan, np.float32)
+        for r in range(len(items)):
+            kept = ~np.isin(items[r], exclude[r])
+            picked, picked_scores = items[r][kept][:k], scores[r][kept][:k]
+            if len(picked) < k and len(picked) < self.num_items - len(np.unique(exclude[r])):
+                picked, picked_scores = self._ranked_in_full(histories[r], exclude[r], k, user_base, r) or \
+                    (picked, picked_scores)
+            rows[r, :len(picked)], values[r, :len(picked)] = picked, picked_scores
+        return rows, values
+
+    def _ranked_in_full(self, history: np.ndarray, exclude: np.ndarray, k: int, user_base, row: int):
+        """Top k rows outside `exclude` from the query's whole score row (TFLite graphs' "scores")."""
+        base = None if user_base is None else user_base[row:row + 1]
+        full = self.backend.full_scores(self._feeds([history], base))                         # [I]
+        if full is None:
+            log.warning("this artifact has no scores output (exported before edgegnn 0.2): fewer than k items "
+                        "for a history whose seen items fill its top list; export it again")
+            return None
+        full = full.astype(np.float32)
+        full[exclude] = -np.inf
+        top = np.argsort(-full, kind="stable")[:k]
+        top = top[np.isfinite(full[top])]
+        return top, full[top]
+
+    def run_rows(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None, *,
+                 min_width: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Run the graph on item-row histories: (top rows int64 [B, W'], top scores [B, W']), W' =
+        min(K + W, I) for W history slots: the longest history, or `min_width` if more (ONNX;
+        TFLite graphs have a fixed W).
 
         Histories longer than the artifact's H keep their last H rows; padding has mask 0.
         """
+        return self.backend.run(self._feeds(histories, user_base, min_width))
+
+    def _feeds(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None, min_width: int = 0) -> dict:
+        """The graph's inputs for these histories (padded with mask 0 to the width, see `run_rows`)."""
         fixed = self._inputs["history"]["shape"][1]
         limit = fixed if isinstance(fixed, int) else self.history_length
         kept = [np.asarray(h, np.int64)[-limit:] if limit else np.asarray(h, np.int64) for h in histories]
-        width = fixed if isinstance(fixed, int) else max(1, max(len(h) for h in kept))
+        width = fixed if isinstance(fixed, int) else max(1, min_width, max(len(h) for h in kept))
         history = np.zeros((len(kept), width), np.int32)
         mask = np.zeros((len(kept), width), np.float32)
         for r, rows in enumerate(kept):
@@ -213,7 +265,7 @@ class Recommender:
                 np.ascontiguousarray(user_base, np.float32)
         elif user_base is not None:
             raise RecommendError("this artifact was exported without a user_base input")
-        return self.backend.run(feeds)
+        return feeds
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -243,17 +295,6 @@ class Recommender:
     def _rows_of(self, raw: list[str]) -> list[int]:
         """Table row of each raw id, -1 where the artifact does not know it."""
         return self.items.rows_of(raw).tolist() if raw else []
-
-    def _collect(self, query: _Query, items: np.ndarray, scores: np.ndarray, k: int,
-                 exclude_seen: bool) -> Recommendation:
-        out = []
-        for row, score in zip(items.tolist(), scores.tolist()):
-            if exclude_seen and row in query.seen:
-                continue
-            out.append((self.items.id_of(row), float(score)))
-            if len(out) == k:
-                break
-        return Recommendation(tuple(out), query.skipped, query.truncated)
 
     def _popular(self, query: _Query, k: int) -> Recommendation:
         popularity = self.manifest.get("popularity")

@@ -9,7 +9,7 @@ import pytest
 from edgegnn.compress import (Calibration, LowRankConfig, PruneConfig, QuantizeConfig, compress, load_edge_model,
                               save_edge_model)
 from edgegnn.compress.io import pack_int4, unpack_int4
-from edgegnn.edge_model import gather_rows, matmul, matmul_transposed
+from edgegnn.edge_model import ACTIVATION_LEVELS, gather_rows, matmul, matmul_transposed
 from edgegnn.errors import CheckpointError, ConfigError
 from edgegnn.tensors import LowRankTensor, MixedQuantizedTensor, QuantizedTensor
 from tests.compress import DIM, HIDDEN, NUM_ITEMS, random_calibration, random_edge
@@ -71,7 +71,29 @@ def test_static_activation_scales_are_calibrated_and_used():
     assert clipped.activation_scales["user"] < minmax.activation_scales["user"]
     histories, base = calibration.for_model(minmax)
     user = minmax.encode(histories, base)
-    assert np.abs(user).max() <= 127 * minmax.activation_scales["user"] * (1 + 1e-5)
+    levels = ACTIVATION_LEVELS["user"]                 # 7 bits: exact on every MatMulInteger kernel
+    assert np.abs(user).max() == pytest.approx(levels * minmax.activation_scales["user"], rel=1e-6)
+    np.testing.assert_allclose(minmax.score(user), matmul_transposed(
+        np.clip(np.rint(user / minmax.activation_scales["user"]), -levels, levels) * minmax.activation_scales["user"],
+        minmax.tensors["item"]), rtol=1e-6)
+
+
+def test_edge_models_of_format_1_load_with_their_clip_range(tmp_path):
+    """Format 1 calibrated every activation for 127 levels; loaded, "user" keeps max|x| as its clip
+    range at 63 levels (scale x 127/63), "h1" is unchanged."""
+    import json
+
+    edge = compress(random_edge("sage"), QuantizeConfig(), calibration=random_calibration(random_edge("sage")))
+    save_edge_model(edge, tmp_path / "m")
+    spec = json.loads((tmp_path / "m" / "edge.json").read_text())
+    assert spec["format_version"] == 2 and spec["activation_levels"] == {"h1": 127, "user": 63}
+    old = {name: scale * spec["activation_levels"][name] / 127 for name, scale in spec["activation_scales"].items()}
+    spec.update(format_version=1, activation_scales=old)
+    del spec["activation_levels"]
+    (tmp_path / "m" / "edge.json").write_text(json.dumps(spec))
+    loaded = load_edge_model(tmp_path / "m")
+    for name, scale in edge.activation_scales.items():
+        assert loaded.activation_scales[name] == pytest.approx(scale, rel=1e-9)
 
 
 def test_structured_pruning_shrinks_shapes():

@@ -38,12 +38,13 @@ def _trained(split):
 
 
 def int8_model(edge, split, bits: int = 8):
-    """Per-row int8 (or int4) tables and a static user scale calibrated on 256 training users (max |e_u| / 127)."""
+    """Per-row int8 (or int4) tables and a static user scale calibrated on 256 training users (max |e_u| / 63)."""
     q = edge.with_tensors({"pass": "quantize", "precision": f"int{bits}", "test": True},
                           message=quantize_rows(edge.tensors["message"].to_dense(), bits),
                           item=quantize_rows(edge.tensors["item"].to_dense(), bits))
     histories = [h for h in histories_from_csr(split.train.to_csr()) if len(h)][:256]
-    scale = float(np.abs(q.encode(histories)).max() / 127)
+    from edgegnn.edge_model import ACTIVATION_LEVELS
+    scale = float(np.abs(q.encode(histories)).max() / ACTIVATION_LEVELS["user"])
     import dataclasses
     return dataclasses.replace(q, activation_scales={"user": scale})
 

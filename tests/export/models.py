@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgegnn.edge_model import EdgeModel
+from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel
 from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor, RowScaledTensor,
                              quantize_rows)
 
@@ -23,18 +23,32 @@ def _ids(n: int) -> np.ndarray:
     return np.array([f"item{i}" for i in range(n)])
 
 
-def _tables(seed: int = 0, items: int = ITEMS, dim: int = DIM):
+def _tables(seed: int = 0, items: int = ITEMS, dim: int = DIM, stress: bool = False):
     rng = _rng(seed)
-    return ((rng.standard_normal((items, dim)) * 0.1).astype(np.float32),
-            rng.standard_normal((items, dim)).astype(np.float32))
+    message, item = ((rng.standard_normal((items, dim)) * 0.1).astype(np.float32),
+                     rng.standard_normal((items, dim)).astype(np.float32))
+    if stress:
+        stress_rows(rng, message, item)
+    return message, item
+
+
+def stress_rows(rng, *tables: np.ndarray, rows: int = 4) -> None:
+    """Make the first `rows` rows of each table sign patterns at its largest magnitude (the same
+    patterns in every table), in place: a one-item history of such a row gives a user vector at
+    full scale in every coordinate, which meets item rows whose int8 codes are all ±127 of the
+    same signs -- the inputs that drive integer kernels to the edges of their ranges (a saturating
+    int16 pair sum of u8 x s8 products is off by thousands of steps there)."""
+    signs = np.where(rng.random((rows, tables[0].shape[1])) < 0.5, -1.0, 1.0).astype(np.float32)
+    for table in tables:
+        table[:rows] = signs * np.abs(table).max() * (1.0 if table is tables[-1] else 3.0)
 
 
 def user_scale(edge: EdgeModel, seed: int = 1) -> float:
-    """A static int8 scale for e_u, calibrated like the quantize pass (max |e_u| / 127) on random users."""
+    """A static scale for e_u, calibrated like the quantize pass (max |e_u| / 63, ACTIVATION_LEVELS) on random users."""
     rng = _rng(seed)
     histories = [rng.choice(edge.num_items, 5, replace=False) for _ in range(64)]
     base = rng.standard_normal((64, _base_dim(edge))).astype(np.float32)
-    return float(np.abs(edge.encode(histories, base)).max() / 127)
+    return float(np.abs(edge.encode(histories, base)).max() / ACTIVATION_LEVELS["user"])
 
 
 def _base_dim(edge: EdgeModel) -> int:
@@ -43,7 +57,7 @@ def _base_dim(edge: EdgeModel) -> int:
     return edge.tensors["base_projection"].shape[0] if "base_projection" in edge.tensors else edge.embedding_dim
 
 
-def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = DIM) -> EdgeModel:
+def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = DIM, stress: bool = False) -> EdgeModel:
     """LightGCN EdgeModels: fp32 | int8 (static user scale) | int8-dynamic | int8-tensor (one scale per
     table, static user scale) | int8-tensor-dynamic | int4 | mixed | lowrank-int8-tensor (lowrank-int8-shared
     with one scale for the left factor) |
@@ -51,8 +65,9 @@ def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = D
     lowrank-int8-static (the same with a static user scale) | projection |
     shared | shared-int8 | shared-int8-fp16 (the share pass's form: message = diag(s) · item · W,
     the item table stored once; int8 rows, optionally with float16 scales) | pq (both tables
-    product-quantized, float16 codebooks) | shared-pq (the one shared table product-quantized)."""
-    message, item = _tables(seed, items, dim)
+    product-quantized, float16 codebooks) | shared-pq (the one shared table product-quantized).
+    `stress`: the first rows are sign patterns at full scale (`stress_rows`)."""
+    message, item = _tables(seed, items, dim, stress)
     base = dict(kind="lightgcn", item_ids=_ids(items), params={"a0": 0.25, "num_layers": 2})
     if kind == "fp32":
         return EdgeModel(tensors={"message": DenseTensor(message), "item": DenseTensor(item)}, **base)
@@ -74,12 +89,15 @@ def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = D
         return EdgeModel(tensors={"message": DenseTensor(message),
                                   "item": MixedQuantizedTensor(q, scale, 8, np.packbits(tail))}, **base)
     if kind == "lowrank-int8-static":   # + a static user scale: fake-quant x feeds the int8 right factor
-        edge = lightgcn("lowrank-int8-shared", seed, items, dim)
+        edge = lightgcn("lowrank-int8-shared", seed, items, dim, stress)
         return EdgeModel(**{**base, "tensors": edge.tensors, "activation_scales": {"user": user_scale(edge)}})
     if kind in ("lowrank", "lowrank-int8-shared", "lowrank-int8-tensor"):
         u, s, vt = np.linalg.svd(np.concatenate([message, item], axis=1), full_matrices=False)
         left = (u[:, :RANK] * s[:RANK]).astype(np.float32)
         right_m, right_i = vt[:RANK, :dim].T.copy(), vt[:RANK, dim:].T.copy()
+        if stress:   # one orthonormal right factor for both: a stress row's e_u · right is its left row
+            right_m = right_i = np.linalg.qr(right_i)[0]
+            stress_rows(_rng(seed + 5), left)
         if kind == "lowrank":
             tensors = {"message": LowRankTensor(DenseTensor(left), DenseTensor(right_m.astype(np.float32))),
                        "item": LowRankTensor(DenseTensor(left.copy()), DenseTensor(right_i.astype(np.float32)))}
@@ -134,7 +152,7 @@ def sage(kind: str = "fp32", seed: int = 0) -> EdgeModel:
         return edge
     h1 = edge.sage_hidden([rng.choice(ITEMS, 5, replace=False) for _ in range(64)],
                           rng.standard_normal((64, DIM)).astype(np.float32))
-    edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS), activation_scales={"h1": float(np.abs(h1).max() / 127)})
+    edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS), activation_scales={"h1": float(np.abs(h1).max() / ACTIVATION_LEVELS["h1"])})
     return EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS),
                      activation_scales={"h1": edge.activation_scales["h1"], "user": user_scale(edge)})
 

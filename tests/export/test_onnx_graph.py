@@ -57,7 +57,7 @@ def test_history_graph_matches_the_simulation(name):
     items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
     assert items.shape == scores.shape == (6, 15 + 9)
     assert items.dtype == np.int64 and scores.dtype == np.float32
-    check_top(edge, hist, base, items, scores, exact=compare == "exact")
+    check_top(edge, hist, base, items, scores, options=options, exact=compare == "exact")
 
 
 @pytest.mark.parametrize("two_stage", [None, 1])
@@ -66,21 +66,22 @@ def test_history_graph_matches_the_simulation(name):
 def test_user_embedding_graph_matches_the_simulation(name, two_stage):
     make, compare = CASES[name]
     edge = make()
-    sess = session(edge, GraphOptions(variant="user", top_k=10, precision=precision(edge),
-                                      block_topk_min_items=two_stage))
+    options = GraphOptions(variant="user", top_k=10, precision=precision(edge), block_topk_min_items=two_stage)
+    sess = session(edge, options)
     hist = models.histories(4, 5)
     base = np.random.default_rng(3).standard_normal((4, models.DIM)).astype(np.float32)
     user = edge.encode(hist, base)
     items, scores = sess.run(["top_items", "top_scores"], {"user_embedding": user})
     assert items.shape == (4, 10)
-    check_top(edge, hist, base, items, scores, exact=compare == "exact")
+    check_top(edge, hist, base, items, scores, options=options, exact=compare == "exact", user=True)
 
 
 @pytest.mark.parametrize("two_stage", [None, 1])
 def test_batch_and_history_length_are_dynamic_and_k_is_capped_at_the_catalog(two_stage):
     """Also when k exceeds the two-stage top-K's block count (40 items: 8 blocks of 5)."""
     edge = models.lightgcn("fp32", items=40)
-    sess = session(edge, GraphOptions(top_k=35, block_topk_min_items=two_stage))
+    options = GraphOptions(top_k=35, block_topk_min_items=two_stage)
+    sess = session(edge, options)
     base = np.random.default_rng(1).standard_normal((3, models.DIM)).astype(np.float32)
     for batch, width in ((1, 1), (3, 4), (2, 12)):
         hist = models.histories(batch, width, items=40)
@@ -88,7 +89,7 @@ def test_batch_and_history_length_are_dynamic_and_k_is_capped_at_the_catalog(two
         items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask,
                                                                "user_base": base[:batch]})
         assert items.shape == (batch, min(35 + width, 40))
-        check_top(edge, hist, base[:batch], items, scores, exact=True)
+        check_top(edge, hist, base[:batch], items, scores, options=options, exact=True)
 
 
 @pytest.mark.parametrize("kind", ["fp32", "int8-tensor", "int8"])
@@ -105,7 +106,7 @@ def test_two_stage_top_k_pads_a_catalog_no_block_length_divides(kind):
     history, mask = models.padded(hist)
     items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
     assert items.max() < 293 and np.isfinite(scores).all()
-    check_top(edge, hist, base, items, scores, exact=True)
+    check_top(edge, hist, base, items, scores, options=options, exact=True)
 
 
 @pytest.mark.parametrize("kind, integers", [("int8-tensor", True), ("int8-tensor-dynamic", True),
@@ -126,12 +127,13 @@ def test_one_scale_per_table_ranks_the_int32_accumulators(kind, integers):
 def test_padding_and_empty_rows_do_not_change_a_user():
     """Padded slots (mask 0) contribute nothing; an all-padding row scores a0 · e_u⁰ (no NaN)."""
     edge = models.lightgcn("fp32")
-    sess = session(edge, GraphOptions(top_k=5))
+    options = GraphOptions(top_k=5)
+    sess = session(edge, options)
     base = np.random.default_rng(0).standard_normal((2, models.DIM)).astype(np.float32)
     history = np.array([[7, 3, 0, 0], [9, 9, 9, 9]], np.int32)
     mask = np.array([[1, 1, 0, 0], [0, 0, 0, 0]], np.float32)
     items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
-    check_top(edge, [np.array([7, 3])], base[:1], items[:1], scores[:1], exact=True)
+    check_top(edge, [np.array([7, 3])], base[:1], items[:1], scores[:1], options=options, exact=True)
     expected = 0.25 * base[1] @ edge.tensors["item"].values.T
     np.testing.assert_allclose(scores[1], np.sort(expected)[::-1][:items.shape[1]], rtol=1e-5)
 
@@ -201,7 +203,7 @@ def test_scoring_layouts_compute_the_device_math(name, layout):
     two_stage = "two-stage" in layout
     assert (ops.count("TopK") == 2) == two_stage and ("GatherND" in ops) == two_stage
     exact = not int8 or (name in ("lightgcn-int8-static", "lightgcn-int8-tensor") and not nbits)
-    check_top(edge, hist, base, items, scores, exact=exact, static_ignored=nbits)
+    check_top(edge, hist, base, items, scores, options=options, exact=exact)
 
 
 @pytest.mark.parametrize("nbits", [None, 1])
@@ -276,17 +278,18 @@ def test_external_data_for_big_tables(tmp_path):
     history, mask = models.padded(hist)
     items, scores = sess.run(None, {"history": history, "history_mask": mask,
                                     "user_base": np.zeros((2, models.DIM), np.float32)})
-    check_top(edge, hist, np.zeros((2, models.DIM), np.float32), items, scores, exact=True)
+    check_top(edge, hist, np.zeros((2, models.DIM), np.float32), items, scores, options=options, exact=True)
 
 
 def test_fp16_tables_for_gpu_targets_round_like_float16():
     edge = models.lightgcn("fp32")
-    sess = session(edge, GraphOptions(top_k=10, precision="fp16"))
+    options = GraphOptions(top_k=10, precision="fp16")
+    sess = session(edge, options)
     hist = models.histories(3, 4)
     history, mask = models.padded(hist)
     base = np.zeros((3, models.DIM), np.float32)
     items, scores = sess.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
-    check_top(edge, hist, base, items, scores, exact=False, loose=True)
+    check_top(edge, hist, base, items, scores, options=options)
 
 
 @pytest.mark.parametrize("kind", ["lowrank", "lowrank-int8-shared"])

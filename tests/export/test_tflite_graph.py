@@ -59,8 +59,7 @@ def test_history_graph_matches_the_simulation(name, delegate):
     base = np.random.default_rng(5).standard_normal((5, models._base_dim(edge))).astype(np.float32)
     items, scores = run(edge, options, history_feeds(edge, hist, base), delegate)
     assert items.shape == scores.shape == (5, 12 + H) and items.dtype == np.int32
-    check_top(edge, hist, base, items, scores, exact=compare == "exact", loose=compare == "loose",
-              static_ignored=compare == "int8-static-ignored")
+    check_top(edge, hist, base, items, scores, options=options, fmt="tflite", exact=compare == "exact")
 
 
 @pytest.mark.parametrize("name", ["lightgcn-fp32", "lightgcn-int8-dynamic"])
@@ -70,9 +69,9 @@ def test_user_embedding_graph_matches_the_simulation(name):
     hist = models.histories(3, 4)
     base = np.zeros((3, models.DIM), np.float32)
     user = edge.encode(hist, base)
-    items, scores = run(edge, GraphOptions(variant="user", top_k=10, batch=1, precision=model_precision(edge)),
-                        [{"user_embedding": user[r:r + 1]} for r in range(3)])
-    check_top(edge, hist, base, items, scores, exact=compare == "exact")
+    options = GraphOptions(variant="user", top_k=10, batch=1, precision=model_precision(edge))
+    items, scores = run(edge, options, [{"user_embedding": user[r:r + 1]} for r in range(3)])
+    check_top(edge, hist, base, items, scores, options=options, fmt="tflite", exact=compare == "exact", user=True)
 
 
 @pytest.mark.parametrize("items, pad", [(300, False), (293, True), (40, False)],
@@ -93,7 +92,7 @@ def test_two_stage_top_k_returns_the_one_stage_top_k(kind, items, pad):
     np.testing.assert_array_equal(two_scores, one_scores)
     used = {c.builtinCode for c in _model(edge, options).operatorCodes}
     assert schema.BuiltinOperator.REDUCE_MAX in used and (schema.BuiltinOperator.PADV2 in used) == pad
-    check_top(edge, hist, base, two_items, two_scores, exact=kind == "fp32")
+    check_top(edge, hist, base, two_items, two_scores, options=options, fmt="tflite", exact=kind == "fp32")
 
 
 def _model(edge, options):

@@ -56,11 +56,11 @@ def test_a_provider_this_onnxruntime_lacks_is_skipped_with_a_message(tiny):
     assert {row["artifact"] for row in result.rows} == {"cpu-x86_64"}
 
 
-def test_arm_artifact_without_a_sysroot_is_skipped_with_a_message(tiny, tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGEGNN_ARM_SYSROOT", str(tmp_path))
+def test_arm_artifact_without_an_emulator_is_skipped_with_a_message(tiny, monkeypatch):
+    monkeypatch.delenv("EDGEGNN_EMULATORS", raising=False)
     result = profile([tiny("arm64-linux")], sweep=Sweep(iterations=5, warmup=1))
     info = result.artifacts[str(tiny("arm64-linux"))]
-    assert info["status"] == "skipped" and "no aarch64 sysroot" in info["message"] and not result.rows
+    assert info["status"] == "skipped" and "no aarch64 emulator" in info["message"] and not result.rows
 
 
 @pytest.mark.parametrize("field,value", [("batches", (0,)), ("history_lens", (1, 0)), ("threads", ())])
@@ -69,13 +69,11 @@ def test_sweep_rejects_empty_or_zero_values(field, value):
         Sweep(**{field: value})
 
 
-@pytest.mark.arm_emu
-def test_arm_artifact_runs_emulated_and_reports_correctness_only(tiny):
+@pytest.mark.cpu_matrix
+def test_arm_artifact_runs_emulated_and_reports_correctness_only(tiny, emulators, monkeypatch):
     from edgegnn.profile.report import config_rows, LATENCY
-    from edgegnn.profile.runner import arm_python
 
-    if arm_python() is None:
-        pytest.skip("no aarch64 sysroot: run scripts/setup_arm.sh (or set EDGEGNN_ARM_SYSROOT)")
+    monkeypatch.setenv("EDGEGNN_EMULATORS", str(emulators.root))
     result = profile([tiny("arm64-linux")], sweep=Sweep(iterations=5, warmup=1))
     info = result.artifacts[str(tiny("arm64-linux"))]
     assert info["status"] == "emulated" and info["correct"] is True

@@ -196,3 +196,23 @@ def test_a_missing_file_is_named(copy):
     (directory / "items_sorted.npy").unlink()
     with pytest.raises(ArtifactError, match="items_sorted.npy: listed in the manifest but missing"):
         Recommender.open(directory)
+
+
+@pytest.mark.parametrize("target", ["android-litert", "arm64-linux"])
+def test_a_history_longer_than_the_window_still_gets_k_unseen_items(trained, tmp_path, target):
+    """H is 64 (android-litert) or 256 (arm64-linux); a 700-item history keeps its newest H rows in
+    the graph, and every one of its 700 items is left out: k = 50 still come back (the TFLite graph's
+    scores output ranks the rest; ONNX is fed one masked slot per seen item), the simulation's 50."""
+    from edgegnn.fold import fold
+
+    checkpoint, _ = trained
+    edge = fold(checkpoint)
+    rec = Recommender.open(export(checkpoint, target, out_dir=tmp_path / target))
+    rows = np.random.default_rng(0).permutation(edge.num_items)[:700]
+    result = rec.recommend([edge.item_ids[r] for r in rows], k=50)
+    assert len(result) == 50 and result.truncated == 700 - rec.history_length
+    assert not set(result.ids) & {str(edge.item_ids[r]) for r in rows}
+    scores = edge.score(edge.encode([rows[-rec.history_length:]]))[0]
+    scores[rows] = -np.inf
+    expected = [str(edge.item_ids[r]) for r in np.argsort(-scores, kind="stable")[:50]]
+    assert len(set(result.ids) ^ set(expected)) <= 2           # ties at the cut may swap one pair

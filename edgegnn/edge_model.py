@@ -69,6 +69,8 @@ class EdgeModel:
         params: scalars of the device math, e.g. {"a0": 0.25} for LightGCN.
         recipe: the compression configs applied so far, in order, as dicts.
         activation_scales: calibrated static scales of activations, by name (int8 passes).
+        data: the DataRecord (as a dict) of the split the model was trained on, or None
+            (`edgegnn.data.provenance`): evaluate, export and profile default to it.
     """
 
     kind: str
@@ -77,6 +79,7 @@ class EdgeModel:
     params: Mapping[str, Any] = field(default_factory=dict)
     recipe: tuple[dict, ...] = ()
     activation_scales: Mapping[str, float] = field(default_factory=dict)
+    data: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -15,6 +15,8 @@ full training graph.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from edgegnn.edge_model import EdgeModel
@@ -28,8 +30,11 @@ def fold(checkpoint) -> EdgeModel:
     model, graph = checkpoint.build()
     with torch.no_grad():
         if checkpoint.card.model.type == "lightgcn":
-            return _fold_lightgcn(model, graph, checkpoint.train.item_ids)
-        return _fold_sage(model, graph, checkpoint.train.item_ids)
+            edge = _fold_lightgcn(model, graph, checkpoint.train.item_ids)
+        else:
+            edge = _fold_sage(model, graph, checkpoint.train.item_ids)
+    data = getattr(checkpoint, "data", None)
+    return edge if data is None else dataclasses.replace(edge, data=data.to_dict())
 
 
 def _fold_lightgcn(model, graph, item_ids) -> EdgeModel:

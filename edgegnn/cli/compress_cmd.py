@@ -24,7 +24,7 @@ import typer
 
 from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
-from edgegnn.cli.output import print_json, progress, setup_logging, stderr, stdout, table, user_errors
+from edgegnn.cli.output import data_note, print_json, progress, setup_logging, stderr, stdout, table, user_errors
 
 _UNITS = {"": 1, "b": 1, "k": 10 ** 3, "kb": 10 ** 3, "m": 10 ** 6, "mb": 10 ** 6, "g": 10 ** 9, "gb": 10 ** 9,
           "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30}
@@ -75,13 +75,14 @@ def compress(
         if configs is None and max_drop is None and budget is None:
             max_drop = 0.01  # nothing asked: search for the smallest model within 1 % of fp32
         _check_numbers(out, max_users, calibration_users)
-        edge, split_, user_base, calibration = _prepare(model_path, source, calibration_users, new_users)
+        edge, split_, user_base, calibration, data = _prepare(model_path, source, calibration_users, new_users)
         if configs is None:
             report, model, chosen = _run_search(edge, split_, calibration, user_base, max_drop, budget, max_users,
-                                                source.seed, json)
+                                                source.seed_value, json)
         else:
-            report, model, chosen = _run_recipe(edge, split_, calibration, user_base, configs, max_users, source.seed)
-        report.update(model=str(model_path), data=split_.source, out=str(out))
+            report, model, chosen = _run_recipe(edge, split_, calibration, user_base, configs, max_users,
+                                                source.seed_value)
+        report.update(model=str(model_path), data=split_.source, data_comparison=data, out=str(out))
         _write(out, model, chosen, report)
     _show(report, json)
     if model is None:
@@ -139,7 +140,8 @@ def _check_numbers(out: Path, max_users: int, calibration_users: int) -> None:
 
 
 def _prepare(model_path: Path, source: DataSource, calibration_users: int, new_users: bool):
-    """The fp32 EdgeModel, the data in the model's id space, e_u⁰ (or None) and the calibration."""
+    """The fp32 EdgeModel, the data in the model's id space, e_u⁰ (or None), the calibration, and the
+    comparison of the data with the model's own (`edgegnn.data.provenance.compare`)."""
     from edgegnn.compress import Calibration
     from edgegnn.data.interactions import Split
     from edgegnn.errors import DataError
@@ -148,15 +150,16 @@ def _prepare(model_path: Path, source: DataSource, calibration_users: int, new_u
     from edgegnn.train.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(model_path)
-    splits = source.load()
+    splits, data = source.load(checkpoint.data)
     truth, _ = remap(splits.test, checkpoint.train.user_ids, checkpoint.train.item_ids)
     if len(truth) == 0:
         raise DataError("none of the test interactions use users and items the model knows",
                         hint="compress with the data the model was trained on")
     split_ = Split(train=checkpoint.train, test=truth, source=splits.source)
     user_base = None if new_users else user_bases(checkpoint)
-    calibration = Calibration.from_split(split_, num_users=calibration_users, seed=source.seed, user_base=user_base)
-    return fold(checkpoint), split_, user_base, calibration
+    calibration = Calibration.from_split(split_, num_users=calibration_users, seed=source.seed_value,
+                                         user_base=user_base)
+    return fold(checkpoint), split_, user_base, calibration, data
 
 
 def _run_recipe(edge, split_, calibration, user_base, configs, max_users, seed):
@@ -256,6 +259,7 @@ def _show(report: dict, as_json: bool) -> None:
             for r in report["variants"]]
     stdout.print(table(f"compress {report['model']} on {report['data']} ({report['users']:,} users)",
                        ["variant", "bytes", "x smaller", "Recall@20", "NDCG@20", "rel. drop"], rows))
+    stdout.print(data_note(report["data_comparison"]))
     if report["chosen"]:
         if "reason" in report:
             stdout.print(f"{report['reason']}  (• Pareto front)")

@@ -52,12 +52,12 @@ def info(
     with user_errors():
         from edgegnn.data import describe
 
-        stats = describe(source.load())
+        stats = describe(source.load()[0])
     if json:
         print_json(stats)
         return
     rows = [(key, value) for key, value in stats.items() if not isinstance(value, dict)]
-    stdout.print(table(source.data, ["field", "value"], rows))
+    stdout.print(table(source.data or "synthetic", ["field", "value"], rows))
     for key, value in stats.items():
         if isinstance(value, dict) and value:
             stdout.print(table(key, ["field", "value"], value.items()))

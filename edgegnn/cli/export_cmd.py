@@ -17,14 +17,14 @@ from typing import Annotated, Optional
 import typer
 
 from edgegnn.cli import options as opt
-from edgegnn.cli.options import DataSource, optional_data_options
+from edgegnn.cli.options import DataSource, data_options
 from edgegnn.cli.output import print_json, progress, setup_logging, stdout, table, user_errors
 
 TargetOpt = Annotated[str, typer.Option("--target", help="Target name (cpu-x86_64, arm64-linux, android-litert, "
                                                          "cuda) or a target YAML file.")]
 
 
-@optional_data_options
+@data_options
 def export(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL.pt|EDGE_DIR",
                                                help="A checkpoint, or a folder from `edgegnn compress --out`.")],
@@ -36,6 +36,12 @@ def export(
     precision: Annotated[Optional[str], typer.Option("--precision", help="fp16 for an fp32 model on an fp16 target (default: the model's).")] = None,
     max_users: Annotated[Optional[int], typer.Option("--max-users", help="Measure at most this many test users.")] = None,
     new_users: Annotated[bool, typer.Option("--new-users", help="Export without the user_base (e_u⁰) input.")] = False,
+    cpus: Annotated[Optional[str], typer.Option(
+        "--cpus", help="CPU feature levels to verify on, comma-separated (default: the target's; see "
+                       "`edgegnn inspect`). This machine's level is always checked.")] = None,
+    emulators: Annotated[Optional[Path], typer.Option(
+        "--emulators", help="QEMU emulator folder (scripts/setup_emulators.sh) to verify the other levels "
+                            "[default: $EDGEGNN_EMULATORS; without one, this machine only]")] = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
@@ -53,7 +59,7 @@ def export(
         model = load_model(model_path)         # a bad model file fails before the data loads
         if max_users is not None and max_users < 1:
             raise ConfigError("max-users", max_users, "must be >= 1")
-        splits = source.load() if source.data is not None else None
+        splits = _split_for(model, source)
         bar = progress(enabled=not json)
         task = bar.add_task(f"export for {resolved.name}", total=None, status="")
 
@@ -66,6 +72,8 @@ def export(
             path = export_artifact(model, resolved, out_dir=out, split=splits, top_k=top_k,
                                    history_length=history_length, variant=variant, precision=precision,
                                    user_base=False if new_users else None, max_users=max_users,
+                                   cpus=None if cpus is None else [c.strip() for c in cpus.split(",") if c.strip()],
+                                   emulators=emulators if emulators is not None else "auto",
                                    on_progress=on_progress)
         finally:
             bar.stop()
@@ -77,6 +85,30 @@ def export(
         return
     _show_summary(manifest, f"exported {model_path} for {resolved.name}")
     stdout.print(f"wrote {path}")
+
+
+def _split_for(model, source: DataSource):
+    """The split export measures the artifact on: the one given, else the model's own (when it
+    records one and it is still there), else None (no metrics, no popularity fallback)."""
+    import logging
+
+    from edgegnn.data.provenance import DataRecord
+    from edgegnn.errors import DataError
+
+    recorded = getattr(model, "data", None)
+    trained_on = DataRecord.from_dict(recorded) if isinstance(recorded, dict) else recorded
+    if source.given():
+        return source.load(trained_on)[0]
+    if trained_on is None:
+        logging.getLogger("edgegnn").warning("no --data and the model records no training data: the artifact gets "
+                                             "no metrics and no popularity fallback for empty histories")
+        return None
+    try:
+        return source.load(trained_on)[0]
+    except DataError as error:
+        logging.getLogger("edgegnn").warning("the model's training data cannot be loaded (%s): no metrics and no "
+                                             "popularity fallback; pass --data", error)
+        return None
 
 
 def inspect(
@@ -133,6 +165,18 @@ def recommend(
         stdout.print(f"used the newest {recommender.history_length} history items ({result.truncated} older ones left out)")
 
 
+def _show_cpus(cpus: dict | None) -> None:
+    """Which CPU feature levels the artifact was verified on at export, and which not (and why)."""
+    if not cpus:
+        stdout.print("CPUs: not recorded (exported by an edgegnn before 0.2)")
+        return
+    rows = [[entry["level"], "emulated" if entry["emulated"] else "this machine",
+             f"passed, worst error {entry['max_error_over_bound']:.2f} of the bound"] for entry in cpus["verified"]]
+    rows += [[entry["level"], "not verified", entry["reason"]] for entry in cpus["not_verified"]]
+    stdout.print(table(f"verified on CPUs (target: {', '.join(cpus['target']) or 'none named'})",
+                       ["level", "how", "result"], rows))
+
+
 def _storage(desc: dict) -> str:
     if desc.get("storage") == "low-rank":
         return f"low-rank r={desc['rank']} ({_storage(desc['left'])}, {_storage(desc['right'])})"
@@ -149,6 +193,7 @@ def _show_summary(manifest: dict, title: str) -> None:
             ["estimated memory (bytes)", manifest["graph"]["estimated_memory_bytes"]]]
     rows += [[f"file {name}", entry["bytes"]] for name, entry in sorted(manifest["files"].items())]
     stdout.print(table(title, ["", "value"], rows))
+    _show_cpus(manifest.get("cpus"))
     metrics = manifest.get("metrics")
     if metrics:
         names = sorted(metrics["artifact"])

@@ -23,36 +23,90 @@ ModelCardPath = Annotated[Optional[Path], typer.Option("--model", help="Model ca
 K = Annotated[list[int], typer.Option("--k", help="Cut-off K of the metrics (repeatable).")]
 
 
+def output_file(option: str, path: Path | None) -> Path | None:
+    """`path`, checked before any work: a file to be written (it may exist), not a folder."""
+    from edgegnn.errors import ConfigError
+
+    if path is not None and str(path) != "-" and path.is_dir():
+        raise ConfigError(option, str(path), "is a folder; give the path of a file to write")
+    return path
+
+
+_MODEL_DEFAULT = "[default: the model's own data and split, as recorded at training]"
+
+
 @dataclass(frozen=True)
 class DataSource:
-    """Where the interactions come from and how they are split (the CLI's data options)."""
+    """Where the interactions come from and how they are split (the CLI's data options).
 
-    data: Annotated[str, typer.Option(
+    Every field is None unless given. Commands that train take `DEFAULTS` for the rest;
+    commands given a model take the model's recorded data and options
+    (`edgegnn.data.provenance.load_split`), and refuse other data unless --other-data.
+    """
+
+    data: Annotated[Optional[str], typer.Option(
         "--data", help="Interaction data: a LightGCN dir (train.txt/test.txt), a MovieLens file or dir, "
-                       "a CSV/TSV file, or 'synthetic[:users=N,items=M,seed=S]'.")] = "synthetic"
-    format: Annotated[str, typer.Option("--format", help="auto | lightgcn | movielens | csv")] = "auto"
-    seed: Seed = 0
-    test_ratio: Annotated[float, typer.Option("--test-ratio", help="Per-user test share (single-file data).")] = 0.2
-    valid_ratio: Annotated[float, typer.Option(
-        "--valid-ratio", help="Per-user validation share for early stopping (0 disables).")] = 0.1
-    split: Annotated[str, typer.Option("--split", help="random | leave-last-out (by timestamp).")] = "random"
-    implicit_threshold: Annotated[Optional[float], typer.Option(
-        "--implicit-threshold", help="Keep ratings >= this as positives.")] = None
-    min_user_degree: Annotated[int, typer.Option(
-        "--min-user-degree", help="k-core: keep users with at least this many interactions.")] = 0
-    min_item_degree: Annotated[int, typer.Option(
-        "--min-item-degree", help="k-core: keep items with at least this many interactions.")] = 0
-    user_col: Annotated[str, typer.Option("--user-col", help="CSV: user column (name, or 0-based index).")] = "user"
-    item_col: Annotated[str, typer.Option("--item-col", help="CSV: item column.")] = "item"
-    rating_col: Annotated[Optional[str], typer.Option("--rating-col", help="CSV: rating column.")] = None
-    time_col: Annotated[Optional[str], typer.Option("--time-col", help="CSV: timestamp column.")] = None
+                       "a CSV/TSV file, or 'synthetic[:users=N,items=M,seed=S]'. [default: synthetic; "
+                       "for a model: its own data]")] = None
+    format: Annotated[Optional[str], typer.Option("--format", help="auto | lightgcn | movielens | csv "
+                                                                    "[default: auto]")] = None
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for splits and training. [default: 0]")] = None
+    test_ratio: Annotated[Optional[float], typer.Option(
+        "--test-ratio", help="Per-user test share (single-file data). [default: 0.2]")] = None
+    valid_ratio: Annotated[Optional[float], typer.Option(
+        "--valid-ratio", help="Per-user validation share for early stopping (0 disables). [default: 0.1]")] = None
+    split: Annotated[Optional[str], typer.Option("--split", help="random | leave-last-out (by timestamp). "
+                                                                  "[default: random]")] = None
+    implicit_threshold: Annotated[Optional[str], typer.Option(
+        "--implicit-threshold", help="Keep ratings >= this as positives; 'auto': 4 of 5 stars (0.8 x the top "
+                                     "rating; 1 for 0/1 ratings); 'none': every rating. [default: auto]")] = None
+    min_user_degree: Annotated[Optional[int], typer.Option(
+        "--min-user-degree", help="k-core: keep users with at least this many interactions. [default: 0]")] = None
+    min_item_degree: Annotated[Optional[int], typer.Option(
+        "--min-item-degree", help="k-core: keep items with at least this many interactions. [default: 0]")] = None
+    user_col: Annotated[Optional[str], typer.Option("--user-col", help="CSV: user column (name, or 0-based index). "
+                                                                        "[default: user]")] = None
+    item_col: Annotated[Optional[str], typer.Option("--item-col", help="CSV: item column. [default: item]")] = None
+    rating_col: Annotated[Optional[str], typer.Option(
+        "--rating-col", help="CSV: rating column; 'none': no ratings. [default: a header column named rating, "
+                             "score or stars]")] = None
+    time_col: Annotated[Optional[str], typer.Option(
+        "--time-col", help="CSV: timestamp column (integer seconds or ISO 8601 dates); 'none': no times. "
+                           "[default: a header column named timestamp, time, ts, datetime or date]")] = None
+    other_data: Annotated[bool, typer.Option(
+        "--other-data", help="Measure a model on data other than its own (refused otherwise; said in the output).")
+    ] = False
 
-    def load(self):
-        """The `Split` these options describe (`edgegnn.data.load_dataset`)."""
-        from edgegnn.data import load_dataset
+    def given(self) -> dict:
+        """The data options given on the command line (load_dataset keyword arguments + "data")."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "other_data"}
+        values = {name: value for name, value in values.items() if value is not None}
+        if "implicit_threshold" in values:
+            values["implicit_threshold"] = parse_threshold(values["implicit_threshold"])
+        return values
 
-        kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "data"}
-        return load_dataset(self.data, **kwargs)
+    def load(self, trained_on=None):
+        """(Split, comparison with the model's data) for these options (`load_split`)."""
+        from edgegnn.data.provenance import load_split
+
+        return load_split(self.given(), trained_on, other_data=self.other_data)
+
+    @property
+    def seed_value(self) -> int:
+        return 0 if self.seed is None else self.seed
+
+
+def parse_threshold(text: str) -> float | str:
+    """--implicit-threshold: a number, "auto" or "none" (keep every rating)."""
+    from edgegnn.errors import ConfigError
+
+    value = str(text).strip().lower()
+    if value in ("auto", "none"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError("implicit-threshold", text, "a number (e.g. 4), 'auto' or 'none'") from None
 
 
 def data_options(command):
@@ -76,16 +130,3 @@ def data_options(command):
     wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
     del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the command's
     return wrapper
-
-
-def optional_data_options(command):
-    """`@data_options`, except that --data has no default: without it, export records no metrics."""
-    wrapped = data_options(command)
-    annotation = Annotated[Optional[str], typer.Option(
-        "--data", help="Measure Recall/NDCG@20 on this data's test split by running the artifact (same forms "
-                       "as `train --data`); without it no metrics are recorded.")]
-    params = [p.replace(default=None, annotation=annotation) if p.name == "data" else p
-              for p in wrapped.__signature__.parameters.values()]
-    wrapped.__signature__ = wrapped.__signature__.replace(parameters=params)
-    wrapped.__annotations__["data"] = annotation
-    return wrapped

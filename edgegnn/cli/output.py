@@ -67,6 +67,16 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def data_note(comparison: dict) -> str:
+    """One line: which data a model was measured on, against the data it was trained on."""
+    if comparison.get("same_as_training") is None:
+        return "the model records no training data (trained before edgegnn 0.2): measured on the data given"
+    if comparison["same_as_training"]:
+        return "measured on the model's own test split"
+    return "measured on OTHER data than the model was trained on (--other-data): " + "; ".join(
+        comparison["differences"])
+
+
 def fmt(value: Any) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) >= 1:

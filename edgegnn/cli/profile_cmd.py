@@ -15,8 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgegnn.cli import options as opt
-from edgegnn.cli.options import optional_data_options
-from edgegnn.cli.options import DataSource
+from edgegnn.cli.options import DataSource, data_options
 from edgegnn.cli.output import print_json, progress, setup_logging, stdout, user_errors
 
 
@@ -35,7 +34,7 @@ def parse_ints(name: str, text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
-@optional_data_options
+@data_options
 def profile(
     artifacts: Annotated[list[Path], typer.Argument(metavar="ARTIFACT...",
                                                     help="Artifact folders from `edgegnn export`.")],
@@ -60,6 +59,8 @@ def profile(
 
         sweep = Sweep(batches=parse_ints("batch", batch), history_lens=parse_ints("history-len", history_len),
                       threads=parse_ints("threads", threads), iterations=iterations, warmup=warmup)
+        opt.output_file("json", json_out)          # before the sweep, not after it
+        opt.output_file("plot", plot)
         to_stdout = json_out is not None and str(json_out) == "-"
         result = _run(run_profile, artifacts, sweep, source, show=not to_stdout)
         if json_out is not None and not to_stdout:
@@ -75,9 +76,29 @@ def profile(
             stdout.print(f"wrote {name}: {path}")
 
 
+def _split_for(artifacts: list[Path], source: DataSource):
+    """The split to measure quality on: None without data options (the metrics recorded at export are
+    shown); else the one given, which must be each artifact's training data unless --other-data."""
+    from edgegnn.data.provenance import DataRecord, compare
+    from edgegnn.errors import DataError
+    from edgegnn.runtime import read_manifest
+
+    if not source.given():
+        return None
+    records = [DataRecord.from_dict(read_manifest(path).get("data")) for path in artifacts]
+    split, _ = source.load(records[0])
+    for path, record in zip(artifacts[1:], records[1:]):
+        comparison = compare(record, split.record)
+        if comparison["same_as_training"] is False and not source.other_data:
+            raise DataError(f"{path}: this is not the data its model was trained on "
+                            f"({'; '.join(comparison['differences'])})",
+                            hint="profile artifacts of one training split together, or pass --other-data")
+    return split
+
+
 def _run(run_profile, artifacts, sweep, source: DataSource, *, show: bool):
     """The sweep behind a progress bar (started once the artifacts were checked: errors stay one line)."""
-    split = source.load() if source.data is not None else None
+    split = _split_for(artifacts, source)
     bar = progress(enabled=show)
     task = bar.add_task("profile", total=None, status="")
 

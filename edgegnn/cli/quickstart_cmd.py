@@ -44,12 +44,12 @@ def quickstart(
         from edgegnn.train.checkpoint import save_checkpoint
 
         sweep = Sweep(batches=(1,), history_lens=(20,), threads=(1,), iterations=iterations, warmup=20)
-        splits = source.load()
+        splits, _ = source.load()
         stats = describe(splits)
         if not json:
             stdout.print(f"data: {splits.source}: {stats['users']:,} users, {stats['items']:,} items, "
                          f"{stats['interactions']:,} interactions")
-        card = override_training(ModelCard(name="lightgcn"), seed=source.seed)
+        card = override_training(ModelCard(name="lightgcn"), seed=source.seed_value)
         with progress(enabled=not json) as bar:
             task = bar.add_task("training lightgcn", total=epochs, status="")
             checkpoint, result = fit(splits, card, epochs=epochs,

@@ -9,7 +9,7 @@ import typer
 
 from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
-from edgegnn.cli.output import metrics_table, print_json, progress, setup_logging, stdout, user_errors
+from edgegnn.cli.output import data_note, metrics_table, print_json, progress, setup_logging, stdout, user_errors
 
 
 def _load_card(model: Optional[Path]):
@@ -38,9 +38,14 @@ def train(
         from edgegnn.train.api import fit, override_training
         from edgegnn.train.checkpoint import save_checkpoint
 
+        from edgegnn.configs import check_range
+
+        opt.output_file("out", out)                # before training, not after it
+        if epochs is not None:                     # before the data loads
+            check_range("train", "epochs", epochs, low=1)
         card = override_training(_load_card(model), learning_rate=lr, batch_size=batch_size,
-                                 loss=loss, seed=source.seed)
-        splits = source.load()
+                                 loss=loss, seed=source.seed_value)
+        splits, _ = source.load()
         total = epochs if epochs is not None else card.training.epochs
         with progress(enabled=not json) as bar:
             task = bar.add_task(f"training {card.name}", total=total, status="")
@@ -86,13 +91,13 @@ def evaluate(
         if bad:
             raise ConfigError("k", bad[0], "must be >= 1")
         checkpoint = load_checkpoint(model_path)
-        splits = source.load()
+        splits, data = source.load(checkpoint.data)
         metrics = evaluate_checkpoint(checkpoint, splits, ks=tuple(sorted(set(k))))
     if json:
-        print_json(metrics)
+        print_json({**metrics, "data": data})
         return
     stdout.print(metrics_table(f"{checkpoint.card.name} ({model_path}) on {splits.source}", {"test": metrics}))
-    stdout.print(f"{metrics['users']:,} test users")
+    stdout.print(f"{metrics['users']:,} test users; {data_note(data)}")
 
 
 @data_options
@@ -109,7 +114,7 @@ def import_pyg(
     with user_errors():
         from edgegnn.train.checkpoint import import_pyg_lightgcn, save_checkpoint
 
-        checkpoint = import_pyg_lightgcn(state, source.load())
+        checkpoint = import_pyg_lightgcn(state, source.load()[0])
         save_checkpoint(checkpoint, out)
     if json:
         print_json(checkpoint.metrics)

@@ -50,6 +50,7 @@ def save_edge_model(edge: EdgeModel, directory: str | Path) -> Path:
             "params": _plain(dict(edge.params)), "item_ids": [str(x) for x in edge.item_ids],
             "recipe": _plain(list(edge.recipe)), "activation_scales": _plain(dict(edge.activation_scales)),
             "activation_levels": {name: ACTIVATION_LEVELS[name] for name in edge.activation_scales},
+            "data": _plain(edge.data),
             "bytes": edge.nbytes, "num_params": edge.num_params, "tensors": tensors}
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
@@ -88,7 +89,7 @@ def load_edge_model(directory: str | Path) -> EdgeModel:
         tensors = {name: _build(desc, name, arrays, built) for name, desc in spec["tensors"].items()}
         return EdgeModel(kind=spec["kind"], tensors=tensors, item_ids=np.asarray(spec["item_ids"]),
                          params=spec["params"], recipe=tuple(spec["recipe"]),
-                         activation_scales=_activation_scales(spec))
+                         activation_scales=_activation_scales(spec), data=spec.get("data"))
     except EdgeGNNError:
         raise
     except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as exc:

@@ -23,6 +23,7 @@ from edgegnn.data.interactions import Interactions, Split
 from edgegnn.data.loaders import (find_movielens_file, read_csv, read_lightgcn_dir,
                                   read_movielens)
 from edgegnn.data.splits import add_validation, split_leave_last_out, split_random
+from edgegnn.data.provenance import record_for
 from edgegnn.data.synthetic import make_synthetic
 from edgegnn.data.transforms import drop_duplicates, k_core, reindex, to_implicit
 from edgegnn.errors import DataError
@@ -39,7 +40,7 @@ SYNTHETIC_KEYS = {"users": ("num_users", int), "items": ("num_items", int),
 
 def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 0.2,
                  valid_ratio: float = 0.1, seed: int = 0,
-                 implicit_threshold: float | None = None, min_user_degree: int = 0,
+                 implicit_threshold: float | str | None = "auto", min_user_degree: int = 0,
                  min_item_degree: int = 0, split: str = "random",
                  user_col: str | int | None = None, item_col: str | int | None = None,
                  rating_col: str | int | None = None, time_col: str | int | None = None,
@@ -56,8 +57,9 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
             sizes the validation set carved from LightGCN train; 0 = no validation set;
             leave-last-out holds out one valid row per user when valid_ratio > 0).
         seed: seed of the split (and of the synthetic generator unless the spec sets it).
-        implicit_threshold: keep only rows with rating >= this. None keeps every rating
-            as a positive interaction (the usual reading of "the user rated it").
+        implicit_threshold: keep only rows with rating >= this. "auto" (default): for data
+            with ratings, `auto_threshold` (ratings >= 4 on a 1-5 scale; 1 on a 0/1 scale);
+            None or "none" keeps every rated row as a positive interaction.
         min_user_degree, min_item_degree: k-core filter applied before splitting.
         split: "random" or "leave-last-out" (needs timestamps).
         user_col, item_col, rating_col, time_col, delimiter, has_header: `read_csv`
@@ -73,6 +75,9 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
     csv_options = _given_csv_options(user_col=user_col, item_col=item_col,
                                      rating_col=rating_col, time_col=time_col,
                                      delimiter=delimiter, has_header=has_header)
+    options = {"test_ratio": test_ratio, "valid_ratio": valid_ratio, "seed": seed,
+               "implicit_threshold": implicit_threshold, "min_user_degree": min_user_degree,
+               "min_item_degree": min_item_degree, "split": split, **csv_options}
 
     spec_text = str(spec)
     if spec_text == "synthetic" or spec_text.startswith("synthetic:"):
@@ -81,6 +86,7 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
         _refuse_csv_options(csv_options, "synthetic")
         params = parse_synthetic_spec(spec_text, seed=seed)
         inter, source = make_synthetic(**params), _synthetic_source(params)
+        record = record_for(spec_text, {"format": "synthetic", **options}, [])
     else:
         path = Path(spec)
         if not path.exists():
@@ -89,18 +95,24 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
         if fmt != "csv":
             _refuse_csv_options(csv_options, fmt)
         if fmt == "lightgcn":
-            return _load_lightgcn(path, valid_ratio=valid_ratio, seed=seed, split=split,
-                                  implicit_threshold=implicit_threshold,
-                                  min_degrees=(min_user_degree, min_item_degree))
+            result = _load_lightgcn(path, valid_ratio=valid_ratio, seed=seed, split=split,
+                                    implicit_threshold=implicit_threshold,
+                                    min_degrees=(min_user_degree, min_item_degree))
+            files = [path / f"{name}.txt" for name in ("train", "test", "valid") if (path / f"{name}.txt").is_file()]
+            # the published split: only the validation share and its seed shape it
+            return dataclasses.replace(result, record=record_for(
+                str(path), {"format": "lightgcn", "valid_ratio": valid_ratio, "seed": seed}, files))
         inter = read_movielens(path) if fmt == "movielens" else read_csv(path, **csv_options)
         source = str(path)
+        record = record_for(str(path), {"format": fmt, **options},
+                            [find_movielens_file(path) if fmt == "movielens" else path])
 
     inter, skipped = _clean(inter, implicit_threshold, min_user_degree, min_item_degree)
     if split == "random":
         result = split_random(inter, test_ratio=test_ratio, valid_ratio=valid_ratio, seed=seed)
     else:
         result = split_leave_last_out(inter, valid=valid_ratio > 0)
-    return dataclasses.replace(result, source=source, skipped={**skipped, **result.skipped})
+    return dataclasses.replace(result, source=source, skipped={**skipped, **result.skipped}, record=record)
 
 
 def detect_format(path: str | Path) -> str:
@@ -157,7 +169,7 @@ def _synthetic_source(params: dict) -> str:
 def _load_lightgcn(path: Path, *, valid_ratio: float, seed: int, split: str,
                    implicit_threshold: float | None, min_degrees: tuple[int, int]) -> Split:
     """The published split, plus a validation set carved from train if asked."""
-    refused = {"split": split != "random", "implicit_threshold": implicit_threshold is not None,
+    refused = {"split": split != "random", "implicit_threshold": implicit_threshold not in (None, "auto", "none"),
                "min_user_degree/min_item_degree": any(min_degrees)}
     for option, used in refused.items():
         if used:
@@ -176,8 +188,12 @@ def _clean(inter: Interactions, implicit_threshold: float | None, min_user_degre
     skipped: dict[str, int] = {}
     start = len(inter)
     steps = []
-    if implicit_threshold is not None:
-        steps.append((f"rows with rating < {implicit_threshold:g}",
+    why = ""
+    if implicit_threshold == "auto":
+        implicit_threshold = auto_threshold(inter.ratings)
+        why = " (the default for these ratings; --implicit-threshold none keeps every rating)"
+    if implicit_threshold not in (None, "none"):
+        steps.append((f"rows with rating < {implicit_threshold:g}{why}",
                       lambda x: to_implicit(x, implicit_threshold)))
     steps.append(("duplicate user-item rows", drop_duplicates))
     if min_user_degree or min_item_degree:
@@ -193,6 +209,20 @@ def _clean(inter: Interactions, implicit_threshold: float | None, min_user_degre
     if len(inter) < start:  # ids that lost all their rows leave the id space
         inter = reindex(inter)
     return inter, skipped
+
+
+def auto_threshold(ratings) -> float | None:
+    """The implicit threshold "auto" picks: None without ratings; 1 when the ratings are 0/1
+    (0: an explicit negative); else 0.8 x the highest rating, the top of the scale as positives
+    (4 of 5 stars, the usual MovieLens reading; 8 of 10)."""
+    if ratings is None or len(ratings) == 0:
+        return None
+    import numpy as np
+
+    values = np.unique(ratings)
+    if set(values.tolist()) <= {0.0, 1.0}:
+        return 1.0
+    return float(0.8 * values.max())
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -7,9 +7,14 @@ index `i` means the same item in train, valid and test.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass, field
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edgegnn.data.provenance import DataRecord
 
 from edgegnn.errors import DataError
 
@@ -101,6 +106,8 @@ class Split:
         source: where the data came from (a path or "synthetic(...)"), for reports.
         skipped: counts of input rows dropped on purpose, by reason (e.g.
             {"test item unseen in train": 12}); reported by `edgegnn data info` and train.
+        record: which data and options made this split (`edgegnn.data.provenance.DataRecord`;
+            set by `load_dataset`), or None for a split built in code.
     """
 
     train: Interactions
@@ -108,6 +115,7 @@ class Split:
     valid: Interactions | None = None
     source: str = ""
     skipped: dict[str, int] = field(default_factory=dict)
+    record: "DataRecord | None" = None
 
     @property
     def num_users(self) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 MOVIELENS_FILES = {"u.data": ("\t", False), "ratings.dat": ("::", False),
                    "ratings.csv": (",", True)}
 MOVIELENS_CSV_HEADER = ("userId", "movieId", "rating", "timestamp")
+#: Header names `read_csv` takes as the rating / timestamp column when not told (any case).
+RATING_NAMES = ("rating", "ratings", "score", "stars")
+TIME_NAMES = ("timestamp", "time", "ts", "datetime", "date")
 
 
 # ----------------------------------------------------------------------------- LightGCN
@@ -89,7 +93,7 @@ def _read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     users: list[int] = []
     counts: list[int] = []
     items: list[int] = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f, utf8_errors(path):
         for lineno, line in enumerate(f, 1):
             tokens = line.split()
             if len(tokens) < 2:  # blank line, or a user without items
@@ -152,7 +156,7 @@ def _is_movielens_file(path: Path) -> bool:
         return False
     if path.name != "ratings.csv":
         return True
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f, utf8_errors(path):
         header = next(csv.reader(f), [])
     return tuple(h.strip() for h in header[:4]) == MOVIELENS_CSV_HEADER
 
@@ -177,7 +181,7 @@ def read_movielens(path: str | Path) -> Interactions:
 # ----------------------------------------------------------------------------- CSV
 
 def read_csv(path: str | Path, *, user_col: str | int = "user", item_col: str | int = "item",
-             rating_col: str | int | None = None, time_col: str | int | None = None,
+             rating_col: str | int | None = "auto", time_col: str | int | None = "auto",
              delimiter: str | None = None, has_header: bool = True) -> Interactions:
     """Read a delimited table of interactions.
 
@@ -185,14 +189,17 @@ def read_csv(path: str | Path, *, user_col: str | int = "user", item_col: str | 
         path: the file.
         user_col, item_col: the id columns, by header name, or by 0-based position (an
             int, or a digit string that is not a header name).
-        rating_col, time_col: optional rating (float) and timestamp (integer) columns.
+        rating_col, time_col: the rating (a number) and timestamp (integer seconds, or an
+            ISO 8601 date) columns, like the id columns; "auto" (default) takes a header
+            column named as in RATING_NAMES / TIME_NAMES (any case), if there is one;
+            None or "none": no such column.
         delimiter: None sniffs it from the first line: tab if it has one, else comma.
         has_header: whether the first line names the columns.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path=path)
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f, utf8_errors(path):
         first = f.readline()
     if not first:
         raise DataError("empty file (expected a header or interaction rows)", path=path)
@@ -206,8 +213,28 @@ def read_csv(path: str | Path, *, user_col: str | int = "user", item_col: str | 
         _, header = next(_split_lines([first], delimiter))
     wanted = {"user": user_col, "item": item_col, "rating": rating_col, "time": time_col}
     cols = {role: None if col is None else _resolve_column(col, role, header, path)
-            for role, col in wanted.items()}
+            for role, col in wanted.items() if role in ("user", "item")}
+    for role, names in (("rating", RATING_NAMES), ("time", TIME_NAMES)):
+        col = wanted[role]
+        if isinstance(col, str) and col.strip().lower() == "auto":
+            col = _detect_column(header, names, taken=set(cols.values()))
+            if col is not None:
+                logger.info("%s: %s column %r (detected from the header)", path, role, _names(header)[col])
+        elif isinstance(col, str) and col.strip().lower() == "none":
+            col = None
+        cols[role] = None if col is None else _resolve_column(col, role, header, path)
     return _read_table(path, delimiter, _Columns(**cols), has_header=has_header)
+
+
+def _detect_column(header: list[str] | None, names: tuple[str, ...], taken: set[int]) -> int | None:
+    """The position of the first header column named one of `names` (any case), not `taken`."""
+    if header is None:
+        return None
+    lowered = [name.lower() for name in _names(header)]
+    for name in names:
+        if name in lowered and lowered.index(name) not in taken:
+            return lowered.index(name)
+    return None
 
 
 def _resolve_column(col: str | int, role: str, header: list[str] | None, path: Path) -> int:
@@ -236,6 +263,27 @@ def _names(header: list[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------- core
 
+@contextmanager
+def utf8_errors(path: Path) -> Iterator[None]:
+    """Turn a UnicodeDecodeError while reading `path` as text into a DataError naming the line.
+
+    Text-mode reading decodes in chunks and cannot say where the bad byte was; only on that
+    error the file is scanned again, in binary, for the first line that is not UTF-8.
+    """
+    try:
+        yield
+    except UnicodeDecodeError:
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {exc.start + 1} "
+                                    "(a binary or differently encoded file?)", path=path, line=lineno,
+                                    hint="interaction files are UTF-8 text (CSV/TSV, LightGCN, MovieLens)") from None
+        raise DataError("not UTF-8 text (a binary or differently encoded file?)", path=path) from None
+
+
 @dataclass(frozen=True)
 class _Columns:
     """0-based column positions of each role; None where absent."""
@@ -260,7 +308,7 @@ def _split_lines(lines, delimiter: str) -> Iterator[tuple[int, list[str]]]:
 def _rows(path: Path, delimiter: str, need: int, has_header: bool
           ) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, fields) of each data row, checking it has `need` fields."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f, utf8_errors(path):
         for lineno, fields in _split_lines(f, delimiter):
             if has_header and lineno == 1:
                 continue
@@ -331,11 +379,17 @@ def _parse_ratings(tokens: list[str], path: Path, *layout) -> np.ndarray:
 
 
 def _parse_timestamps(tokens: list[str], path: Path, *layout) -> np.ndarray:
-    """int64 [n]; rejects anything that is not an integer."""
+    """int64 [n] seconds: integers, or ISO 8601 dates (2020-05-17, 2020-05-17T10:31:00) as
+    seconds since the epoch; anything else is rejected."""
     timestamps, bad = _convert(tokens, int, np.int64)
     if bad is not None:
-        raise DataError(f"timestamp {tokens[bad].strip()!r} is not an integer (allowed: "
-                        "whole seconds since the epoch, e.g. 881250949)", path=path,
+        dates, bad_date = _convert([t.strip() for t in tokens], lambda t: np.datetime64(t, "s"), "datetime64[s]")
+        if bad_date is None:
+            return dates.astype(np.int64)
+        bad = next(k for k, token in enumerate(tokens) if _convert([token], int, np.int64)[1] is not None
+                   and _convert([token.strip()], lambda t: np.datetime64(t, "s"), "datetime64[s]")[1] is not None)
+        raise DataError(f"timestamp {tokens[bad].strip()!r} is not an integer or an ISO 8601 date (allowed: "
+                        "seconds since the epoch, e.g. 881250949, or 2020-05-17T10:31:00)", path=path,
                         line=_line_of_row(path, bad, *layout))
     return timestamps
 

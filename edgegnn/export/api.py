@@ -113,7 +113,10 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
         if split is not None and variant != "history":
             log.warning("variant %r takes user embeddings, not histories: no metrics measured", variant)
         elif split is not None:
+            from edgegnn.data.provenance import DataRecord, compare
+
             manifest["metrics"] = _measure(edge, data, tmp, options, tolerance, progress)
+            manifest["metrics"]["data"] = compare(DataRecord.from_dict(edge.data), split.record)
         artifact.write_manifest(tmp, manifest, files)
     log.info("wrote %s (%s, %s)", out_dir, target.name, options.precision)
     return out_dir
@@ -192,7 +195,7 @@ def _manifest(edge, target, options, checked, inputs, outputs, files, counts) ->
                   "estimated_memory_bytes": checked.estimated_memory, "int4_widened_to_int8": checked.int4_widened,
                   "scoring": checked.scoring.to_dict()},
         "versions": _versions(target), "producer": f"edgegnn {__version__}",
-        "popularity": None, "metrics": None,
+        "popularity": None, "metrics": None, "data": None if edge.data is None else dict(edge.data),
     }
     if counts is not None:
         order = np.argsort(-counts, kind="stable")[:POPULAR]

@@ -145,13 +145,10 @@ def profile(artifacts: Sequence[str | Path], *, sweep: Sweep | None = None, spli
 
 def _plan(path: Path, label: str) -> tuple[dict, list[str] | None]:
     """(artifact info, the command prefix that runs the probe, or None if it cannot run here)."""
-    from edgegnn.runtime import read_manifest
-    from edgegnn.runtime.errors import ArtifactError
+    from edgegnn.runtime import read_manifest, verify_files
 
-    try:
-        manifest = read_manifest(path)
-    except ArtifactError as exc:
-        raise EdgeGNNError(str(exc), hint="give folders written by `edgegnn export --out`") from None
+    manifest = read_manifest(path)        # not an artifact: exit 1; damaged: exit 3 (before any run)
+    verify_files(path, manifest)          # the probes open it unverified: check every file once here
     target = manifest["target"]
     disk = sum(int(e["bytes"]) for name, e in manifest["files"].items() if name.startswith("model."))
     info = {"name": label, "path": str(path), "target": target["name"], "kind": manifest["kind"],

@@ -9,9 +9,9 @@ ai_edge_litert (model.tflite) -- never torch or the training stack (a test check
 edge app can ship this package with the artifact.
 """
 
-from edgegnn.runtime.errors import ArtifactError, RecommendError
+from edgegnn.runtime.errors import ArtifactError, NotAnArtifactError, RecommendError
 from edgegnn.runtime.manifest import SCHEMA_VERSION, read_manifest, verify_files
 from edgegnn.runtime.recommender import Recommendation, Recommender
 
-__all__ = ["Recommender", "Recommendation", "ArtifactError", "RecommendError", "SCHEMA_VERSION",
+__all__ = ["Recommender", "Recommendation", "ArtifactError", "NotAnArtifactError", "RecommendError", "SCHEMA_VERSION",
            "read_manifest", "verify_files"]

@@ -11,7 +11,14 @@ from edgegnn.errors import EdgeGNNError, ExportError
 
 
 class ArtifactError(ExportError):
-    """An artifact that cannot be used: missing, corrupt, tampered with, or too new (exit 3)."""
+    """An artifact that cannot be used: corrupt, tampered with, or too new (exit 3)."""
+
+
+class NotAnArtifactError(ArtifactError):
+    """A path that is no artifact at all (missing, or a folder without a manifest): the user's
+    mistake, exit 1 (README: 1 user error, 3 export or runtime failure)."""
+
+    exit_code = 1
 
 
 class RecommendError(EdgeGNNError, ValueError):

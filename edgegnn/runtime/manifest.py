@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from edgegnn.runtime.errors import ArtifactError
+from edgegnn.runtime.errors import ArtifactError, NotAnArtifactError
 
 FORMAT = "edgegnn-artifact"
 SCHEMA_VERSION = 1
@@ -33,14 +33,14 @@ def read_manifest(directory: str | Path) -> dict:
     directory = Path(directory)
     path = directory / MANIFEST
     if not directory.is_dir():
-        raise ArtifactError(f"{directory}: no such artifact directory",
-                            hint="give the folder `edgegnn export --out` wrote")
+        raise NotAnArtifactError(f"{directory}: no such artifact directory",
+                                 hint="give the folder `edgegnn export --out` wrote")
     if not path.is_file():
         inside = sorted(str(found.parent.relative_to(directory))
                         for pattern in (f"*/{MANIFEST}", f"*/*/{MANIFEST}") for found in directory.glob(pattern))
         hint = (f"artifacts inside it: {', '.join(inside[:4])}" + (", ..." if len(inside) > 4 else "") if inside
                 else "give the folder `edgegnn export --out` wrote")
-        raise ArtifactError(f"{directory}: not an edgegnn artifact (no {MANIFEST})", hint=hint)
+        raise NotAnArtifactError(f"{directory}: not an edgegnn artifact (no {MANIFEST})", hint=hint)
     try:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -43,7 +43,8 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
     metrics["training"] = {"epochs": result.epochs_run, "best_epoch": result.best_epoch,
                            "seconds": round(result.seconds, 2), "stopped_because": result.stopped_because}
     checkpoint = Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
-                            train=split.train, metrics=metrics, history=history_as_dicts(result.history))
+                            train=split.train, metrics=metrics, history=history_as_dicts(result.history),
+                            data=split.record)
     return checkpoint, result
 
 

@@ -9,6 +9,8 @@ file never runs code from it):
     train_users, train_items -- int32 [|R|] training pairs: the graph the model propagates
                                 over, needed to fold it (item degrees, layer embeddings)
     metrics                  -- final metrics (e.g. {"test": {...}, "valid": {...}})
+    data                     -- the training split's DataRecord (source, reader and split options,
+                                files' sha256), or None (built in code, or before edgegnn 0.2)
     history                  -- the training curve
     versions                 -- library versions that produced it
 Written atomically: a temp file in the same directory, then `os.replace`.
@@ -27,6 +29,7 @@ import torch
 
 from edgegnn import __version__
 from edgegnn.data.interactions import Interactions
+from edgegnn.data.provenance import DataRecord
 from edgegnn.errors import CheckpointError, EdgeGNNError
 from edgegnn.models import ModelCard, build_model
 from edgegnn.models.graph import BipartiteGraph
@@ -52,6 +55,7 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=library_versions)
+    data: DataRecord | None = None
 
     def build(self):
         """The torch model with these weights, plus its training graph."""
@@ -73,6 +77,7 @@ class Checkpoint:
             "metrics": self.metrics,
             "history": self.history,
             "versions": self.versions,
+            "data": None if self.data is None else self.data.to_dict(),
         }
 
 
@@ -118,7 +123,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
         checkpoint = Checkpoint(card=card, state_dict=payload["state_dict"], train=train,
                                 metrics=payload.get("metrics", {}), history=payload.get("history", []),
-                                versions=payload.get("versions", {}))
+                                versions=payload.get("versions", {}), data=DataRecord.from_dict(payload.get("data")))
         checkpoint.build()  # proves the weights fit the architecture
     except EdgeGNNError:
         raise
@@ -165,4 +170,4 @@ def import_pyg_lightgcn(state_path: str | Path, split) -> Checkpoint:
     user_emb, item_emb = model_embeddings(model, graph)
     metrics = {"test": evaluate_embeddings(user_emb, item_emb, split.train.to_csr(), split.test.to_csr())}
     return Checkpoint(card=card, state_dict={k: v.clone() for k, v in model.state_dict().items()},
-                      train=split.train, metrics=metrics)
+                      train=split.train, metrics=metrics, data=split.record)

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from edgegnn.configs import check_range
 from edgegnn.data.interactions import Interactions, Split
+from edgegnn.errors import ConfigError
 from edgegnn.metrics import evaluate_embeddings
 from edgegnn.models.card import TrainConfig
 from edgegnn.models.graph import BipartiteGraph
@@ -151,6 +153,10 @@ def train_model(model, graph: BipartiteGraph, split: Split, config: TrainConfig,
         The curve and where it stopped; the model holds the best validation state
         (or the last state when there is no validation split).
     """
+    if epochs is not None:     # an untrained model must never be written as if it were trained
+        check_range("training", "epochs", epochs, low=1)
+    if time_budget is not None and not time_budget > 0:
+        raise ConfigError("time_budget", time_budget, "must be > 0 seconds")
     seed_everything(config.seed)
     runner = StepRunner(model, graph, split.train, config)
     total_epochs = epochs if epochs is not None else config.epochs

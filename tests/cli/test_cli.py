@@ -30,6 +30,28 @@ def test_train_then_evaluate_agree(tmp_path):
     assert {"ndcg@10", "ndcg@20", "precision@20", "hitrate@20"} <= set(evaluated)
 
 
+def test_a_model_is_measured_on_its_own_split_unless_told_otherwise(tmp_path):
+    """The checkpoint records its data (source, options, files' sha256): evaluate defaults to it; another
+    split is refused, or with --other-data measured and said so; changed files are refused."""
+    data = tmp_path / "log.csv"
+    data.write_text("user,item\n" + "".join(f"u{u},i{(u * 7 + k * 3) % 60}\n" for u in range(120) for k in range(9)))
+    model = tmp_path / "m.pt"
+    trained = runner.invoke(app, ["train", "--data", str(data), "--seed", "3", "--epochs", "15", "--out", str(model),
+                                  "--json"])
+    assert trained.exit_code == 0, trained.output
+    own = runner.invoke(app, ["evaluate", str(model), "--json"])
+    assert own.exit_code == 0, own.output
+    assert json.loads(own.stdout)["recall@20"] == pytest.approx(json.loads(trained.stdout)["test"]["recall@20"])
+    assert json.loads(own.stdout)["data"]["same_as_training"] is True
+    other = _run("evaluate", str(model), "--seed", "4")
+    assert other.returncode == 1 and "not the data the model was trained on (seed 3 -> 4)" in other.stderr
+    told = runner.invoke(app, ["evaluate", str(model), "--seed", "4", "--other-data"])
+    assert told.exit_code == 0 and "OTHER data than the model was trained on" in told.output.replace("\n", " ")
+    data.write_text(data.read_text() + "u1,i59\n")
+    changed = _run("evaluate", str(model))
+    assert changed.returncode == 1 and "changed since it was trained (log.csv" in changed.stderr
+
+
 def test_train_prints_a_metrics_table(tmp_path):
     result = runner.invoke(app, ["train", "--data", DATA, "--epochs", "10", "--out", str(tmp_path / "m.pt")])
     assert result.exit_code == 0, result.output
@@ -47,12 +69,16 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     (["train", "--data", "does/not/exist", "--out", "x.pt"], "does/not/exist"),
     (["train", "--data", DATA, "--lr", "-1", "--out", "x.pt"], "learning_rate=-1.0"),
     (["train", "--data", DATA, "--loss", "hinge", "--out", "x.pt"], "loss='hinge'"),
+    (["train", "--data", DATA, "--epochs", "0", "--out", "x.pt"], "train.epochs=0 is invalid"),
+    (["train", "--data", DATA, "--out", "tests"], "out='tests' is invalid: is a folder"),
+    (["train", "--data", DATA, "--implicit-threshold", "high", "--out", "x.pt"], "implicit-threshold='high'"),
 ])
 def test_user_mistakes_are_one_line_errors(args, fragment, tmp_path):
     result = _run(*args)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert fragment in result.stderr
+    assert not (REPO / "x.pt").exists()         # nothing written: the checks run before training
     assert result.stderr.strip().splitlines()[0].startswith("error:")
 
 

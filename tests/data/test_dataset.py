@@ -116,7 +116,24 @@ def test_leave_last_out_and_csv_options(tmp_path):
     with pytest.raises(DataError, match="user_col only applies to the csv format"):
         load_dataset(movielens, user_col="x")
     # read_csv's defaults, as a CLI passes them, are fine with any format.
-    assert len(load_dataset(movielens, user_col="user", item_col="item").train) > 100
+    assert len(load_dataset(movielens, user_col="user", item_col="item", implicit_threshold="none").train) > 100
+
+
+def test_ratings_default_to_the_top_of_their_scale_as_positives(tmp_path):
+    """Without --implicit-threshold, 1-5 stars keep 4 and 5 (said in `skipped`), 0/1 ratings keep the 1s;
+    "none" keeps every rating; a number is that threshold."""
+    stars = write(tmp_path / "stars.csv", "user,item,rating\n" + "".join(
+        f"u{u},i{i},{1 + (u + i) % 5}\n" for u in range(30) for i in range(10)))
+    auto = load_dataset(stars, valid_ratio=0)
+    kept = len(auto.train) + len(auto.test)
+    assert kept + sum(auto.skipped.values()) == 300 and kept == 120
+    assert any("rating < 4 (the default for these ratings" in reason for reason in auto.skipped)
+    assert len(load_dataset(stars, valid_ratio=0, implicit_threshold="none").train) > 200
+    assert auto.record.options["implicit_threshold"] == "auto"
+    clicks = write(tmp_path / "clicks.csv", "user,item,rating\n" + "".join(
+        f"u{u},i{i},{(u * i) % 2}\n" for u in range(30) for i in range(10)))
+    binary = load_dataset(clicks, valid_ratio=0)
+    assert set(binary.train.ratings.tolist()) == {1.0}
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

@@ -172,3 +172,25 @@ def test_csv_empty_and_header_only(tmp_path):
         read_csv(write(tmp_path / "e.csv", ""))
     with pytest.raises(DataError, match="no interaction rows"):
         read_csv(write(tmp_path / "h.csv", "user,item\n"))
+
+
+def test_csv_finds_rating_and_timestamp_columns_by_their_header_names(tmp_path):
+    """Not told, read_csv takes the rating and time columns by name (any case); a bad value in them
+    is an error naming the line, and 'none' leaves a column out."""
+    file = write(tmp_path / "x.csv", "User,Item,Rating,Timestamp\na,1,5,100\nb,2,3,101\n")
+    inter = read_csv(file, user_col="User", item_col="Item")
+    assert inter.ratings.tolist() == [5.0, 3.0] and inter.timestamps.tolist() == [100, 101]
+    assert read_csv(file, user_col="User", item_col="Item", rating_col="none").ratings is None
+    with pytest.raises(DataError, match=r"bad.csv:3: rating 'great' is not a finite number"):
+        read_csv(write(tmp_path / "bad.csv", "user,item,score\na,1,4\nb,2,great\n"))
+    dated = read_csv(write(tmp_path / "d.csv", "user,item,date\na,1,2020-01-02\nb,2,2020-01-02T00:00:10\n"))
+    assert dated.timestamps.tolist() == [1577923200, 1577923210]
+    with pytest.raises(DataError, match=r"d2.csv:3: timestamp 'yesterday' is not an integer or an ISO 8601 date"):
+        read_csv(write(tmp_path / "d2.csv", "user,item,time\na,1,2020-01-02\nb,2,yesterday\n"))
+
+
+def test_a_binary_file_is_one_error_naming_the_line(tmp_path):
+    file = tmp_path / "model.bin"
+    file.write_bytes(b"user,item\n1,2\n\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(DataError, match=r"model.bin:3: not UTF-8 text: byte 0x89 at column 1"):
+        read_csv(file)

@@ -37,6 +37,9 @@ def test_export_inspect_recommend(trained, tmp_path):
     assert json.loads(result.stdout)["verified"] is True
     result = runner.invoke(app, ["inspect", str(out)])
     assert result.exit_code == 0 and "android-litert" in result.output and "checksums verified" in result.output
+    from edgegnn.cpu import host_cpu
+    assert "verified on CPUs" in result.output and host_cpu()["level"] in result.output
+    assert "armv8.0" in result.output and "not verified" in result.output      # no emulator in this test
     result = runner.invoke(app, ["recommend", str(out), "--history", "i12,i55,i301,unknown", "--k", "5", "--json"])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
@@ -46,10 +49,28 @@ def test_export_inspect_recommend(trained, tmp_path):
     assert result.exit_code == 0 and "most popular" in result.output
 
 
-def test_export_without_data_records_no_metrics(trained, tmp_path):
+def test_export_without_data_measures_on_the_model_s_own_split(trained, tmp_path):
     _, model = trained
-    result = runner.invoke(app, ["export", str(model), "--target", "cpu-x86_64", "--out", str(tmp_path / "a")])
+    result = runner.invoke(app, ["export", str(model), "--target", "cpu-x86_64", "--max-users", "100",
+                                 "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["metrics"]["users"] == 100 and manifest["metrics"]["data"]["same_as_training"] is True
+    assert manifest["data"]["spec"] == DATA and manifest["popularity"] is not None
+    other = runner.invoke(app, ["export", str(model), "--target", "cpu-x86_64", "--data", DATA, "--seed", "9",
+                                "--out", str(tmp_path / "b")])
+    assert other.exit_code == 1 and "not the data the model was trained on (seed 0 -> 9)" in other.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_export_of_a_model_without_a_data_record_warns_that_it_has_no_popularity(tmp_path):
+    from edgegnn.compress import save_edge_model
+    from tests.export import models
+
+    save_edge_model(models.lightgcn("fp32"), tmp_path / "edge")
+    result = runner.invoke(app, ["export", str(tmp_path / "edge"), "--target", "cpu-x86_64", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "no popularity fallback" in result.stderr
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["metrics"] is None
 
 

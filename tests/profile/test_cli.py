@@ -60,3 +60,26 @@ def test_quickstart_runs_the_whole_pipeline(tmp_path):
     saved = json.loads((tmp_path / "profile.json").read_text())
     assert {a["name"] for a in saved["artifacts"]} == set(report["artifacts"])
     assert all(a["quality"] and 0 <= a["quality"]["recall@20"] <= 1 for a in saved["artifacts"])
+
+
+def test_a_damaged_artifact_is_refused_before_any_run_even_without_data(tiny, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny("cpu-x86_64"), copy)
+    model = copy / "model.onnx"
+    model.write_bytes(model.read_bytes()[:-1] + bytes([model.read_bytes()[-1] ^ 1]))
+    _one_line_error(runner.invoke(app, ["profile", str(copy), "--iterations", "5"]), 3, "sha256 does not match")
+
+
+def test_output_paths_are_checked_before_the_sweep(tiny, tmp_path):
+    _one_line_error(runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), "--json", str(tmp_path)]), 1,
+                    "json=")
+    _one_line_error(runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), "--plot", str(tmp_path)]), 1,
+                    "is a folder")
+
+
+@pytest.mark.parametrize("command", [["profile"], ["inspect"], ["recommend", "--history", "i1"]])
+def test_a_missing_artifact_is_a_user_error(command, tmp_path):
+    args = [command[0], str(tmp_path / "nothing"), *command[1:]]
+    _one_line_error(runner.invoke(app, args), 1, "no such artifact directory")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from common import RESULTS, gowalla_split, machine, write_json
+from common import RESULTS, gowalla_split, machine, relative, write_json
 
 TARGETS = ((4.0, 0.005), (8.0, 0.01), (16.0, 0.02), (32.0, 0.05))  # (x smaller, max relative drop)
 
@@ -57,7 +57,7 @@ def main() -> None:
                         "best": None if best is None else {**best.to_dict(), "x_smaller": fp32_bytes / best.bytes}})
         status = "met by " + best.name if best else "NOT met"
         print(f">= {ratio:g}x at <= {100 * max_drop:g}% drop: {status}")
-    out = {"checkpoint": args.checkpoint, "model_metrics": checkpoint.metrics.get("test"),
+    out = {"checkpoint": relative(args.checkpoint), "model_metrics": checkpoint.metrics.get("test"),
            "calibration_users": calibration.num_users, "finetune_steps": args.finetune_steps,
            "fp32_bytes": fp32_bytes, "targets": targets, "search": result.to_dict(),
            "x_smaller": {p.name: fp32_bytes / p.bytes for p in result.points}, "machine": machine()}

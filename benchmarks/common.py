@@ -23,14 +23,30 @@ def gowalla_split(valid_ratio: float = 0.0):
 
 
 def machine() -> dict:
+    """The machine that measured: python, the CPU (model, feature level, the flags that pick
+    kernels: edgegnn.cpu.host_cpu), cores, torch threads."""
     import torch
 
-    return {"python": platform.python_version(), "machine": platform.machine(),
+    from edgegnn.cpu import host_cpu
+
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpu": host_cpu(),
             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__)}
 
 
+def relative(path) -> str:
+    """A path as the JSON records it: relative to the repository when inside it (no machine's
+    absolute paths), else as given."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def write_json(name: str, data: dict) -> Path:
-    """Write benchmarks/results/NAME.json atomically and return its path."""
+    """Write benchmarks/results/NAME.json atomically and return its path; every file records the
+    machine (and CPU) that measured it (`machine()`, unless the benchmark gave its own)."""
+    data = {"machine": machine(), **data}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")

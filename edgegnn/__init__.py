@@ -6,4 +6,4 @@ Heavy libraries (torch, PyG) are imported inside the functions that need them, s
 `import edgegnn` and `import edgegnn.runtime` stay light.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

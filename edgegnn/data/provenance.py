@@ -12,14 +12,14 @@ training items of the model and the metrics would not be what they claim.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegnn.runtime.manifest import sha256_file as sha256   # the runtime's (light: hashlib only)
+
 log = logging.getLogger(__name__)
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,6 @@ class DataRecord:
             if not path.is_file() or sha256(path) != digest:
                 changed.append(name)
         return changed
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def record_for(spec: str, options: dict[str, Any], files: list[Path]) -> DataRecord:

@@ -85,13 +85,13 @@ def score_bound(edge: EdgeModel, scoring: Scoring, queries: Queries, *, precisio
     if isinstance(table, LowRankTensor):   # scored in the rank-r space: v = x · right, table = left
         right = np.abs(table.right.to_dense().astype(np.float64))
         x, dx, table = matmul(x, table.right).astype(np.float64), dx @ right, table.left
-    magnitude = np.abs(table.to_dense().astype(np.float64))                                 # |T| [R, c]
+    magnitude = np.abs(table.to_dense().astype(np.float32))           # |T| [R, c]; float32: 1M rows in 256 MB
     levels = _QUERY_STEPS[scoring.x]
     if levels is not None:    # the step the graph's own x (within dx of the simulation's) gets
         dx = dx + (np.abs(x) + dx).max(axis=1, keepdims=True) / levels / 2
-    bound = dx @ magnitude.T
+    bound = (dx.astype(np.float32) @ magnitude.T).astype(np.float64)
     if precision == "fp16":
-        bound += (x.shape[1] + 3) * FLOAT16_UNIT * ((np.abs(x) + dx) @ magnitude.T)
+        bound += (x.shape[1] + 3) * FLOAT16_UNIT * ((np.abs(x) + dx).astype(np.float32) @ magnitude.T)
     if row_scale is not None:
         bound *= row_scale[None, :]
     bound += FLOAT_RTOL * np.abs(reference).max(axis=1, keepdims=True) + 1e-6
@@ -181,8 +181,9 @@ def probe_queries(edge: EdgeModel, variant: str, *, histories: Sequence[np.ndarr
     """
     rng = np.random.default_rng(seed)
     limit = history_length or 50
-    chosen = [np.asarray(h, np.int64)[-limit:] for h in list(histories)[:count] if len(h)]
-    base = None if user_base is None else np.asarray(user_base, np.float32)[:len(chosen)]
+    kept = [i for i, h in enumerate(list(histories)[:count]) if len(h)]
+    chosen = [np.asarray(histories[i], np.int64)[-limit:] for i in kept]
+    base = None if user_base is None or not kept else np.asarray(user_base, np.float32)[kept]
     if not chosen:
         lengths = rng.integers(1, min(limit, edge.num_items) + 1, count)
         chosen = [rng.choice(edge.num_items, int(n), replace=False).astype(np.int64) for n in lengths]

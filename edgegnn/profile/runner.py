@@ -297,5 +297,7 @@ def _host() -> dict:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
             versions[name] = "not installed"
+    from edgegnn.cpu import host_cpu
+
     return {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "versions": versions}
+            "cpu": host_cpu(), "versions": versions}

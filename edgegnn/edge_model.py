@@ -1,33 +1,26 @@
 """`EdgeModel`: the model that runs on the device, as numpy arrays plus a small spec.
 
 The device sees one user at a time: the item indices of the user's own history (their
-ego-graph) and, optionally, the user's base embedding e_u⁰. It encodes the user with one
-GNN layer over that history and scores every item:
-
-LightGCN (kind "lightgcn"), tensors `message` [I, d] and `item` [I, d]:
-    e_u = a0 · e_u⁰ + (1 / sqrt(n)) Σ_{i ∈ history} message_i        (n = |history|)
-    s   = e_u · itemᵀ
-  where message_i = (Σ_{l<L} α_{l+1} e_i^l) / sqrt(|N(i)|) (see `edgegnn.fold`).
-
-SAGE (kind "sage"), tensors `ego` [I, d], `hidden` [I, h], `item` [I, d] and the weights
-`w1_self`, `w1_neigh` [h, d], `b1` [h], `w2_self`, `w2_neigh` [d, h], `b2` [d]:
-    h¹_u = ReLU(w1_self e_u⁰ + w1_neigh mean_{i∈history} ego_i + b1)
-    e_u  = w2_self h¹_u + w2_neigh mean_{i∈history} hidden_i + b2
-    s    = e_u · itemᵀ
+ego-graph) and, optionally, the user's base embedding e_u⁰. It encodes the user from that
+history with its kind's device math (`edgegnn.kinds`: LightGCN's folded layer, GraphSAGE's
+two layers) and scores every item:
+    e_u = kind.encode(history, e_u⁰)        [B, d]
+    s   = e_u · itemᵀ                        [B, I]
 
 Optional tensors written by compression passes:
     `base_projection` [d, d'] (LightGCN): e_u⁰ enters as e_u⁰ · base_projection when the
         tables were narrowed to d' columns (structured pruning); absent means identity.
 Activation scales (static, see `edgegnn.compress.quantize`): "user" (e_u entering the
-scoring matmul) and, for SAGE, "h1" (entering the second layer); an activation x with scale s
-runs as clip(rint(x / s), -L, L) · s, L = ACTIVATION_LEVELS[name].
+scoring matmul) and the kind's ACTIVATIONS (SAGE: "h1", entering the second layer); an
+activation x with scale s runs as clip(rint(x / s), -L, L) · s, L = ACTIVATION_LEVELS[name].
 Factors may be shared between tables (a joint low-rank factorization gives `message` and
 `item` one left factor; the share pass makes message = diag(s) · item · W over the very
 item table); shared factors are stored, and counted, once.
 
-`encode` and `score` do exactly this arithmetic, reading each tensor the way it is stored
-(int8 rows dequantized on gather, low-rank tables scored in the rank-r space), so the
-metrics of an EdgeModel are the metrics the device will get.
+`encode` and `score` do exactly this arithmetic in numpy (`NumpyOps`, the kinds' ops over
+arrays), reading each tensor the way it is stored (int8 rows dequantized on gather, low-rank
+tables scored in the rank-r space), so the metrics of an EdgeModel are the metrics the device
+will get.
 """
 
 from __future__ import annotations
@@ -39,12 +32,12 @@ from typing import Any
 import numpy as np
 
 from edgegnn.errors import ConfigError
+from edgegnn.kinds import KINDS, kind as kind_module
 from edgegnn.tensors import (DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor,
                              Stored)
 
-KINDS = ("lightgcn", "sage")
-ITEM_TABLES = {"lightgcn": ("message", "item"), "sage": ("ego", "hidden", "item")}
-WEIGHTS = {"lightgcn": (), "sage": ("w1_self", "w1_neigh", "w2_self", "w2_neigh")}
+ITEM_TABLES = {name: module.TABLES for name, module in KINDS.items()}
+WEIGHTS = {name: module.WEIGHTS for name, module in KINDS.items()}
 # Levels L on each side of zero of a static activation quantization, by activation.
 # "user" is 7 bits (63): it enters the integer scoring matmul, which ONNX exports as MatMulInteger
 # with x as uint8 (zero point 64) and int8 item codes in [-127, 127]. On x86 CPUs without VNNI
@@ -63,7 +56,7 @@ class EdgeModel:
     """The deployable model.
 
     Attributes:
-        kind: "lightgcn" or "sage".
+        kind: a model kind of `edgegnn.kinds.KINDS` ("lightgcn", "sage").
         tensors: name -> stored tensor (see the module docstring for names and shapes).
         item_ids: [I] raw item ids of the table rows (row r scores item `item_ids[r]`).
         params: scalars of the device math, e.g. {"a0": 0.25} for LightGCN.
@@ -82,9 +75,8 @@ class EdgeModel:
     data: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError("kind", self.kind, f"allowed: {', '.join(KINDS)}")
-        missing = [name for name in ITEM_TABLES[self.kind] + WEIGHTS[self.kind] if name not in self.tensors]
+        module = kind_module(self.kind)
+        missing = [name for name in module.TABLES + module.WEIGHTS if name not in self.tensors]
         if missing:
             raise ConfigError("tensors", sorted(self.tensors), f"a {self.kind} EdgeModel needs {missing}")
 
@@ -125,43 +117,23 @@ class EdgeModel:
             histories: B arrays of item row indices (each non-empty).
             user_base: float32 [B, d] e_u⁰ of known users, or None (new users: zeros).
         """
-        index, segment, counts = _flatten(histories)
-        if self.kind == "lightgcn":
-            return self._encode_lightgcn(index, segment, counts, user_base)
-        return self._encode_sage(index, segment, counts, user_base)
+        ops = NumpyOps(self, histories, user_base)
+        return np.asarray(kind_module(self.kind).encode(ops, self.params), np.float32)
 
     def score(self, user_emb: np.ndarray) -> np.ndarray:
         """Scores of every item, float32 [B, I] = e_u · itemᵀ, read as the table is stored."""
         user_emb = self.quantize_activation("user", user_emb)
         return matmul_transposed(user_emb, self.tensors["item"])
 
-    def sage_hidden(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None) -> np.ndarray:
-        """SAGE only: h¹_u, float32 [B, h], before its (optional) static int8 quantization."""
-        index, segment, counts = _flatten(histories)
-        return self._sage_h1(index, segment, counts, user_base)
-
-    def _encode_lightgcn(self, index, segment, counts, user_base) -> np.ndarray:
-        messages = gather_rows(self.tensors["message"], index)
-        summed = _segment_sum(messages, segment, len(counts)) / np.sqrt(counts)[:, None]
-        if user_base is not None:
-            if "base_projection" in self.tensors:
-                user_base = matmul(user_base, self.tensors["base_projection"])
-            summed = summed + float(self.params["a0"]) * user_base
-        return summed.astype(np.float32)
-
-    def _sage_h1(self, index, segment, counts, user_base) -> np.ndarray:
-        ego_mean = _segment_sum(gather_rows(self.tensors["ego"], index), segment, len(counts)) / counts[:, None]
-        base = np.zeros((len(counts), self.tensors["ego"].shape[1]), np.float32) if user_base is None else user_base
-        t = self.tensors
-        h1 = matmul_transposed(base, t["w1_self"]) + matmul_transposed(ego_mean, t["w1_neigh"]) + t["b1"].to_dense()
-        return np.maximum(h1, 0.0).astype(np.float32)
-
-    def _encode_sage(self, index, segment, counts, user_base) -> np.ndarray:
-        h1 = self.quantize_activation("h1", self._sage_h1(index, segment, counts, user_base))
-        hidden_mean = _segment_sum(gather_rows(self.tensors["hidden"], index), segment, len(counts)) / counts[:, None]
-        t = self.tensors
-        out = matmul_transposed(h1, t["w2_self"]) + matmul_transposed(hidden_mean, t["w2_neigh"]) + t["b2"].to_dense()
-        return out.astype(np.float32)
+    def raw_activation(self, name: str, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None
+                       ) -> np.ndarray:
+        """An internal activation of the kind (e.g. SAGE's "h1"), float32 [B, C], before its own
+        static quantization (the ones before it applied): what calibration sees."""
+        ops = NumpyOps(self, histories, user_base, record=name)
+        kind_module(self.kind).encode(ops, self.params)
+        if ops.recorded is None:
+            raise ConfigError("activation", name, f"the {self.kind} device math has none by that name")
+        return ops.recorded
 
     def quantize_activation(self, name: str, x: np.ndarray) -> np.ndarray:
         """Static quantize-dequantize of an activation, if calibrated (else unchanged):
@@ -171,6 +143,57 @@ class EdgeModel:
             return x
         levels = ACTIVATION_LEVELS[name]
         return (np.clip(np.rint(x / scale), -levels, levels) * scale).astype(np.float32)
+
+
+class NumpyOps:
+    """The kinds' ops (`edgegnn.kinds.ops`) over float32 numpy arrays: the simulation.
+
+    Args:
+        edge: the model whose tensors the ops read.
+        histories: B arrays of item row indices (each non-empty).
+        user_base: float32 [B, d⁰] e_u⁰, or None (new users).
+        record: the name of an activation whose raw value to keep in `recorded`.
+    """
+
+    def __init__(self, edge: EdgeModel, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None,
+                 record: str | None = None) -> None:
+        self.edge, self.base, self.record, self.recorded = edge, user_base, record, None
+        self.index, self.segment, self.counts = _flatten(histories)
+
+    def history_pool(self, table: str, norm: str) -> np.ndarray:
+        summed = _segment_sum(gather_rows(self.edge.tensors[table], self.index), self.segment, len(self.counts))
+        if norm == "sum":
+            return summed
+        return summed / (np.sqrt(self.counts) if norm == "sqrt" else self.counts)[:, None]
+
+    def user_base(self) -> np.ndarray | None:
+        return self.base
+
+    def has(self, name: str) -> bool:
+        return name in self.edge.tensors
+
+    def matmul(self, x: np.ndarray, table: str) -> np.ndarray:
+        return matmul(x, self.edge.tensors[table])
+
+    def matmul_t(self, x: np.ndarray, table: str) -> np.ndarray:
+        return matmul_transposed(x, self.edge.tensors[table])
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a + b).astype(np.float32)
+
+    def scale(self, x: np.ndarray, factor: float) -> np.ndarray:
+        return (x * np.float32(factor)).astype(np.float32)
+
+    def relu(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, 0.0).astype(np.float32)
+
+    def bias(self, name: str) -> np.ndarray:
+        return self.edge.tensors[name].to_dense().astype(np.float32)
+
+    def activation(self, name: str, x: np.ndarray) -> np.ndarray:
+        if name == self.record:
+            self.recorded = x
+        return self.edge.quantize_activation(name, x)
 
 
 def _flatten(histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

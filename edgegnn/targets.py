@@ -117,12 +117,18 @@ class Target:
 
     @property
     def format(self) -> str:
-        """"onnx" or "tflite": the model file this target runs."""
-        return "onnx" if self.runtime == "onnxruntime" else "tflite"
+        """"onnx" or "tflite": the format this target runs (`edgegnn.runtime.formats`)."""
+        return self.format_record.name
+
+    @property
+    def format_record(self):
+        from edgegnn.runtime.formats import format_for_runtime
+
+        return format_for_runtime(self.runtime)
 
     @property
     def model_file(self) -> str:
-        return f"model.{self.format}"
+        return self.format_record.model_file
 
     def to_dict(self) -> dict:
         return config_to_dict(self)

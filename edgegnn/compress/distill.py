@@ -33,6 +33,7 @@ import numpy as np
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.tensor_ops import map_leaves
 from edgegnn.edge_model import EdgeModel
+from edgegnn.kinds import kind
 from edgegnn.metrics import top_k
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, RowScaledTensor, Stored
 
@@ -203,31 +204,64 @@ class _TorchStudent:
         return out
 
     def aggregation(self, histories):
-        """Sparse [b, I]: 1/sqrt(n) (LightGCN) or 1/n (SAGE mean) at each history item."""
+        """The histories as sparse [b, I] pooling matrices, one per norm ("sqrt": 1/sqrt(n), "mean":
+        1/n, "sum": 1 at each history item), built once per minibatch."""
         import torch
 
         lengths = np.array([len(h) for h in histories])
         rows = np.repeat(np.arange(len(histories)), lengths)
-        norm = 1.0 / (np.sqrt(lengths) if self.edge.kind == "lightgcn" else lengths)
-        values = np.repeat(norm, lengths).astype(np.float32)
         index = torch.from_numpy(np.vstack([rows, np.concatenate(histories)]).astype(np.int64))
-        return torch.sparse_coo_tensor(index, torch.from_numpy(values),
-                                       (len(histories), self.edge.num_items), check_invariants=True).coalesce()
+        weights = {"sqrt": 1.0 / np.sqrt(lengths), "mean": 1.0 / lengths, "sum": np.ones(len(lengths))}
+        return {norm: torch.sparse_coo_tensor(index, torch.from_numpy(np.repeat(w, lengths).astype(np.float32)),
+                                              (len(histories), self.edge.num_items), check_invariants=True).coalesce()
+                for norm, w in weights.items()}
 
     def scores(self, aggregation, base):
+        """[b, I]: the kind's device math (`edgegnn.kinds`) on `TorchOps`, then e_u · itemᵀ."""
+        user = kind(self.edge.kind).encode(TorchOps(self, aggregation, base), self.edge.params)
+        return user @ self.dense("item").T
+
+
+class TorchOps:
+    """The kinds' ops (`edgegnn.kinds.ops`) over torch tensors (float; the student's math).
+
+    history_pool: a sparse [b, I] pooling matrix times the (rebuilt) table; activation:
+    unchanged (the distillation trains in float, as the teacher's targets allow).
+    """
+
+    def __init__(self, student: _TorchStudent, aggregation: dict, base) -> None:
+        self.student, self.aggregation, self.base = student, aggregation, base
+
+    def history_pool(self, table: str, norm: str):
         import torch
 
-        if self.edge.kind == "lightgcn":
-            user = torch.sparse.mm(aggregation, self.dense("message"))
-            if base is not None:
-                if "base_projection" in self.const:
-                    base = base @ self.const["base_projection"]
-                user = user + float(self.edge.params["a0"]) * base
-        else:
-            ego_mean = torch.sparse.mm(aggregation, self.dense("ego"))
-            hidden_mean = torch.sparse.mm(aggregation, self.dense("hidden"))
-            if base is None:
-                base = torch.zeros_like(ego_mean)
-            h1 = torch.relu(base @ self.dense("w1_self").T + ego_mean @ self.dense("w1_neigh").T + self.dense("b1"))
-            user = h1 @ self.dense("w2_self").T + hidden_mean @ self.dense("w2_neigh").T + self.dense("b2")
-        return user @ self.dense("item").T
+        return torch.sparse.mm(self.aggregation[norm], self.student.dense(table))
+
+    def user_base(self):
+        return self.base
+
+    def has(self, name: str) -> bool:
+        return name in self.student.edge.tensors
+
+    def matmul(self, x, table: str):
+        return x @ self.student.dense(table)
+
+    def matmul_t(self, x, table: str):
+        return x @ self.student.dense(table).T
+
+    def add(self, a, b):
+        return a + b
+
+    def scale(self, x, factor: float):
+        return x * float(factor)
+
+    def relu(self, x):
+        import torch
+
+        return torch.relu(x)
+
+    def bias(self, name: str):
+        return self.student.dense(name)
+
+    def activation(self, name: str, x):
+        return x

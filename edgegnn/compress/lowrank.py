@@ -24,6 +24,7 @@ import numpy as np
 
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.configs import LowRankConfig
+from edgegnn.compress.registry import register_pass
 from edgegnn.compress.tensor_ops import eligible_tensors, resolve_tensors
 from edgegnn.edge_model import ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError
@@ -32,6 +33,7 @@ from edgegnn.tensors import DenseTensor, LowRankTensor
 log = logging.getLogger(__name__)
 
 
+@register_pass(LowRankConfig)
 def low_rank(edge: EdgeModel, config: LowRankConfig, calibration: Calibration | None = None) -> EdgeModel:
     """The copy of `edge` with the named tensors stored as low-rank factors (then distilled)."""
     names = resolve_tensors(edge, config.tensors or ITEM_TABLES[edge.kind], eligible_tensors(edge),

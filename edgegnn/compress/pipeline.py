@@ -5,33 +5,17 @@
 
 Each pass is a pure function `(EdgeModel, config, calibration) -> EdgeModel`: the input
 model is never modified, the output's recipe is the input's plus `{"pass": name, **config}`.
-`REGISTRY` maps the config type to its pass (torchao's `quantize_(model, config)` shape);
-registering a new config type there is how a pass is added.
+Each pass module registers its pass beside its code (`edgegnn.compress.registry.register_pass`);
+importing the modules here fills `REGISTRY`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from edgegnn.compress import lowrank, pq, prune, quantize, share  # noqa: F401 -- each registers its pass
 from edgegnn.compress.calibration import Calibration
-from edgegnn.compress.configs import LowRankConfig, ProductQuantizeConfig, PruneConfig, QuantizeConfig, ShareConfig
-from edgegnn.compress.lowrank import low_rank
-from edgegnn.compress.pq import product_quantize
-from edgegnn.compress.prune import prune
-from edgegnn.compress.quantize import quantize
-from edgegnn.compress.share import share_tables
+from edgegnn.compress.registry import REGISTRY
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import ConfigError
-
-Pass = Callable[[EdgeModel, object, "Calibration | None"], EdgeModel]
-
-REGISTRY: dict[type, Pass] = {
-    PruneConfig: prune,
-    LowRankConfig: low_rank,
-    QuantizeConfig: quantize,
-    ShareConfig: share_tables,
-    ProductQuantizeConfig: product_quantize,
-}
 
 
 def compress(edge: EdgeModel, *configs, calibration: Calibration | None = None) -> EdgeModel:

@@ -23,6 +23,7 @@ import numpy as np
 
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.configs import ProductQuantizeConfig
+from edgegnn.compress.registry import register_pass
 from edgegnn.compress.kmeans import kmeans
 from edgegnn.compress.tensor_ops import resolve_tensors
 from edgegnn.edge_model import ITEM_TABLES, EdgeModel
@@ -32,6 +33,7 @@ from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, 
 log = logging.getLogger(__name__)
 
 
+@register_pass(ProductQuantizeConfig)
 def product_quantize(edge: EdgeModel, config: ProductQuantizeConfig,
                      calibration: Calibration | None = None) -> EdgeModel:
     """The copy of `edge` with the item-row leaves of the named tables product-quantized (then distilled)."""

@@ -28,6 +28,7 @@ import numpy as np
 
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.configs import PruneConfig
+from edgegnn.compress.registry import register_pass
 from edgegnn.compress.tensor_ops import eligible_tensors, map_leaves, project_cols, resolve_tensors, take_cols, take_rows
 from edgegnn.edge_model import ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError
@@ -36,12 +37,17 @@ from edgegnn.tensors import DenseTensor, QuantizedSparseTensor, QuantizedTensor,
 log = logging.getLogger(__name__)
 
 
+@register_pass(PruneConfig)
 def prune(edge: EdgeModel, config: PruneConfig, calibration: Calibration | None = None) -> EdgeModel:
     """The pruned copy of `edge` (see the module docstring for each method)."""
     if config.method == "magnitude":
         return _magnitude(edge, config)
     if config.method == "structured":
-        return _structured_lightgcn(edge, config) if edge.kind == "lightgcn" else _structured_sage(edge, config)
+        structured = {"lightgcn": _structured_lightgcn, "sage": _structured_sage}
+        if edge.kind not in structured:
+            raise ConfigError("prune.method", "structured", f"is implemented for {', '.join(structured)} models, "
+                                                           f"not {edge.kind}")
+        return structured[edge.kind](edge, config)
     return _items(edge, config, calibration)
 
 

@@ -30,15 +30,18 @@ import numpy as np
 
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.configs import QuantizeConfig
+from edgegnn.compress.registry import register_pass
 from edgegnn.compress.tensor_ops import eligible_tensors, map_leaves, resolve_tensors
 from edgegnn.edge_model import ACTIVATION_LEVELS, ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError
+from edgegnn.kinds import kind
 from edgegnn.tensors import (LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor, RowScaledTensor,
                              SparseTensor, Stored, quantize_rows)
 
 log = logging.getLogger(__name__)
 
 
+@register_pass(QuantizeConfig)
 def quantize(edge: EdgeModel, config: QuantizeConfig, calibration: Calibration | None = None) -> EdgeModel:
     """The quantized copy of `edge` (weights, then activation scales if `config.activations`)."""
     names = resolve_tensors(edge, config.tensors, eligible_tensors(edge), "quantize.tensors")
@@ -129,11 +132,13 @@ def quantize_sparse(leaf: SparseTensor | QuantizedSparseTensor, bits: int,
 
 
 def calibrate_activations(edge: EdgeModel, calibration: Calibration, config: QuantizeConfig) -> dict[str, float]:
-    """Static scales {"h1" (SAGE), "user"}, each calibrated with the ones before it applied."""
+    """Static scales of the kind's internal activations (SAGE: "h1") and "user", each calibrated
+    with the ones before it applied."""
     histories, base = calibration.for_model(edge)
     scales: dict[str, float] = {}
-    if edge.kind == "sage":
-        scales["h1"] = activation_scale(edge.sage_hidden(histories, base), config, ACTIVATION_LEVELS["h1"])
+    for name in kind(edge.kind).ACTIVATIONS:
+        probe = dataclasses.replace(edge, activation_scales=dict(scales))
+        scales[name] = activation_scale(probe.raw_activation(name, histories, base), config, ACTIVATION_LEVELS[name])
     probe = dataclasses.replace(edge, activation_scales=dict(scales))
     scales["user"] = activation_scale(probe.encode(histories, base), config, ACTIVATION_LEVELS["user"])
     log.info("static activation scales (%s on %d users): %s", config.calibration_method, len(histories),

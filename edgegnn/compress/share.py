@@ -26,6 +26,7 @@ import numpy as np
 
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.configs import ShareConfig
+from edgegnn.compress.registry import register_pass
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import ConfigError
 from edgegnn.tensors import DenseTensor, LowRankTensor, RowScaledTensor
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 _ALS_ITERATIONS = 30  # cheap (two [I, d] x [d, d] products each); exact data converges by ~30
 
 
+@register_pass(ShareConfig)
 def share_tables(edge: EdgeModel, config: ShareConfig, calibration: Calibration | None = None) -> EdgeModel:
     """`edge` with message = diag(s) · item · W (or item · W without `config.row_scale`)."""
     if edge.kind != "lightgcn":

@@ -94,8 +94,8 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
     checked = check_target(edge, target, options)
     out_dir = Path(out_dir)
     artifact.check_out_dir(out_dir)
-    inputs, outputs = io_spec(edge, options, index_dtype="int64" if target.format == "onnx" else "int32",
-                              full_scores=target.format == "tflite")
+    fmt = target.format_record
+    inputs, outputs = io_spec(edge, options, index_dtype=fmt.index_dtype, full_scores=fmt.full_scores)
     progress = on_progress or (lambda stage, done, total: None)
     with artifact.staged(out_dir) as tmp:
         progress("building graph", 0, 1)
@@ -154,15 +154,9 @@ def load_model(path: str | Path):
 
 def _write_model(edge: EdgeModel, target: Target, options: GraphOptions, io, tmp: Path,
                  external_data_bytes: int | None) -> list[str]:
-    if target.format == "onnx":
-        from edgegnn.export import onnx_graph
-
-        limit = onnx_graph.EXTERNAL_DATA_BYTES if external_data_bytes is None else external_data_bytes
-        return onnx_graph.save(onnx_graph.build(edge, options, io), tmp, external_data_bytes=limit)
-    from edgegnn.export import tflite_graph
-
-    (tmp / target.model_file).write_bytes(tflite_graph.build(edge, options))
-    return [target.model_file]
+    """The format's writer (`edgegnn.runtime.formats`) puts the model file(s) into `tmp`."""
+    writer = target.format_record.writer_module()
+    return writer.write(edge, options, io, tmp, external_data_bytes=external_data_bytes)
 
 
 def _popularity(edge: EdgeModel, checkpoint, split, popularity) -> np.ndarray | None:
@@ -207,9 +201,8 @@ def _manifest(edge, target, options, checked, inputs, outputs, files, counts) ->
 def _versions(target: Target) -> dict[str, str]:
     import importlib.metadata as md
 
-    names = ["numpy", "onnx", "onnxruntime"] if target.format == "onnx" else ["numpy", "ai-edge-litert", "flatbuffers"]
     out = {"edgegnn": __version__}
-    for name in names:
+    for name in target.format_record.versions:
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:

@@ -44,25 +44,10 @@ def graph_options(edge: EdgeModel, target: Target, *, variant: str = "history", 
                   user_base: bool = True) -> GraphOptions:
     """The graph layout for `edge` on `target` (explicit arguments override the target's defaults)."""
     h = history_length if history_length is not None else target.history_length
-    fixed_h = h if target.format == "tflite" else None   # ONNX keeps H dynamic; the runtime truncates
+    writer = target.format_record.writer_module()
     return GraphOptions(variant=variant, top_k=top_k if top_k is not None else target.top_k,
-                        history_length=fixed_h, batch=target.batch, user_base=user_base,
-                        precision=resolve_precision(edge, precision), **_layout(target))
-
-
-def _layout(target: Target) -> dict:
-    """Row blocks, MatMulNBits (ONNX) and the two-stage top-K, where the target's op lists allow them."""
-    if target.format != "onnx":
-        from edgegnn.export import tflite_graph
-
-        two_stage = all(op in target.float_ops for op in tflite_graph.BLOCK_TOPK_OPS)
-        return {"block_topk_min_items": tflite_graph.BLOCK_TOPK_MIN_ITEMS if two_stage else None}
-    from edgegnn.export import onnx_graph
-
-    two_stage = all(op in target.float_ops for op in onnx_graph.BLOCK_TOPK_OPS)
-    return {"score_block_rows": target.score_block_rows if "Concat" in target.float_ops else None,
-            "nbits_min_rows": onnx_graph.NBITS_MIN_ROWS if "MatMulNBits" in target.int8_ops else None,
-            "block_topk_min_items": onnx_graph.BLOCK_TOPK_MIN_ITEMS if two_stage else None}
+                        history_length=h if writer.FIXED_HISTORY else None, batch=target.batch, user_base=user_base,
+                        precision=resolve_precision(edge, precision), **writer.layout(target))
 
 
 def resolve_precision(edge: EdgeModel, precision: str | None) -> str:
@@ -81,13 +66,7 @@ def resolve_precision(edge: EdgeModel, precision: str | None) -> str:
 
 def plan_graph(edge: EdgeModel, target: Target, options: GraphOptions):
     """The format's graph plan (ops, constant sizes), tables not materialized."""
-    if target.format == "onnx":
-        from edgegnn.export import onnx_graph
-
-        return onnx_graph.plan(edge, options)
-    from edgegnn.export import tflite_graph
-
-    return tflite_graph.plan(edge, options)[0]
+    return target.format_record.writer_module().plan_graph(edge, options)
 
 
 def check_target(edge: EdgeModel, target: Target, options: GraphOptions | None = None) -> TargetCheck:

@@ -4,15 +4,13 @@ Written by hand with onnx.helper: the folded model is a handful of ops (Gather, 
 ReduceSum, Sqrt/Div, MatMul, TopK); exporting it through torch.onnx would pull torch and its
 tracer into a fixed graph for nothing, and would not give us per-row int8 tables.
 
-LightGCN, history variant (B batch, H history, d dim, I items):
-    count  = max(Σ_h mask, 1)                                   [B, 1]
-    e_u    = Σ_h mask · message[history] / sqrt(count)          [B, d]
-             (+ a0 · user_base [· base_projection])
+History variant (B batch, H history, d dim, I items):
+    e_u    = the model kind's device math (`edgegnn.kinds`) on `OnnxOps`: e.g. LightGCN's
+             Σ_h mask · message[history] / sqrt(max(Σ_h mask, 1)) (+ a0 · user_base)   [B, d]
     scores = e_u · itemᵀ                                        [B, I]
     top_scores, top_items = TopK(scores, min(K + H, I))
              (from `options.block_topk_min_items` items on, in two stages: the k blocks
              with the largest maxima, then their scores; exact, see plan.TopKBlocks)
-SAGE: h¹ = ReLU(W1s·e_u⁰ + W1n·mean(ego[history]) + b1), e_u = W2s·h¹ + W2n·mean(hidden[history]) + b2.
 
 How each stored tensor runs (mirrors edge_model.gather_rows / matmul_transposed / matmul):
     dense [R, C]      Gather(table) for rows; MatMul(x, tableᵀ) with tableᵀ [C, R] stored
@@ -77,6 +75,7 @@ import numpy as np
 from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, exportable, to_fp16, topk_blocks, widened_int4
+from edgegnn.kinds import kind
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
@@ -522,40 +521,9 @@ class _Builder:
 
     # ---- the encoder ------------------------------------------------------------------------
 
-    def masked_sum(self, table, history: str, mask3: str, count: str, *, mean: bool) -> str:
-        """Σ_h mask·table[history] / (sqrt(count) | count)   [B, C]."""
-        g = self.g
-        rows = g.op("Mul", [self.gather_rows(table, history), mask3], "float32")
-        summed = g.op("ReduceSum", [rows, self.ints([1])], "float32", keepdims=0)
-        norm = count if mean else g.op("Sqrt", [count], "float32")
-        return g.op("Div", [summed, norm], "float32")
-
     def encode(self, history: str, mask: str, base: str | None) -> str:
-        g = self.g
-        count = g.op("Max", [g.op("ReduceSum", [mask, self.ints([1])], "float32", keepdims=1), self.scalar(1.0)],
-                     "float32")
-        mask3 = g.op("Unsqueeze", [mask, self.ints([2])], "float32")
-        t = self.t
-        if self.edge.kind == "lightgcn":
-            e_u = self.masked_sum(t["message"], history, mask3, count, mean=False)
-            if base is not None:
-                if "base_projection" in t:
-                    base = self.matmul(base, t["base_projection"])
-                a0 = g.op("Mul", [base, self.scalar(np.float32(self.edge.params["a0"]))], "float32")
-                e_u = g.op("Add", [e_u, a0], "float32")
-            return e_u
-        ego = self.masked_sum(t["ego"], history, mask3, count, mean=True)
-        h1 = g.op("Add", [self.matmul_transposed(ego, t["w1_neigh"], dynamic_int8=False), self.bias("b1")], "float32")
-        if base is not None:
-            h1 = g.op("Add", [h1, self.matmul_transposed(base, t["w1_self"], dynamic_int8=False)], "float32")
-        h1 = g.op("Relu", [h1], "float32")
-        h1_scale = self.edge.activation_scales.get("h1")
-        if h1_scale is not None:
-            h1 = self.fake_quant(h1, float(h1_scale), ACTIVATION_LEVELS["h1"])
-        hidden = self.masked_sum(t["hidden"], history, mask3, count, mean=True)
-        out = g.op("Add", [self.matmul_transposed(h1, t["w2_self"], dynamic_int8=False),
-                           self.matmul_transposed(hidden, t["w2_neigh"], dynamic_int8=False)], "float32")
-        return g.op("Add", [out, self.bias("b2")], "float32")
+        """e_u [B, d]: the model kind's device math (`edgegnn.kinds`) on `OnnxOps`."""
+        return kind(self.edge.kind).encode(OnnxOps(self, history, mask, base), self.edge.params)
 
     def bias(self, name: str) -> str:
         return self.g.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32))
@@ -632,6 +600,85 @@ class _Builder:
         row = g.op("GatherElements", [picked, g.op("Div", [position, block], "int64")], "int64", axis=1)
         g.output("Add", [g.op("Mul", [row, block], "int64"), g.op("Mod", [position, block], "int64")],
                  ["top_items"], ["int64"])
+
+
+class OnnxOps:
+    """The kinds' ops (`edgegnn.kinds.ops`) as ONNX nodes; values are node output names.
+
+    history_pool: Gather (as the table is stored) · mask, ReduceSum over H, Div by
+    count = max(Σ mask, 1) or its Sqrt; activation: the float fake-quantization
+    QuantizeLinear -> DequantizeLinear of the static scale (the simulation's rounding).
+    """
+
+    def __init__(self, builder: "_Builder", history: str, mask: str, base: str | None) -> None:
+        g = builder.g
+        self.b, self.g, self.history, self.base = builder, g, history, base
+        self.count = g.op("Max", [g.op("ReduceSum", [mask, builder.ints([1])], "float32", keepdims=1),
+                                  builder.scalar(1.0)], "float32")                        # [B, 1]
+        self.mask3 = g.op("Unsqueeze", [mask, builder.ints([2])], "float32")               # [B, H, 1]
+        self._sqrt_count: str | None = None
+
+    def history_pool(self, table: str, norm: str) -> str:
+        g = self.g
+        rows = g.op("Mul", [self.b.gather_rows(self.b.t[table], self.history), self.mask3], "float32")
+        summed = g.op("ReduceSum", [rows, self.b.ints([1])], "float32", keepdims=0)
+        if norm == "sum":
+            return summed
+        if norm == "sqrt" and self._sqrt_count is None:
+            self._sqrt_count = g.op("Sqrt", [self.count], "float32")
+        return g.op("Div", [summed, self._sqrt_count if norm == "sqrt" else self.count], "float32")
+
+    def user_base(self) -> str | None:
+        return self.base
+
+    def has(self, name: str) -> bool:
+        return name in self.b.t
+
+    def matmul(self, x: str, table: str) -> str:
+        return self.b.matmul(x, self.b.t[table])
+
+    def matmul_t(self, x: str, table: str) -> str:
+        return self.b.matmul_transposed(x, self.b.t[table], dynamic_int8=False)
+
+    def add(self, a: str, b: str) -> str:
+        return self.g.op("Add", [a, b], "float32")
+
+    def scale(self, x: str, factor: float) -> str:
+        return self.g.op("Mul", [x, self.b.scalar(np.float32(factor))], "float32")
+
+    def relu(self, x: str) -> str:
+        return self.g.op("Relu", [x], "float32")
+
+    def bias(self, name: str) -> str:
+        return self.b.bias(name)
+
+    def activation(self, name: str, x: str) -> str:
+        scale = self.b.edge.activation_scales.get(name)
+        return x if scale is None else self.b.fake_quant(x, float(scale), ACTIVATION_LEVELS[name])
+
+
+FIXED_HISTORY = False      # H stays dynamic; the runtime keeps the newest H of the target's
+
+
+def layout(target) -> dict:
+    """GraphOptions' layout fields for a target: row blocks, MatMulNBits and the two-stage top-K
+    where its op lists allow them."""
+    two_stage = all(op in target.float_ops for op in BLOCK_TOPK_OPS)
+    return {"score_block_rows": target.score_block_rows if "Concat" in target.float_ops else None,
+            "nbits_min_rows": NBITS_MIN_ROWS if "MatMulNBits" in target.int8_ops else None,
+            "block_topk_min_items": BLOCK_TOPK_MIN_ITEMS if two_stage else None}
+
+
+def plan_graph(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:
+    """The graph's ops and initializers (`plan`); what `check_target` reads."""
+    return plan(edge, options)
+
+
+def write(edge: EdgeModel, options: GraphOptions, io, directory: Path, *, external_data_bytes: int | None = None
+          ) -> list[str]:
+    """model.onnx (and model.onnx.data) of `edge` in `directory`; the file names."""
+    limit = EXTERNAL_DATA_BYTES if external_data_bytes is None else external_data_bytes
+    return save(build(edge, options, io), directory, external_data_bytes=limit)
 
 
 def plan(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:

@@ -263,11 +263,10 @@ def to_fp16(tensors: dict[str, object]) -> dict[str, object]:
 
 
 def base_dim(edge: EdgeModel) -> int:
-    """d⁰: the width of the e_u⁰ input (before an optional base projection)."""
-    if edge.kind == "sage":
-        return int(edge.tensors["w1_self"].shape[1])
-    projection = edge.tensors.get("base_projection")
-    return int(projection.shape[0]) if projection is not None else edge.embedding_dim
+    """d⁰: the width of the e_u⁰ input (the kind's `base_dim`)."""
+    from edgegnn.kinds import kind
+
+    return kind(edge.kind).base_dim(edge.tensors)
 
 
 def output_width(edge: EdgeModel, options: GraphOptions) -> int | str:

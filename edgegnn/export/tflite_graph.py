@@ -3,7 +3,8 @@
 A small fixed graph, batch 1 and a fixed history length H (TFLite plans memory for fixed
 shapes; the runtime pads a history with mask 0 or keeps its newest H items):
 
-LightGCN, history variant:
+History variant (the encoder is the model kind's device math, `edgegnn.kinds`, on
+`TfliteOps`; LightGCN's shown):
     history [1, H] -RESHAPE-> [H];  history_mask [1, H] -RESHAPE-> [H, 1]
     count  = MAXIMUM(SUM(history_mask, axis 1), 1)                        [1, 1]
     rows   = GATHER(message, history)                                     [H, d]
@@ -48,12 +49,14 @@ Buffers are 16-byte aligned, as the converter writes them. The file is determini
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, base_dim, exportable, topk_blocks, widened_int4
+from edgegnn.kinds import kind
 from edgegnn.tensors import LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
@@ -304,41 +307,9 @@ class _Builder:
 
     # ---- the encoder and the top-K ------------------------------------------------------------
 
-    def masked_sum(self, table, index: int, mask_col: int, norm: int, h: int) -> int:
-        g = self.g
-        rows = self.weighted_rows(table, index, mask_col, h)
-        width = table.shape[1]
-        axis0 = self.const("axis", [0], "int32")
-        summed = g.op("SUM", [rows, axis0], (1, width), "float32", ("ReducerOptions", {"keepDims": True}))
-        return self.binary("DIV", summed, norm, (1, width))
-
     def encode(self, history: int, mask: int, base: int | None, h: int) -> int:
-        g, t = self.g, self.t
-        index = self.reshape(history, (h,))
-        mask_col = self.reshape(mask, (h, 1))
-        axis1 = self.const("axis", [1], "int32")
-        count = g.op("SUM", [mask, axis1], (1, 1), "float32", ("ReducerOptions", {"keepDims": True}))
-        count = g.op("MAXIMUM", [count, self.const("one", [1.0])], (1, 1), "float32", ("MaximumMinimumOptions", {}))
-        d = self.edge.embedding_dim
-        if self.edge.kind == "lightgcn":
-            norm = g.op("SQRT", [count], (1, 1), "float32")
-            e_u = self.masked_sum(t["message"], index, mask_col, norm, h)
-            if base is not None:
-                if "base_projection" in t:
-                    base = self.matmul(base, t["base_projection"])
-                scaled = self.binary("MUL", base, self.const("a0", [np.float32(self.edge.params["a0"])]), (1, d))
-                e_u = self.binary("ADD", e_u, scaled, (1, d))
-            return e_u
-        hidden_dim = t["w1_self"].shape[0]
-        ego = self.masked_sum(t["ego"], index, mask_col, count, h)
-        h1 = self.binary("ADD", self.matmul_transposed(ego, t["w1_neigh"]), self.bias("b1"), (1, hidden_dim))
-        if base is not None:
-            h1 = self.binary("ADD", h1, self.matmul_transposed(base, t["w1_self"]), (1, hidden_dim))
-        h1 = g.op("RELU", [h1], (1, hidden_dim), "float32")
-        hidden = self.masked_sum(t["hidden"], index, mask_col, count, h)
-        out = self.binary("ADD", self.matmul_transposed(h1, t["w2_self"]),
-                          self.matmul_transposed(hidden, t["w2_neigh"]), (1, d))
-        return self.binary("ADD", out, self.bias("b2"), (1, d))
+        """e_u [1, d]: the model kind's device math (`edgegnn.kinds`) on `TfliteOps`."""
+        return kind(self.edge.kind).encode(TfliteOps(self, history, mask, base, h), self.edge.params)
 
     def bias(self, name: str) -> int:
         return self.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32).reshape(1, -1))
@@ -389,6 +360,89 @@ class _Builder:
         _, position = self.topk_v2(self.reshape(candidates, (1, wanted * block)), k, values)
         g.op("GATHER", [self.reshape(ids, (wanted * block,)), position], None, None, ("GatherOptions", {"axis": 0}),
              outputs=[indices])
+
+
+class TfliteOps:
+    """The kinds' ops (`edgegnn.kinds.ops`) as TFLite operators (batch 1); values are tensor indices.
+
+    history_pool: GATHER (as the table is stored) · mask, SUM over H, DIV by count =
+    MAXIMUM(SUM(mask), 1) or its SQRT. activation: unchanged -- LiteRT's hybrid kernels
+    quantize their inputs themselves, so the graph applies no static scale (Scoring records it).
+    """
+
+    def __init__(self, builder: "_Builder", history: int, mask: int, base: int | None, h: int) -> None:
+        g = builder.g
+        self.b, self.g, self.base, self.h = builder, g, base, h
+        self.index = builder.reshape(history, (h,))
+        self.mask_col = builder.reshape(mask, (h, 1))
+        count = g.op("SUM", [mask, builder.const("axis", [1], "int32")], (1, 1), "float32",
+                     ("ReducerOptions", {"keepDims": True}))
+        self.count = g.op("MAXIMUM", [count, builder.const("one", [1.0])], (1, 1), "float32",
+                          ("MaximumMinimumOptions", {}))
+        self._sqrt_count: int | None = None
+
+    def shape(self, x: int) -> tuple[int, ...]:
+        return tuple(self.g.tensors[x]["shape"])
+
+    def history_pool(self, table: str, norm: str) -> int:
+        stored = self.b.t[table]
+        rows = self.b.weighted_rows(stored, self.index, self.mask_col, self.h)
+        width = stored.shape[1]
+        summed = self.g.op("SUM", [rows, self.b.const("axis", [0], "int32")], (1, width), "float32",
+                           ("ReducerOptions", {"keepDims": True}))
+        if norm == "sum":
+            return summed
+        if norm == "sqrt" and self._sqrt_count is None:
+            self._sqrt_count = self.g.op("SQRT", [self.count], (1, 1), "float32")
+        return self.b.binary("DIV", summed, self._sqrt_count if norm == "sqrt" else self.count, (1, width))
+
+    def user_base(self) -> int | None:
+        return self.base
+
+    def has(self, name: str) -> bool:
+        return name in self.b.t
+
+    def matmul(self, x: int, table: str) -> int:
+        return self.b.matmul(x, self.b.t[table])
+
+    def matmul_t(self, x: int, table: str) -> int:
+        return self.b.matmul_transposed(x, self.b.t[table])
+
+    def add(self, a: int, b: int) -> int:
+        return self.b.binary("ADD", a, b, self.shape(a))
+
+    def scale(self, x: int, factor: float) -> int:
+        return self.b.binary("MUL", x, self.b.const("factor", [np.float32(factor)]), self.shape(x))
+
+    def relu(self, x: int) -> int:
+        return self.g.op("RELU", [x], self.shape(x), "float32")
+
+    def bias(self, name: str) -> int:
+        return self.b.bias(name)
+
+    def activation(self, name: str, x: int) -> int:
+        return x
+
+
+FIXED_HISTORY = True       # TFLite plans memory for fixed shapes: H is the target's
+
+
+def layout(target) -> dict:
+    """GraphOptions' layout fields for a target: the two-stage top-K where its op lists allow it."""
+    two_stage = all(op in target.float_ops for op in BLOCK_TOPK_OPS)
+    return {"block_topk_min_items": BLOCK_TOPK_MIN_ITEMS if two_stage else None}
+
+
+def plan_graph(edge: EdgeModel, options: GraphOptions) -> TfliteGraph:
+    """The graph (`plan`, constants not materialized); what `check_target` reads."""
+    return plan(edge, options)[0]
+
+
+def write(edge: EdgeModel, options: GraphOptions, io, directory: Path, *, external_data_bytes: int | None = None
+          ) -> list[str]:
+    """model.tflite of `edge` in `directory` (`io` and `external_data_bytes` are ONNX's); the file name."""
+    (directory / "model.tflite").write_bytes(build(edge, options))
+    return ["model.tflite"]
 
 
 def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int], list[int]]:

@@ -40,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, matmul
+from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, NumpyOps, matmul
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import Scoring
+from edgegnn.kinds import kind
 from edgegnn.tensors import DenseTensor, LowRankTensor, RowScaledTensor
 
 log = logging.getLogger(__name__)
@@ -115,28 +116,90 @@ def rounding_error(x: np.ndarray, scale: float, levels: int, applied: bool, dx: 
 def _user_vector(edge: EdgeModel, scoring: Scoring, queries: Queries, precision: str
                  ) -> tuple[np.ndarray, np.ndarray]:
     """e_u [B, d] as the simulation computes it (before the "user" rounding), and a bound on the
-    graph's difference per coordinate (float noise, fp16 tables, SAGE's h¹ rounding)."""
+    graph's difference per coordinate: the kind's own device math run on `BoundOps`."""
     if queries.embeddings is not None:    # fed as they are
         x = np.asarray(queries.embeddings, np.float32)
         return x, np.zeros(x.shape, np.float64)
-    histories, base = list(queries.histories), queries.user_base
-    x = edge.encode(histories, base)
-    dx = np.full(x.shape, 1e-6, np.float64) * np.abs(x).max(axis=1, keepdims=True)
-    if precision == "fp16":    # tables rounded to float16: each term of the sums by u
-        dx += FLOAT16_UNIT * _absolute(edge).encode(histories, None if base is None else np.abs(base))
-    if edge.kind == "sage" and "h1" in edge.activation_scales:
-        h1 = edge.sage_hidden(histories, base)
-        dh1 = rounding_error(h1, float(edge.activation_scales["h1"]), ACTIVATION_LEVELS["h1"],
-                             "h1" in scoring.applied_scales, np.full(h1.shape, 1e-6) * np.abs(h1).max(axis=1, keepdims=True))
-        dx += dh1 @ np.abs(edge.tensors["w2_self"].to_dense().astype(np.float64)).T
-    return x, dx
+    ops = BoundOps(edge, scoring, list(queries.histories), queries.user_base, precision)
+    return kind(edge.kind).encode(ops, edge.params)
 
 
 def _absolute(edge: EdgeModel) -> EdgeModel:
-    """The same model with |values| in every (dense) tensor: its encode bounds the terms' magnitudes."""
+    """The same model with |values| in every (dense) tensor: its pools bound the terms' magnitudes."""
     return dataclasses.replace(edge, activation_scales={},
                                tensors={name: DenseTensor(np.abs(t.to_dense()).astype(np.float32))
                                         for name, t in edge.tensors.items()})
+
+
+class BoundOps:
+    """The kinds' ops (`edgegnn.kinds.ops`) over (value, bound) pairs: the value is the
+    simulation's (`NumpyOps`), the bound how far the graph's may be from it per coordinate.
+
+    history_pool: float noise, 1e-6 of the row's largest value (+ u · Σ |rows| for float16
+    tables); matmul: |dx| @ |table| (+ float noise, + u · |x| @ |table| for float16); add and
+    scale: the sums and |c| times; relu: 1-Lipschitz; activation: `rounding_error`.
+    """
+
+    def __init__(self, edge: EdgeModel, scoring: Scoring, histories, user_base, precision: str) -> None:
+        self.values = NumpyOps(edge, histories, user_base)
+        self.edge, self.scoring, self.half = edge, scoring, precision == "fp16"
+        self.magnitudes = NumpyOps(_absolute(edge), histories, None if user_base is None else np.abs(user_base)) \
+            if self.half else None
+
+    @staticmethod
+    def _noise(x: np.ndarray) -> np.ndarray:
+        return np.full(x.shape, 1e-6) * np.abs(x).max(axis=1, keepdims=True)
+
+    def _abs(self, table: str) -> np.ndarray:
+        return np.abs(self.edge.tensors[table].to_dense().astype(np.float64))
+
+    def history_pool(self, table: str, norm: str):
+        x = self.values.history_pool(table, norm)
+        dx = self._noise(x)
+        if self.half:          # every table value rounded to float16: u of each term's magnitude
+            dx = dx + FLOAT16_UNIT * self.magnitudes.history_pool(table, norm)
+        return x, dx
+
+    def user_base(self):
+        base = self.values.user_base()
+        return None if base is None else (base, np.zeros(base.shape))
+
+    def has(self, name: str) -> bool:
+        return self.values.has(name)
+
+    def matmul(self, v, table: str):
+        x = self.values.matmul(v[0], table)
+        return x, self._product_error(v, self._abs(table), x)
+
+    def matmul_t(self, v, table: str):
+        x = self.values.matmul_t(v[0], table)
+        return x, self._product_error(v, self._abs(table).T, x)
+
+    def _product_error(self, v, magnitude: np.ndarray, x: np.ndarray) -> np.ndarray:
+        dx = v[1] @ magnitude + self._noise(x)
+        if self.half:
+            dx = dx + FLOAT16_UNIT * (np.abs(v[0]) @ magnitude)
+        return dx
+
+    def add(self, a, b):
+        return self.values.add(a[0], b[0]), a[1] + b[1]
+
+    def scale(self, v, factor: float):
+        return self.values.scale(v[0], factor), abs(factor) * v[1]
+
+    def relu(self, v):
+        return self.values.relu(v[0]), v[1]
+
+    def bias(self, name: str):
+        b = self.values.bias(name)
+        return b, np.zeros(b.shape)
+
+    def activation(self, name: str, v):
+        scale = self.edge.activation_scales.get(name)
+        if scale is None:
+            return v
+        dx = rounding_error(v[0], float(scale), ACTIVATION_LEVELS[name], name in self.scoring.applied_scales, v[1])
+        return self.values.activation(name, v[0]), dx
 
 
 def check_outputs(reference: np.ndarray, bound: np.ndarray, items: np.ndarray, scores: np.ndarray) -> dict:

@@ -5,13 +5,10 @@ from edgegnn.models.card import (LightGCNConfig, ModelCard, SAGEConfig, TrainCon
 
 
 def build_model(card_model, num_users: int, num_items: int):
-    """The torch module for a model config (LightGCNConfig or SAGEConfig)."""
-    from edgegnn.models.lightgcn import LightGCNRecommender
-    from edgegnn.models.sage import SAGERecommender
+    """The torch module for a model config, by its kind (`edgegnn.kinds`, `model.type`)."""
+    from edgegnn.kinds import kind
 
-    if isinstance(card_model, LightGCNConfig):
-        return LightGCNRecommender(num_users, num_items, card_model)
-    return SAGERecommender(num_users, num_items, card_model)
+    return kind(card_model.type).build_model(card_model, num_users, num_items)
 
 
 __all__ = ["LightGCNConfig", "SAGEConfig", "TrainConfig", "ModelCard", "load_model_card",

@@ -190,7 +190,10 @@ def arm_python() -> Path | None:
 def _check_runtime_installed(kind: str) -> None:
     import importlib.util
 
-    module, package = ("onnxruntime", "onnxruntime") if kind == "onnx" else ("ai_edge_litert", "ai-edge-litert")
+    from edgegnn.runtime.formats import format_of
+
+    fmt = format_of(kind)
+    module, package = fmt.module, fmt.package
     if importlib.util.find_spec(module) is None:
         raise ExportError(f"the {kind} artifact needs {package}, which is not installed",
                           hint=f"pip install {package}")

@@ -49,6 +49,13 @@ class OnnxBackend:
         self.providers = self.session.get_providers()
         self.runtime = f"onnxruntime {ort.__version__}"
 
+    @classmethod
+    def from_target(cls, path: Path, target: dict, *, threads: int, providers: list[str] | None = None,
+                    delegate: str | None = None) -> "OnnxBackend":
+        """With the target's providers unless `providers` is given (`delegate` is LiteRT's)."""
+        return cls(path, providers=list(providers or target.get("providers") or ["CPUExecutionProvider"]),
+                   threads=threads)
+
     def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         items, scores = self.session.run(["top_items", "top_scores"], feeds)
         return items.astype(np.int64, copy=False), scores
@@ -93,6 +100,12 @@ class LiteRTBackend:
         self.providers = ["XNNPACK" if delegate != "none" else "builtin"]
         self.runtime = f"ai-edge-litert {_version('ai-edge-litert')}"
 
+    @classmethod
+    def from_target(cls, path: Path, target: dict, *, threads: int, providers: list[str] | None = None,
+                    delegate: str | None = None) -> "LiteRTBackend":
+        """With the target's delegate unless `delegate` is given (`providers` are ONNX Runtime's)."""
+        return cls(path, delegate=delegate or target.get("delegate"), threads=threads)
+
     def _invoke(self, feeds: dict[str, np.ndarray], row: int) -> None:
         for name, value in feeds.items():
             self.interpreter.set_tensor(self.inputs[name], np.ascontiguousarray(value[row:row + 1]))
@@ -127,10 +140,11 @@ def _version(package: str) -> str:
 
 def open_backend(path: Path, manifest: dict, *, threads: int | None = None, providers: list[str] | None = None,
                  delegate: str | None = None):
-    """The backend for the artifact's model file (kind from the manifest)."""
+    """The backend for the artifact's model file (its format, `edgegnn.runtime.formats`, from the
+    manifest's kind)."""
+    from edgegnn.runtime.formats import format_of
+
     target = manifest["target"]
     threads = threads if threads is not None else int(target.get("threads", 1))
-    if manifest.get("kind") == "tflite":
-        return LiteRTBackend(path, delegate=delegate or target.get("delegate"), threads=threads)
-    return OnnxBackend(path, providers=list(providers or target.get("providers") or ["CPUExecutionProvider"]),
-                       threads=threads)
+    backend = format_of(manifest.get("kind", "onnx")).backend_class()
+    return backend.from_target(path, target, threads=threads, providers=providers, delegate=delegate)

@@ -150,7 +150,7 @@ def sage(kind: str = "fp32", seed: int = 0) -> EdgeModel:
     edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS))
     if kind == "fp32":
         return edge
-    h1 = edge.sage_hidden([rng.choice(ITEMS, 5, replace=False) for _ in range(64)],
+    h1 = edge.raw_activation("h1", [rng.choice(ITEMS, 5, replace=False) for _ in range(64)],
                           rng.standard_normal((64, DIM)).astype(np.float32))
     edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS), activation_scales={"h1": float(np.abs(h1).max() / ACTIVATION_LEVELS["h1"])})
     return EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS),

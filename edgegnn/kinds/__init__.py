@@ -1,0 +1,35 @@
+"""Model kinds: one module each says, once, a kind's tables, its fold and its device math.
+
+    from edgegnn.kinds import kind
+    kind("lightgcn").encode(ops, params)      # the device math, against `edgegnn.kinds.ops`
+
+A kind module defines:
+    NAME                  the EdgeModel kind and the model card's `model.type`
+    TABLES                required item-sized tables ("item" is the one scored)
+    HISTORY_TABLES        the tables gathered by a user's history rows
+    WEIGHTS               dense weights that run on the device (compression passes see them)
+    ACTIVATIONS           internal activations with a static scale, in calibration order
+                          ("user", e_u entering the scoring, is every kind's and applied by it)
+    encode(ops, params)   e_u [B, d] from the history (and e_u⁰), against `ops.DeviceOps`
+    base_dim(tensors)     the width of the e_u⁰ input
+    fold(model, graph, item_ids)        the EdgeModel of a trained torch model
+    build_model(config, users, items)   the torch module that trains it
+Adding a kind: its module, its tests, and a line in `KINDS` (and a card type in
+`edgegnn.models.card.MODEL_TYPES` if it trains from a card).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from edgegnn.errors import ConfigError
+from edgegnn.kinds import lightgcn, sage
+
+KINDS: dict[str, ModuleType] = {module.NAME: module for module in (lightgcn, sage)}
+
+
+def kind(name: str) -> ModuleType:
+    """The kind module named `name` (a ConfigError naming the known kinds otherwise)."""
+    if name not in KINDS:
+        raise ConfigError("kind", name, f"allowed: {', '.join(KINDS)}")
+    return KINDS[name]

@@ -150,7 +150,7 @@ def _prepare(model_path: Path, source: DataSource, calibration_users: int, new_u
     from edgegnn.train.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(model_path)
-    splits, data = source.load(checkpoint.data)
+    splits, data = source.load_for_model(checkpoint.data)
     truth, _ = remap(splits.test, checkpoint.train.user_ids, checkpoint.train.item_ids)
     if len(truth) == 0:
         raise DataError("none of the test interactions use users and items the model knows",

@@ -91,6 +91,17 @@ class DataSource:
 
         return load_split(self.given(), trained_on, other_data=self.other_data)
 
+    def load_for_model(self, trained_on):
+        """`load` for a command given a model: with neither data options nor the model's own
+        record (a model from before edgegnn 0.2) there is nothing to measure on but a guess."""
+        from edgegnn.errors import DataError
+
+        if trained_on is None and not self.given():
+            raise DataError("the model records no training data (it predates edgegnn 0.2), so there is no split "
+                            "to measure it on by default", hint="pass --data (and the split options it was "
+                                                                "trained with)")
+        return self.load(trained_on)
+
     @property
     def seed_value(self) -> int:
         return 0 if self.seed is None else self.seed

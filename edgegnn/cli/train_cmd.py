@@ -91,7 +91,7 @@ def evaluate(
         if bad:
             raise ConfigError("k", bad[0], "must be >= 1")
         checkpoint = load_checkpoint(model_path)
-        splits, data = source.load(checkpoint.data)
+        splits, data = source.load_for_model(checkpoint.data)
         metrics = evaluate_checkpoint(checkpoint, splits, ks=tuple(sorted(set(k))))
     if json:
         print_json({**metrics, "data": data})

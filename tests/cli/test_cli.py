@@ -116,3 +116,18 @@ def test_data_info_json_counts(tmp_path):
     positional = runner.invoke(app, ["data", "info", DATA, "--json"])
     assert json.loads(positional.stdout) == stats
     assert stats["interactions"] == stats["train"] + stats["valid"] + stats["test"]
+
+
+def test_a_model_without_a_data_record_needs_data_to_be_measured(tmp_path):
+    """Checkpoints from before data records: evaluate asks for --data instead of guessing."""
+    import dataclasses
+
+    from edgegnn.train.checkpoint import load_checkpoint, save_checkpoint
+
+    model = tmp_path / "m.pt"
+    assert runner.invoke(app, ["train", "--data", DATA, "--epochs", "3", "--out", str(model)]).exit_code == 0
+    save_checkpoint(dataclasses.replace(load_checkpoint(model), data=None), model)
+    result = _run("evaluate", str(model))
+    assert result.returncode == 1 and "records no training data" in result.stderr
+    given = runner.invoke(app, ["evaluate", str(model), "--data", DATA, "--json"])
+    assert given.exit_code == 0 and json.loads(given.stdout)["data"]["same_as_training"] is None

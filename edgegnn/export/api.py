@@ -107,15 +107,18 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
         artifact.write_manifest(tmp, manifest, files)
         progress("building graph", 1, 1)
         data = _eval_data(edge, checkpoint, split, options, user_base, max_users) if split is not None else None
+        from edgegnn.runtime import Recommender
+
+        recommender = Recommender.open(tmp)        # checksums verified once, for both checks below
         progress("verifying on CPUs", 0, 1)
-        manifest["cpus"] = _verify_cpus(tmp, edge, manifest, target, options, data, cpus, emulators)
+        manifest["cpus"] = _verify_cpus(tmp, edge, manifest, target, options, data, cpus, emulators, recommender)
         progress("verifying on CPUs", 1, 1)
         if split is not None and variant != "history":
             log.warning("variant %r takes user embeddings, not histories: no metrics measured", variant)
         elif split is not None:
             from edgegnn.data.provenance import DataRecord, compare
 
-            manifest["metrics"] = _measure(edge, data, tmp, options, tolerance, progress)
+            manifest["metrics"] = _measure(edge, data, recommender, options, tolerance, progress)
             manifest["metrics"]["data"] = compare(DataRecord.from_dict(edge.data), split.record)
         artifact.write_manifest(tmp, manifest, files)
     log.info("wrote %s (%s, %s)", out_dir, target.name, options.precision)
@@ -225,7 +228,7 @@ def _eval_data(edge, checkpoint, split, options: GraphOptions, user_base, max_us
 
 
 def _verify_cpus(directory: Path, edge, manifest: dict, target: Target, options: GraphOptions, data, cpus,
-                 emulators) -> dict:
+                 emulators, recommender) -> dict:
     """The manifest's "cpus" record (`edgegnn.export.verify.verify_cpus`): the split's first test users
     as queries where there is a split, else random histories."""
     from edgegnn.cpu import check_levels
@@ -241,16 +244,14 @@ def _verify_cpus(directory: Path, edge, manifest: dict, target: Target, options:
                             history_length=manifest["history_length"])
     levels = check_levels(target.cpus if cpus is None else cpus, "cpus")
     found = find_emulators() if emulators == "auto" else (find_emulators(emulators) if emulators else None)
-    return verify_cpus(directory, edge, manifest, queries, levels=levels, emulators=found)
+    return verify_cpus(directory, edge, manifest, queries, levels=levels, emulators=found, recommender=recommender)
 
 
-def _measure(edge, data, directory: Path, options: GraphOptions, tolerance, progress) -> dict:
+def _measure(edge, data, recommender, options: GraphOptions, tolerance, progress) -> dict:
     from edgegnn.cpu import describe, host_cpu
     from edgegnn.export.evaluate import CUTOFF, measure
-    from edgegnn.runtime import Recommender
 
     base = data.user_base
-    recommender = Recommender.open(directory)
     applied = recommender.manifest["graph"]["scoring"]["applied_scales"]
     as_run = dataclasses.replace(edge, activation_scales={k: v for k, v in edge.activation_scales.items()
                                                           if k in applied})

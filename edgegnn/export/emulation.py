@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgegnn.cpu import LEVELS, CpuLevel
-from edgegnn.errors import ExportError
+from edgegnn.errors import ConfigError, ExportError
 
 log = logging.getLogger(__name__)
 ENV = "EDGEGNN_EMULATORS"
@@ -70,7 +70,7 @@ class Emulators:
 def find_emulators(path: str | Path | None = None) -> Emulators | None:
     """The emulator folder at `path`, else $EDGEGNN_EMULATORS; None when neither is set.
 
-    A folder that is set but holds neither emulator is an ExportError (a wrong setting should
+    A folder that is set but holds neither emulator is a ConfigError (a wrong setting should
     not silently verify less).
     """
     chosen = path if path is not None else os.environ.get(ENV)
@@ -78,8 +78,9 @@ def find_emulators(path: str | Path | None = None) -> Emulators | None:
         return None
     emulators = Emulators(Path(chosen).expanduser().resolve())
     if not (os.access(emulators.qemu_x86_64, os.X_OK) or os.access(emulators.python_arm64, os.X_OK)):
-        raise ExportError(f"{emulators.root}: not an emulator folder (no qemu/usr/bin/qemu-x86_64, no py-arm64)",
-                          hint=f"build one with scripts/setup_emulators.sh, or unset {ENV}")
+        raise ConfigError(ENV if path is None else "emulators", str(emulators.root),
+                          "not an emulator folder (no qemu/usr/bin/qemu-x86_64, no py-arm64): build one with "
+                          f"scripts/setup_emulators.sh, or unset {ENV}")
     return emulators
 
 

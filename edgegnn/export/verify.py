@@ -250,7 +250,7 @@ def probe_queries(edge: EdgeModel, variant: str, *, histories: Sequence[np.ndarr
     if not chosen:
         lengths = rng.integers(1, min(limit, edge.num_items) + 1, count)
         chosen = [rng.choice(edge.num_items, int(n), replace=False).astype(np.int64) for n in lengths]
-    first = edge.tensors["message" if edge.kind == "lightgcn" else "ego"].to_dense()
+    first = edge.tensors[kind(edge.kind).HISTORY_TABLES[0]].to_dense()
     stress = np.argsort(-np.abs(first).max(axis=1), kind="stable")[:8]
     chosen += [np.array([row], np.int64) for row in stress]
     if base is not None:
@@ -263,8 +263,9 @@ def probe_queries(edge: EdgeModel, variant: str, *, histories: Sequence[np.ndarr
 # ---- running the checks on CPUs ----------------------------------------------------------------
 
 def verify_cpus(directory: Path, edge: EdgeModel, manifest: dict, queries: Queries, *, levels: Sequence[str],
-                emulators) -> dict:
-    """Run the artifact in `directory` on this CPU and on the emulated `levels`; compare each run.
+                emulators, recommender=None) -> dict:
+    """Run the artifact in `directory` on this CPU (through `recommender` if it is open already)
+    and on the emulated `levels`; compare each run.
 
     Returns the manifest's "cpus" record: {"target": levels, "verified": [...], "not_verified":
     [...]}; raises ExportError naming the CPU (and the likely cause) on the first failed check.
@@ -276,7 +277,8 @@ def verify_cpus(directory: Path, edge: EdgeModel, manifest: dict, queries: Queri
     scoring = Scoring.from_dict(manifest["graph"]["scoring"])
     reference, bound = score_bound(edge, scoring, queries, precision=manifest["precision"])
     host = host_cpu()
-    (items, scores), runtime = run_queries(directory, queries.histories, queries.user_base, queries.embeddings)
+    (items, scores), runtime = run_queries(recommender or directory, queries.histories, queries.user_base,
+                                           queries.embeddings)
     verified = [_record(host["level"], f"this machine: {describe(host)}", False, runtime,
                         _checked(check_outputs(reference, bound, items, scores), host["level"], "this machine",
                                  manifest))]

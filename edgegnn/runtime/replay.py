@@ -49,10 +49,12 @@ def load_queries(path: Path) -> dict:
                 "embeddings": None}
 
 
-def run_queries(directory: Path, histories: Sequence[np.ndarray] | None = None, user_base: np.ndarray | None = None,
-                embeddings: np.ndarray | None = None) -> tuple[tuple[np.ndarray, np.ndarray], str]:
-    """((top_items int64 [B, W], top_scores float32 [B, W]), "runtime version") of the artifact's graph."""
-    recommender = Recommender.open(directory)
+def run_queries(artifact: Path | Recommender, histories: Sequence[np.ndarray] | None = None,
+                user_base: np.ndarray | None = None, embeddings: np.ndarray | None = None
+                ) -> tuple[tuple[np.ndarray, np.ndarray], str]:
+    """((top_items int64 [B, W], top_scores float32 [B, W]), "runtime version") of the graph of an
+    artifact folder (opened and verified here) or of an open Recommender."""
+    recommender = artifact if isinstance(artifact, Recommender) else Recommender.open(artifact)
     if embeddings is not None:
         outputs = recommender.backend.run({"user_embedding": np.ascontiguousarray(embeddings, np.float32)})
     else:

@@ -121,9 +121,9 @@ def test_targets_name_known_levels_of_their_arch():
 
 def test_a_wrong_emulator_folder_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEGNN_EMULATORS", str(tmp_path))
-    with pytest.raises(ExportError, match="not an emulator folder"):
+    with pytest.raises(ConfigError, match="EDGEGNN_EMULATORS=.* is invalid: not an emulator folder"):
         find_emulators()
-    with pytest.raises(ExportError, match="not an emulator folder"):
+    with pytest.raises(ConfigError, match="not an emulator folder"):
         export(models.lightgcn("fp32"), "cpu-x86_64", out_dir=tmp_path / "a")
     assert not (tmp_path / "a").exists()
 

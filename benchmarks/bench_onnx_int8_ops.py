@@ -6,9 +6,10 @@ table q [I, d] with float32 scales s [I], then TopK. Candidates (each a tiny onn
     dq_table       DequantizeLinear(q [I, d], s, axis=0) -> Transpose -> MatMul (the anti-pattern:
                    ORT constant-folds the DequantizeLinear, so the table sits in memory as fp32)
     mmi_s8s8       x -> int8 (static scale), MatMulInteger(int8, qᵀ int8) -> Cast -> Mul(scales)
-    mmi_u8s8_static  the same integers as uint8 with zero point 128 (what edgegnn exports)
-    mmi_u8s8_rowdyn  one symmetric scale per user row computed in the graph (exported when the
-                   model has no static scale)
+    mmi_u8s8_static  x as 7-bit uint8 (values 1..127, zero point 64) with the static scale: what
+                   edgegnn exports (exact on every CPU: README, "Right on every CPU")
+    mmi_u8s8_rowdyn  the same with one symmetric scale per user row computed in the graph
+                   (exported when the model has no static scale)
     mmi_u8s8       x -> uint8 (DynamicQuantizeLinear: one asymmetric scale for the whole batch),
                    MatMulInteger(uint8, int8, zero point)
     mmi_u8u8       x -> uint8, table stored uint8 (q + 128, zero point 128)
@@ -36,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def _graphs(table: np.ndarray, user_scale: float, k: int, score_peak: float) -> dict:
     from onnx import TensorProto, helper, numpy_helper
+
+    from edgegnn.export.onnx_graph import USER_LEVELS, USER_ZERO_POINT
 
     num_items, dim = table.shape
     peak = np.abs(table).max(axis=1)
@@ -68,25 +71,28 @@ def _graphs(table: np.ndarray, user_scale: float, k: int, score_peak: float) -> 
                helper.make_node("Mul", ["accf", "cs"], ["scores"])]
     out["mmi_s8s8"] = model(quant_s8 + [helper.make_node("MatMulInteger", ["xq", "qT"], ["acc"])] + rescale,
                             static + [A(np.ascontiguousarray(q.T), "qT"), A((scale * user_scale).astype(np.float32), "cs")])
-    # what edgegnn exports: the static int8 scale with zero point 128 (uint8 codes 1..255, the same
-    # integers as int8 -127..127), so MLAS takes its fast u8s8 path
-    static_u8 = [A(np.array(user_scale, np.float32), "xs"), A(np.array(128, np.uint8), "xz"),
-                 A(np.array(-127 * user_scale, np.float32), "lo"), A(np.array(127 * user_scale, np.float32), "hi")]
+    # what edgegnn exports: the same clip range in 63 levels around zero point 64 (uint8 values 1..127),
+    # MLAS's u8s8 path with no int16 pair sum that can saturate
+    scale7 = user_scale * 127 / USER_LEVELS
+    static_u8 = [A(np.array(scale7, np.float32), "xs"), A(np.array(USER_ZERO_POINT, np.uint8), "xz"),
+                 A(np.array(-USER_LEVELS * scale7, np.float32), "lo"), A(np.array(USER_LEVELS * scale7, np.float32), "hi")]
     out["mmi_u8s8_static"] = model(
         [helper.make_node("Clip", ["x", "lo", "hi"], ["xc"]), helper.make_node("QuantizeLinear", ["xc", "xs", "xz"], ["xq"]),
          helper.make_node("MatMulInteger", ["xq", "qT", "xz"], ["acc"])] + rescale,
-        static_u8 + [A(np.ascontiguousarray(q.T), "qT"), A((scale * user_scale).astype(np.float32), "cs")])
+        static_u8 + [A(np.ascontiguousarray(q.T), "qT"), A((scale * scale7).astype(np.float32), "cs")])
     # ... and without a static scale: one symmetric scale per user row, computed in the graph
     row = [helper.make_node("Abs", ["x"], ["ax"]), helper.make_node("ReduceMax", ["ax", "one"], ["mx"], keepdims=1),
-           helper.make_node("Max", ["mx", "tiny"], ["mx2"]), helper.make_node("Div", ["mx2", "c127"], ["rs"]),
+           helper.make_node("Max", ["mx", "tiny"], ["mx2"]), helper.make_node("Div", ["mx2", "levels"], ["rs"]),
            helper.make_node("Div", ["x", "rs"], ["xd"]), helper.make_node("Round", ["xd"], ["xr"]),
-           helper.make_node("Add", ["xr", "c128"], ["xa"]), helper.make_node("Cast", ["xa"], ["xq"], to=TensorProto.UINT8),
-           helper.make_node("MatMulInteger", ["xq", "qT", "zp128"], ["acc"]),
+           helper.make_node("Add", ["xr", "zero_f"], ["xa"]), helper.make_node("Cast", ["xa"], ["xq"], to=TensorProto.UINT8),
+           helper.make_node("MatMulInteger", ["xq", "qT", "zero_u8"], ["acc"]),
            helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
            helper.make_node("Mul", ["accf", "rs"], ["t"]), helper.make_node("Mul", ["t", "s"], ["scores"])]
     out["mmi_u8s8_rowdyn"] = model(row, [A(np.ascontiguousarray(q.T), "qT"), A(scale, "s"), A(np.array([1], np.int64), "one"),
-                                         A(np.array(1e-30, np.float32), "tiny"), A(np.array(127, np.float32), "c127"),
-                                         A(np.array(128, np.float32), "c128"), A(np.array(128, np.uint8), "zp128")])
+                                         A(np.array(1e-30, np.float32), "tiny"),
+                                         A(np.array(USER_LEVELS, np.float32), "levels"),
+                                         A(np.array(USER_ZERO_POINT, np.float32), "zero_f"),
+                                         A(np.array(USER_ZERO_POINT, np.uint8), "zero_u8")])
     dyn = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
            helper.make_node("Mul", ["xs", "s"], ["cs"])]
     out["mmi_u8s8"] = model(dyn + [helper.make_node("MatMulInteger", ["xq", "qT", "xz"], ["acc"])] + rescale,

@@ -31,6 +31,6 @@ def evaluate_edge_model(edge: EdgeModel, train_csr, truth_csr, *, user_base: np.
 
     def score_users(batch: np.ndarray) -> np.ndarray:
         base = None if user_base is None else user_base[batch]
-        return edge.score(edge.encode([histories[u] for u in batch], base))
+        return edge.scores([histories[u] for u in batch], base)
 
     return evaluate_scorer(score_users, train_csr, truth_csr, ks=ks, users=users)

@@ -5,7 +5,8 @@ ego-graph) and, optionally, the user's base embedding e_u⁰. It encodes the use
 history with its kind's device math (`edgegnn.kinds`: LightGCN's folded layer, GraphSAGE's
 two layers) and scores every item:
     e_u = kind.encode(history, e_u⁰)        [B, d]
-    s   = e_u · itemᵀ                        [B, I]
+    s   = e_u · itemᵀ (+ kind.item_scores(history))     [B, I]
+(the second term: graph filters' neighbour lists, scattered into the scores; `scores`).
 
 Optional tensors written by compression passes:
     `base_projection` [d, d'] (LightGCN): e_u⁰ enters as e_u⁰ · base_projection when the
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from edgegnn.errors import ConfigError
-from edgegnn.kinds import KINDS, kind as kind_module
+from edgegnn.kinds import KINDS, item_scores, kind as kind_module, neighbor_tensors
 from edgegnn.tensors import (DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor,
                              Stored)
 
@@ -77,6 +78,9 @@ class EdgeModel:
     def __post_init__(self) -> None:
         module = kind_module(self.kind)
         missing = [name for name in module.TABLES + module.WEIGHTS if name not in self.tensors]
+        neighbors = [name for name in neighbor_tensors(self.kind) if name in self.tensors]
+        if neighbors and len(neighbors) != len(neighbor_tensors(self.kind)):
+            missing += [name for name in neighbor_tensors(self.kind) if name not in neighbors]
         if missing:
             raise ConfigError("tensors", sorted(self.tensors), f"a {self.kind} EdgeModel needs {missing}")
 
@@ -120,8 +124,23 @@ class EdgeModel:
         ops = NumpyOps(self, histories, user_base)
         return np.asarray(kind_module(self.kind).encode(ops, self.params), np.float32)
 
+    @property
+    def has_item_scores(self) -> bool:
+        """Whether the device math adds a history term to e_u · itemᵀ (graph filters' neighbour
+        lists): then scores need the history (`scores`), not e_u alone."""
+        return any(name in self.tensors for name in neighbor_tensors(self.kind))
+
+    def scores(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None) -> np.ndarray:
+        """The device's scores of every item, float32 [B, I]: score(encode(...)) plus the kind's
+        item_scores term of the same histories (if any)."""
+        ops = NumpyOps(self, histories, user_base)
+        scores = self.score(np.asarray(kind_module(self.kind).encode(ops, self.params), np.float32))
+        term = item_scores(self.kind, ops, self.params)
+        return scores if term is None else (scores + term).astype(np.float32)
+
     def score(self, user_emb: np.ndarray) -> np.ndarray:
-        """Scores of every item, float32 [B, I] = e_u · itemᵀ, read as the table is stored."""
+        """e_u · itemᵀ, float32 [B, I], read as the table is stored (without a kind's item_scores
+        term: `scores` adds it)."""
         user_emb = self.quantize_activation("user", user_emb)
         return matmul_transposed(user_emb, self.tensors["item"])
 
@@ -158,6 +177,7 @@ class NumpyOps:
     def __init__(self, edge: EdgeModel, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None,
                  record: str | None = None) -> None:
         self.edge, self.base, self.record, self.recorded = edge, user_base, record, None
+        self.histories = histories
         self.index, self.segment, self.counts = _flatten(histories)
 
     def history_pool(self, table: str, norm: str) -> np.ndarray:
@@ -194,6 +214,21 @@ class NumpyOps:
         if name == self.record:
             self.recorded = x
         return self.edge.quantize_activation(name, x)
+
+    def neighbor_scores(self, ids: str, weights: str) -> np.ndarray:
+        """(history counts [B, I]) @ (neighbour lists as a CSR [I, I]), both sparse: Σ_h w[h, j]
+        lands on item ids[h, j]. The lists are a CSR as they are stored (N entries a row), so
+        building it copies nothing; scipy's sparse product sums the overlaps."""
+        import scipy.sparse as sp
+
+        neighbor_ids = self.edge.tensors[ids].values
+        items, count = neighbor_ids.shape
+        values = self.edge.tensors[weights].to_dense().astype(np.float32, copy=False)
+        lists = sp.csr_matrix((values.ravel(), neighbor_ids.ravel(), np.arange(0, items * count + 1, count)),
+                              shape=(items, items))
+        history = sp.csr_matrix((np.ones(len(self.index), np.float32), (self.segment, self.index)),
+                                shape=(len(self.counts), items))
+        return (history @ lists).toarray().astype(np.float32, copy=False)
 
 
 def _flatten(histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

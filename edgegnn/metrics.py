@@ -116,3 +116,11 @@ def evaluate_embeddings(user_emb: np.ndarray, item_emb: np.ndarray, train_csr, t
     """Metrics of dot-product scores `s = user_emb[u] @ item_emb.T` ([U, d] and [I, d])."""
     item_t = np.ascontiguousarray(item_emb.T)
     return evaluate_scorer(lambda batch: user_emb[batch] @ item_t, train_csr, truth_csr, **kwargs)
+
+
+def popularity_metrics(train_csr, truth_csr, **kwargs) -> dict[str, float]:
+    """Metrics of the popularity baseline: every user gets the items with the most training
+    interactions (minus the user's own). What a model must beat to have learned anything."""
+    popularity = np.asarray(train_csr.sum(axis=0), dtype=np.float32).ravel()
+    return evaluate_scorer(lambda batch: np.broadcast_to(popularity, (len(batch), len(popularity))),
+                           train_csr, truth_csr, **kwargs)

@@ -39,6 +39,7 @@ def train(
         from edgegnn.train.checkpoint import save_checkpoint
 
         from edgegnn.configs import check_range
+        from edgegnn.kinds import is_trained
 
         opt.output_file("out", out)                # before training, not after it
         if epochs is not None:                     # before the data loads
@@ -46,9 +47,10 @@ def train(
         card = override_training(_load_card(model), learning_rate=lr, batch_size=batch_size,
                                  loss=loss, seed=source.seed_value)
         splits, _ = source.load()
-        total = epochs if epochs is not None else card.training.epochs
+        closed_form = not is_trained(card.model.type)
+        total = 1 if closed_form else epochs if epochs is not None else card.training.epochs
         with progress(enabled=not json) as bar:
-            task = bar.add_task(f"training {card.name}", total=total, status="")
+            task = bar.add_task(f"{'fitting' if closed_form else 'training'} {card.name}", total=total, status="")
 
             def on_evaluate(record) -> None:
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items()
@@ -61,14 +63,23 @@ def train(
             checkpoint, result = fit(splits, card, epochs=epochs, time_budget=time_budget,
                                      on_epoch=lambda epoch, _: bar.update(task, completed=epoch),
                                      on_evaluate=on_evaluate)
+            bar.update(task, completed=result.epochs_run if result.epochs_run else total)
         save_checkpoint(checkpoint, out)
     if json:
         print_json(checkpoint.metrics)
         return
-    shown = {k: v for k, v in checkpoint.metrics.items() if k in ("test", "valid")}
-    stdout.print(metrics_table(f"{card.name} on {splits.source}", shown))
-    stdout.print(f"{result.epochs_run} epochs in {result.seconds:.1f} s (best epoch {result.best_epoch}, "
-                 f"stopped by {result.stopped_because}); wrote {out}")
+    stdout.print(metrics_table(f"{card.name} on {splits.source}", shown_metrics(checkpoint.metrics)))
+    if result.epochs_run == 0:
+        stdout.print(f"fitted in closed form in {result.seconds:.1f} s; wrote {out}")
+    else:
+        stdout.print(f"{result.epochs_run} epochs in {result.seconds:.1f} s (best epoch {result.best_epoch}, "
+                     f"stopped by {result.stopped_because}); wrote {out}")
+
+
+def shown_metrics(metrics: dict) -> dict:
+    """The rows a metrics table shows: test, valid, and the popularity baseline on test."""
+    names = {"test": "test", "valid": "valid", "popularity": "popularity (test)"}
+    return {label: metrics[key] for key, label in names.items() if key in metrics}
 
 
 @data_options
@@ -96,7 +107,8 @@ def evaluate(
     if json:
         print_json({**metrics, "data": data})
         return
-    stdout.print(metrics_table(f"{checkpoint.card.name} ({model_path}) on {splits.source}", {"test": metrics}))
+    stdout.print(metrics_table(f"{checkpoint.card.name} ({model_path}) on {splits.source}",
+                               {"test": metrics, "popularity (test)": metrics["popularity"]}))
     stdout.print(f"{metrics['users']:,} test users; {data_note(data)}")
 
 

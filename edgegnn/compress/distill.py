@@ -33,7 +33,7 @@ import numpy as np
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.tensor_ops import map_leaves
 from edgegnn.edge_model import EdgeModel
-from edgegnn.kinds import kind
+from edgegnn.kinds import item_scores, kind
 from edgegnn.metrics import top_k
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, RowScaledTensor, Stored
 
@@ -138,7 +138,7 @@ def _batches(num_users: int, num_items: int) -> list[np.ndarray]:
 
 
 def _device_scores(edge: EdgeModel, histories, base) -> np.ndarray:
-    return edge.score(edge.encode(histories, base)).astype(np.float32)
+    return edge.scores(histories, base).astype(np.float32)
 
 
 def _masked(scores: np.ndarray, histories) -> np.ndarray:
@@ -217,9 +217,12 @@ class _TorchStudent:
                 for norm, w in weights.items()}
 
     def scores(self, aggregation, base):
-        """[b, I]: the kind's device math (`edgegnn.kinds`) on `TorchOps`, then e_u · itemᵀ."""
-        user = kind(self.edge.kind).encode(TorchOps(self, aggregation, base), self.edge.params)
-        return user @ self.dense("item").T
+        """[b, I]: the kind's device math (`edgegnn.kinds`) on `TorchOps`, then e_u · itemᵀ
+        (plus the kind's item_scores term, if any)."""
+        ops = TorchOps(self, aggregation, base)
+        scores = kind(self.edge.kind).encode(ops, self.edge.params) @ self.dense("item").T
+        term = item_scores(self.edge.kind, ops, self.edge.params)
+        return scores if term is None else scores + term
 
 
 class TorchOps:
@@ -265,3 +268,15 @@ class TorchOps:
 
     def activation(self, name: str, x):
         return x
+
+    def neighbor_scores(self, ids: str, weights: str):
+        """The "sum" pooling matrix [b, I] times the neighbour lists as a sparse [I, I] (their
+        weights the student's, trainable if named)."""
+        import torch
+
+        neighbor_ids = torch.from_numpy(self.student.edge.tensors[ids].values.astype(np.int64))
+        items, count = neighbor_ids.shape
+        rows = torch.arange(items).repeat_interleave(count)
+        lists = torch.sparse_coo_tensor(torch.stack([rows, neighbor_ids.reshape(-1)]),
+                                        self.student.dense(weights).reshape(-1), (items, items))
+        return torch.sparse.mm(self.aggregation["sum"], lists).to_dense()

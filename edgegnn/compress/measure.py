@@ -71,7 +71,7 @@ class Evaluator:
             out[~has] = 0.0  # nothing the device knows: no ranking signal (ties, not a crash)
             if has.any():
                 base = None if self.user_base is None else self.user_base[batch[has]]
-                scores = edge.score(edge.encode([h for h, k in zip(mapped, has) if k], base))
+                scores = edge.scores([h for h, k in zip(mapped, has) if k], base)
                 block = out[has]
                 block[:, known] = scores[:, rows[known]]
                 out[has] = block

@@ -32,6 +32,7 @@ from edgegnn.compress.registry import register_pass
 from edgegnn.compress.tensor_ops import eligible_tensors, map_leaves, project_cols, resolve_tensors, take_cols, take_rows
 from edgegnn.edge_model import ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError
+from edgegnn.kinds import neighbor_tensors
 from edgegnn.tensors import DenseTensor, QuantizedSparseTensor, QuantizedTensor, SparseTensor, Stored
 
 log = logging.getLogger(__name__)
@@ -152,9 +153,33 @@ def _items(edge: EdgeModel, config: PruneConfig, calibration: Calibration | None
              len(dropped), edge.num_items, len(never), config.top_k, bound)
     memo: dict = {}
     tables = {n: take_rows(edge.tensors[n], keep, memo) for n in ITEM_TABLES[edge.kind]}
+    tables.update(_kept_neighbors(edge, keep))
     entry = config.recipe_entry()
     return dataclasses.replace(edge, tensors={**edge.tensors, **tables}, item_ids=np.asarray(edge.item_ids)[keep],
                                recipe=edge.recipe + (entry,))
+
+
+def _kept_neighbors(edge: EdgeModel, keep: np.ndarray) -> dict:
+    """The neighbour lists (graph filters) of the kept rows, their ids renumbered to the kept
+    rows' new positions; entries naming a dropped item get weight 0 (id 0)."""
+    names = [n for n in neighbor_tensors(edge.kind) if n in edge.tensors]
+    if not names:
+        return {}
+    ids_name, weights_name = names
+    position = np.full(edge.num_items, -1, np.int64)
+    position[keep] = np.arange(len(keep))
+    ids = position[edge.tensors[ids_name].values[keep].astype(np.int64)]
+    dropped = ids < 0
+    weights = take_rows(edge.tensors[weights_name], keep, {})
+    if isinstance(weights, QuantizedTensor):
+        weights = dataclasses.replace(weights, q=np.where(dropped, 0, weights.q).astype(weights.q.dtype))
+    elif isinstance(weights, DenseTensor):
+        weights = DenseTensor(np.where(dropped, 0, weights.values).astype(weights.values.dtype))
+    else:
+        raise ConfigError("prune.method", "items", f"neighbour weights stored as {weights.describe()['storage']} "
+                          "cannot drop entries; prune items before compressing them")
+    dtype = edge.tensors[ids_name].values.dtype
+    return {ids_name: DenseTensor(np.where(dropped, 0, ids).astype(dtype)), weights_name: weights}
 
 
 def _top_k_margin(edge: EdgeModel, calibration: Calibration, k: int, chunk: int = 256) -> np.ndarray:
@@ -164,7 +189,7 @@ def _top_k_margin(edge: EdgeModel, calibration: Calibration, k: int, chunk: int 
     k = min(k, edge.num_items)
     for start in range(0, len(histories), chunk):
         batch = histories[start:start + chunk]
-        scores = edge.score(edge.encode(batch, None if base is None else base[start:start + chunk])).astype(np.float64)
+        scores = edge.scores(batch, None if base is None else base[start:start + chunk]).astype(np.float64)
         std = scores.std(axis=1, keepdims=True) + 1e-12
         for row, history in enumerate(batch):
             scores[row, history] = -np.inf  # the device never recommends what the user has

@@ -15,6 +15,7 @@ import numpy as np
 
 from edgegnn.edge_model import ITEM_TABLES, WEIGHTS, EdgeModel
 from edgegnn.errors import ConfigError
+from edgegnn.kinds import neighbor_tensors
 from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
                              QuantizedSparseTensor, QuantizedTensor, RowScaledTensor, SparseTensor, Stored)
 
@@ -22,8 +23,10 @@ Memo = dict[int, Stored]
 
 
 def eligible_tensors(edge: EdgeModel) -> tuple[str, ...]:
-    """Item tables and dense weights: what weight passes act on by default (biases stay fp32)."""
-    return ITEM_TABLES[edge.kind] + WEIGHTS[edge.kind]
+    """Item tables, dense weights and neighbour weights (graph filters; never their ids): what
+    weight passes act on by default (biases stay fp32)."""
+    neighbors = tuple(n for n in neighbor_tensors(edge.kind)[1:] if n in edge.tensors)
+    return ITEM_TABLES[edge.kind] + WEIGHTS[edge.kind] + neighbors
 
 
 def resolve_tensors(edge: EdgeModel, requested: Iterable[str], eligible: tuple[str, ...],

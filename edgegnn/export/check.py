@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, Scoring, model_precision
+from edgegnn.export.plan import GraphOptions, Scoring, base_dim, model_precision
 from edgegnn.targets import Target
 
 _QUERY_BATCH = 1
@@ -45,6 +45,10 @@ def graph_options(edge: EdgeModel, target: Target, *, variant: str = "history", 
     """The graph layout for `edge` on `target` (explicit arguments override the target's defaults)."""
     h = history_length if history_length is not None else target.history_length
     writer = target.format_record.writer_module()
+    if variant == "user" and edge.has_item_scores:
+        raise ExportError(f"variant 'user' takes a user embedding, but a {edge.kind} model also scores the "
+                          "history's neighbour lists: export the history variant")
+    user_base = user_base and base_dim(edge) > 0      # kinds with no per-user input (graph filters)
     return GraphOptions(variant=variant, top_k=top_k if top_k is not None else target.top_k,
                         history_length=h if writer.FIXED_HISTORY else None, batch=target.batch, user_base=user_base,
                         precision=resolve_precision(edge, precision), **writer.layout(target))

@@ -107,7 +107,7 @@ def measure(edge: EdgeModel, top_unseen: Callable, data: EvalData, *, history_le
                      for u in users]
         fed = [h[-history_length:] if history_length else h for h in histories]
         base = None if data.user_base is None else data.user_base[users]
-        scores = simulated.score(simulated.encode(fed, base))
+        scores = simulated.scores(fed, base)
         for row, seen in enumerate(histories):
             scores[row, seen] = -np.inf
         truth = data.truth_csr[users]

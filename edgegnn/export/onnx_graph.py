@@ -75,7 +75,7 @@ import numpy as np
 from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, exportable, to_fp16, topk_blocks, widened_int4
-from edgegnn.kinds import kind
+from edgegnn.kinds import item_scores, kind
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
@@ -94,7 +94,7 @@ ALIGN_FROM_BYTES = 1 << 20            # smaller tensors are read, not mapped: no
 # x of MatMulInteger: L = 63 levels a side around zero point 64, so uint8 values in [1, 127]
 USER_LEVELS = ACTIVATION_LEVELS["user"]
 USER_ZERO_POINT = USER_LEVELS + 1
-_DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "float16": 10}
+_DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int32": 6, "int64": 7, "float16": 10}
 
 
 class OnnxGraph:
@@ -521,9 +521,15 @@ class _Builder:
 
     # ---- the encoder ------------------------------------------------------------------------
 
-    def encode(self, history: str, mask: str, base: str | None) -> str:
-        """e_u [B, d]: the model kind's device math (`edgegnn.kinds`) on `OnnxOps`."""
-        return kind(self.edge.kind).encode(OnnxOps(self, history, mask, base), self.edge.params)
+    def history_scores(self, history: str, mask: str, base: str | None) -> tuple[str, str | None]:
+        """score(e_u) of the model kind's device math (`edgegnn.kinds`) on `OnnxOps`, plus the
+        kind's item_scores term (graph filters' neighbour lists; then the scores are float)."""
+        ops = OnnxOps(self, history, mask, base)
+        scores, factor = self.score(kind(self.edge.kind).encode(ops, self.edge.params))
+        term = item_scores(self.edge.kind, ops, self.edge.params)
+        if term is None:
+            return scores, factor
+        return self.g.op("Add", [scores, term], "float32"), None
 
     def bias(self, name: str) -> str:
         return self.g.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32))
@@ -547,6 +553,7 @@ class _Builder:
     def ranks_integers(self, table) -> bool:
         """A one-block MatMulInteger table whose rows share one scale (QuantizeConfig granularity "tensor")."""
         return (isinstance(table, QuantizedTensor) and self.is_big(table) and id(table) not in self.nbits
+                and not self.edge.has_item_scores
                 and id(table) not in self.blocked and one_scale(table) is not None)
 
     def integer_scores(self, x: str, table: QuantizedTensor, act_scale: float | None) -> tuple[str, str]:
@@ -656,6 +663,29 @@ class OnnxOps:
         scale = self.b.edge.activation_scales.get(name)
         return x if scale is None else self.b.fake_quant(x, float(scale), ACTIVATION_LEVELS[name])
 
+    def neighbor_scores(self, ids: str, weights: str) -> str:
+        """Gather the history's neighbour ids [B, H, N] (uint16 or int32, as stored) and weights
+        (read as stored, times the mask), then ScatterElements(zeros [B, I], ids, weights,
+        reduction "add") over [B, H·N]: a neighbour of several history items sums."""
+        g, b = self.g, self.b
+        table = b.t[ids]
+        dtype = str(table.values.dtype)
+        stored = g.table(table, "neighbor_items", "rows", lambda: table.values, dtype, table.shape)
+        picked = g.op("Gather", [stored, self.history], dtype, axis=0)                     # [B, H, N]
+        index = g.op("Reshape", [g.op("Cast", [picked], "int64", to=_DTYPES["int64"]), b.ints([0, -1])], "int64")
+        values = g.op("Mul", [b.gather_rows(b.t[weights], self.history), self.mask3], "float32")
+        values = g.op("Reshape", [values, b.ints([0, -1])], "float32")                      # [B, H·N]
+        batch = g.op("Shape", [self.history], "int64", start=0, end=1)
+        shape = g.op("Concat", [batch, b.ints([b.edge.num_items])], "int64", axis=0)
+        zeros = g.op("ConstantOfShape", [shape], "float32", value=_zero_tensor())
+        return g.op("ScatterElements", [zeros, index, values], "float32", axis=1, reduction="add")
+
+
+def _zero_tensor():
+    from onnx import helper
+
+    return helper.make_tensor("zero", _DTYPES["float32"], [1], [0.0])
+
 
 FIXED_HISTORY = False      # H stays dynamic; the runtime keeps the newest H of the target's
 
@@ -692,7 +722,7 @@ def plan(edge: EdgeModel, options: GraphOptions) -> OnnxGraph:
         for name, dtype in (("history", "int32"), ("history_mask", "float32"), ("user_base", "float32")):
             g.dtypes[name] = dtype
         base = "user_base" if options.user_base else None
-        builder.top_k(*builder.score(builder.encode("history", "history_mask", base)), "history")
+        builder.top_k(*builder.history_scores("history", "history_mask", base), "history")
     g.int4_widened = widened_int4(edge, g.packed_int4, builder.forms)
     g.scoring = Scoring.from_ops(edge, g.scoring_ops, applies_scales=True)
     return g

@@ -238,7 +238,9 @@ def _exportable(tensor, memo: dict[int, object]):
     elif isinstance(tensor, SparseTensor):
         out = DenseTensor(tensor.to_dense().astype(np.float32))
     elif isinstance(tensor, DenseTensor):
-        out = tensor if tensor.values.dtype == np.float32 else DenseTensor(tensor.values.astype(np.float32))
+        # integer values (neighbour ids) are indices, not weights: they keep their dtype
+        keep = tensor.values.dtype == np.float32 or np.issubdtype(tensor.values.dtype, np.integer)
+        out = tensor if keep else DenseTensor(tensor.values.astype(np.float32))
     else:
         raise ExportError(f"cannot export a stored tensor of type {type(tensor).__name__}")
     memo[id(tensor)] = out
@@ -253,7 +255,7 @@ def to_fp16(tensors: dict[str, object]) -> dict[str, object]:
         if id(t) not in memo:
             if isinstance(t, LowRankTensor):
                 memo[id(t)] = LowRankTensor(half(t.left), half(t.right))
-            elif isinstance(t, DenseTensor):
+            elif isinstance(t, DenseTensor) and not np.issubdtype(t.values.dtype, np.integer):
                 memo[id(t)] = DenseTensor(t.values.astype(np.float16))
             else:
                 memo[id(t)] = t

@@ -56,7 +56,7 @@ import numpy as np
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, base_dim, exportable, topk_blocks, widened_int4
-from edgegnn.kinds import kind
+from edgegnn.kinds import item_scores, kind
 from edgegnn.tensors import LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
@@ -65,7 +65,7 @@ SIGNATURE_KEY = "serving_default"
 # the two stages win from 4k items (p50, batch 1, 1 thread: fp32 25 vs 28 us at 4,096; int8 34 vs 56 us at 16k)
 BLOCK_TOPK_MIN_ITEMS = 1 << 12
 BLOCK_TOPK_OPS = ("RESHAPE", "REDUCE_MAX", "TOPK_V2", "GATHER", "ADD", "PADV2")
-_TYPES = {"float32": 0, "float16": 1, "int32": 2, "uint8": 3, "int64": 4, "int8": 9}
+_TYPES = {"float32": 0, "float16": 1, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "int8": 9}
 
 
 class TfliteGraph:
@@ -118,7 +118,7 @@ class TfliteGraph:
         code, ins = op["code"], [self.dtype(i) for i in op["inputs"]]
         out = self.dtype(op["outputs"][0])
         if code == "GATHER":
-            return 2 if ins[0] == "int8" else 1
+            return {"int8": 2, "int16": 3}.get(ins[0], 1)
         if code == "CAST":
             return 3 if "int8" in (ins[0], out) else 1
         if code == "DEQUANTIZE":
@@ -307,9 +307,13 @@ class _Builder:
 
     # ---- the encoder and the top-K ------------------------------------------------------------
 
-    def encode(self, history: int, mask: int, base: int | None, h: int) -> int:
-        """e_u [1, d]: the model kind's device math (`edgegnn.kinds`) on `TfliteOps`."""
-        return kind(self.edge.kind).encode(TfliteOps(self, history, mask, base, h), self.edge.params)
+    def history_scores(self, history: int, mask: int, base: int | None, h: int) -> int:
+        """scores [1, I]: e_u of the model kind's device math (`edgegnn.kinds`) on `TfliteOps`
+        scored against the item table, plus the kind's item_scores term (if any)."""
+        ops = TfliteOps(self, history, mask, base, h)
+        scores = self.matmul_transposed(kind(self.edge.kind).encode(ops, self.edge.params), self.t["item"])
+        term = item_scores(self.edge.kind, ops, self.edge.params)
+        return scores if term is None else self.binary("ADD", scores, term, (1, self.edge.num_items))
 
     def bias(self, name: str) -> int:
         return self.const(name, np.asarray(self.edge.tensors[name].to_dense(), np.float32).reshape(1, -1))
@@ -423,6 +427,29 @@ class TfliteOps:
     def activation(self, name: str, x: int) -> int:
         return x
 
+    def neighbor_scores(self, ids: str, weights: str) -> int:
+        """GATHER the history's neighbour ids [H, N] and weights (as stored, mask folded in), then
+        SCATTER_ND(ids [H·N, 1], weights [H·N], [I]), which sums a neighbour of several history
+        items. uint16 ids (LiteRT's GATHER has no uint16) ship as int16 id - 32768, CAST to int32
+        and shifted back in the graph."""
+        g, b, h = self.g, self.b, self.h
+        table = b.t[ids]
+        items, count = table.shape
+        if table.values.dtype == np.uint16:
+            stored = g.table(table, "neighbor_items", lambda: (table.values.astype(np.int32) - (1 << 15)).astype(np.int16),
+                             table.shape, "int16")
+            picked = g.op("GATHER", [stored, self.index], (h, count), "int16", ("GatherOptions", {"axis": 0}))
+            picked = g.op("ADD", [g.op("CAST", [picked], (h, count), "int32"), b.const("shift", [1 << 15], "int32")],
+                          (h, count), "int32", ("AddOptions", {}))
+        else:
+            stored = g.table(table, "neighbor_items", lambda: table.values.astype(np.int32), table.shape, "int32")
+            picked = g.op("GATHER", [stored, self.index], (h, count), "int32", ("GatherOptions", {"axis": 0}))
+        values = b.weighted_rows(b.t[weights], self.index, self.mask_col, h)                   # [H, N]
+        scattered = g.op("SCATTER_ND", [b.reshape(picked, (h * count, 1)), b.reshape(values, (h * count,)),
+                                        b.const("scatter_shape", [items], "int32")], (items,), "float32",
+                         ("ScatterNdOptions", {}))
+        return b.reshape(scattered, (1, items))
+
 
 FIXED_HISTORY = True       # TFLite plans memory for fixed shapes: H is the target's
 
@@ -466,7 +493,7 @@ def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int]
     if options.user_base:
         base = g.tensor("user_base", (1, base_dim(edge)), "float32", exact_name=True)
         inputs.append(base)
-    scores = builder.matmul_transposed(builder.encode(inputs[0], inputs[1], base, h), builder.t["item"])
+    scores = builder.history_scores(inputs[0], inputs[1], base, h)
     g.scoring = Scoring.from_ops(edge, g.scoring_ops, applies_scales=False)
     g.tensors[scores]["name"] = "scores"      # also an output: the runtime ranks it when K + H runs short
     return g, inputs, list(builder.top_k(scores, h)) + [scores]

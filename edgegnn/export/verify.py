@@ -43,7 +43,7 @@ import numpy as np
 from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, NumpyOps, matmul
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import Scoring
-from edgegnn.kinds import kind
+from edgegnn.kinds import item_scores, kind
 from edgegnn.tensors import DenseTensor, LowRankTensor, RowScaledTensor
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,10 @@ class Queries:
 def score_bound(edge: EdgeModel, scoring: Scoring, queries: Queries, *, precision: str = "int8"
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(reference scores float32 [B, I], bound float64 [B, I]) for these queries (module docstring)."""
-    x, dx = _user_vector(edge, scoring, queries, precision)
+    (x, dx), term = _user_vector(edge, scoring, queries, precision)
     reference = edge.score(x)
+    if term is not None:       # the kind's item_scores term: its float sum in another order
+        reference = (reference + term[0]).astype(np.float32)
     if "user" in edge.activation_scales:
         dx = rounding_error(x, float(edge.activation_scales["user"]), ACTIVATION_LEVELS["user"],
                             "user" in scoring.applied_scales, dx)
@@ -95,6 +97,8 @@ def score_bound(edge: EdgeModel, scoring: Scoring, queries: Queries, *, precisio
         bound += (x.shape[1] + 3) * FLOAT16_UNIT * ((np.abs(x) + dx).astype(np.float32) @ magnitude.T)
     if row_scale is not None:
         bound *= row_scale[None, :]
+    if term is not None:
+        bound += term[1]
     bound += FLOAT_RTOL * np.abs(reference).max(axis=1, keepdims=True) + 1e-6
     return reference, bound
 
@@ -113,21 +117,22 @@ def rounding_error(x: np.ndarray, scale: float, levels: int, applied: bool, dx: 
     return np.where(near, scale * np.ceil(dx / scale + ROUNDING_WINDOW), 0.0)
 
 
-def _user_vector(edge: EdgeModel, scoring: Scoring, queries: Queries, precision: str
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """e_u [B, d] as the simulation computes it (before the "user" rounding), and a bound on the
-    graph's difference per coordinate: the kind's own device math run on `BoundOps`."""
+def _user_vector(edge: EdgeModel, scoring: Scoring, queries: Queries, precision: str):
+    """(e_u [B, d] as the simulation computes it (before the "user" rounding), a bound on the
+    graph's difference per coordinate), and the kind's item_scores term as (value, bound) [B, I]
+    or None: the kind's own device math run on `BoundOps`."""
     if queries.embeddings is not None:    # fed as they are
         x = np.asarray(queries.embeddings, np.float32)
-        return x, np.zeros(x.shape, np.float64)
+        return (x, np.zeros(x.shape, np.float64)), None
     ops = BoundOps(edge, scoring, list(queries.histories), queries.user_base, precision)
-    return kind(edge.kind).encode(ops, edge.params)
+    return kind(edge.kind).encode(ops, edge.params), item_scores(edge.kind, ops, edge.params)
 
 
-def _absolute(edge: EdgeModel) -> EdgeModel:
-    """The same model with |values| in every (dense) tensor: its pools bound the terms' magnitudes."""
+def _absolute(edge: EdgeModel, keep: tuple[str, ...] = ()) -> EdgeModel:
+    """The same model with |values| in every (dense) tensor but `keep` (ids, as they are): its
+    pools bound the terms' magnitudes."""
     return dataclasses.replace(edge, activation_scales={},
-                               tensors={name: DenseTensor(np.abs(t.to_dense()).astype(np.float32))
+                               tensors={name: t if name in keep else DenseTensor(np.abs(t.to_dense()).astype(np.float32))
                                         for name, t in edge.tensors.items()})
 
 
@@ -193,6 +198,13 @@ class BoundOps:
     def bias(self, name: str):
         b = self.values.bias(name)
         return b, np.zeros(b.shape)
+
+    def neighbor_scores(self, ids: str, weights: str):
+        """The scattered sum's float noise: FLOAT_RTOL of Σ |w| per item (its terms' magnitude),
+        plus u of it where the weights ship in float16."""
+        x = self.values.neighbor_scores(ids, weights)
+        magnitude = NumpyOps(_absolute(self.edge, keep=(ids,)), self.values.histories).neighbor_scores(ids, weights)
+        return x, (FLOAT_RTOL + (FLOAT16_UNIT if self.half else 0.0)) * magnitude.astype(np.float64)
 
     def activation(self, name: str, v):
         scale = self.edge.activation_scales.get(name)

@@ -11,6 +11,11 @@ A kind module defines:
     ACTIVATIONS           internal activations with a static scale, in calibration order
                           ("user", e_u entering the scoring, is every kind's and applied by it)
     encode(ops, params)   e_u [B, d] from the history (and e_u⁰), against `ops.DeviceOps`
+    item_scores(ops, params)  optional: a term [B, I] added to e_u · itemᵀ (graph filters'
+                          neighbour lists), or None
+    NEIGHBORS             optional: the tensors item_scores reads (ids, weights [I, N])
+    TRAINED               optional, True by default; False: fitted in closed form by
+                          `fit(config, train_csr, seed)` (no epochs, no e_u⁰)
     base_dim(tensors)     the width of the e_u⁰ input
     fold(model, graph, item_ids)        the EdgeModel of a trained torch model
     build_model(config, users, items)   the torch module that trains it
@@ -23,9 +28,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from edgegnn.errors import ConfigError
-from edgegnn.kinds import lightgcn, sage
+from edgegnn.kinds import graph_filter, lightgcn, sage
 
-KINDS: dict[str, ModuleType] = {module.NAME: module for module in (lightgcn, sage)}
+KINDS: dict[str, ModuleType] = {module.NAME: module for module in (lightgcn, sage, graph_filter)}
 
 
 def kind(name: str) -> ModuleType:
@@ -33,3 +38,19 @@ def kind(name: str) -> ModuleType:
     if name not in KINDS:
         raise ConfigError("kind", name, f"allowed: {', '.join(KINDS)}")
     return KINDS[name]
+
+
+def item_scores(name: str, ops, params):
+    """The kind's extra score term [B, I] on `ops` (None for kinds that score e_u · itemᵀ alone)."""
+    term = getattr(kind(name), "item_scores", None)
+    return None if term is None else term(ops, params)
+
+
+def neighbor_tensors(name: str) -> tuple[str, ...]:
+    """The tensors of a kind's neighbour lists (none for most kinds)."""
+    return tuple(getattr(kind(name), "NEIGHBORS", ()))
+
+
+def is_trained(name: str) -> bool:
+    """Whether a kind trains by epochs (True) or is fitted in closed form (False)."""
+    return bool(getattr(kind(name), "TRAINED", True))

@@ -20,9 +20,13 @@ H history items each, C columns:
     bias(name)                  a [C] vector that `add` broadcasts over B
     activation(name, x)         the model's static quantization of an internal activation
                                 (EdgeModel.quantize_activation), where the backend applies it
+    neighbor_scores(ids, w)     Σ_{h ∈ history} Σ_j w[h, j] · onehot(ids[h, j])  [B, I]: each
+                                history item's neighbour list (ids, weights [I, N]) scattered
+                                into item scores (a kind's `item_scores` term)
 
 The scoring that follows encode (e_u · itemᵀ, with the "user" activation) is each backend's own
-(integer kernels, lookup tables, two-stage top-K) and the same for every kind.
+(integer kernels, lookup tables, two-stage top-K) and the same for every kind; a kind's
+`item_scores` term, if any, is added to it before the top-K.
 `tests/kinds/test_ops.py` fails when a backend lacks an op a kind uses.
 """
 
@@ -30,7 +34,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-OPS = ("history_pool", "user_base", "has", "matmul", "matmul_t", "add", "scale", "relu", "bias", "activation")
+OPS = ("history_pool", "user_base", "has", "matmul", "matmul_t", "add", "scale", "relu", "bias", "activation",
+       "neighbor_scores")
 POOL_NORMS = ("sqrt", "mean", "sum")
 
 
@@ -54,3 +59,5 @@ class DeviceOps(Protocol):
     def bias(self, name: str) -> Any: ...
 
     def activation(self, name: str, x: Any) -> Any: ...
+
+    def neighbor_scores(self, ids: str, weights: str) -> Any: ...

@@ -72,8 +72,44 @@ class SAGEConfig:
         check_range(src, "init_std", self.init_std, low=0.0, low_open=True)
 
 
-ModelConfig = LightGCNConfig | SAGEConfig
-MODEL_TYPES: dict[str, type] = {"lightgcn": LightGCNConfig, "sage": SAGEConfig}
+@dataclass(frozen=True)
+class GraphFilterConfig:
+    """A training-free graph filter over the item graph (GF-CF: Shen et al., CIKM 2021).
+
+    With R the binary user-item matrix, R̃ = D_U^-½ R D_I^-½ and P̃ = R̃ᵀR̃ (the normalized
+    item-item graph), a user with history vector r_u [I] is scored
+        s_u = r_u · P̃_N  +  low_pass_weight · r_u D_I^-½ V_k V_kᵀ D_I^½
+    P̃_N keeps the `neighbors` largest entries of each row of P̃ (the linear filter, shipped as
+    per-item neighbour lists); V_k [I, k] are the top-`rank` right singular vectors of R̃ (the
+    ideal low-pass filter, shipped as two per-item tables). No per-user parameters: a user is
+    scored from the history alone, on the server as on the device.
+
+    Args:
+        rank: k, singular vectors of the low-pass part (the paper: 256); < min(users, items).
+        low_pass_weight: the weight of the low-pass part (the paper: 0.3).
+        neighbors: entries kept per row of P̃ (0: no item-item part); capped at items - 1.
+        svd_iterations: power iterations of the randomized SVD (scikit-learn's
+            `randomized_svd`); more is closer to the exact singular vectors, and slower.
+    """
+
+    type: Literal["graph-filter"] = "graph-filter"
+    filter: Literal["gf-cf"] = "gf-cf"
+    rank: int = 256
+    low_pass_weight: float = 0.3
+    neighbors: int = 128
+    svd_iterations: int = 4
+
+    def __post_init__(self) -> None:
+        src = "model"
+        check_choice(src, "filter", self.filter, ("gf-cf",))
+        check_range(src, "rank", self.rank, low=1, high=4096)
+        check_range(src, "low_pass_weight", self.low_pass_weight, low=0.0, high=100.0)
+        check_range(src, "neighbors", self.neighbors, low=0, high=4096)
+        check_range(src, "svd_iterations", self.svd_iterations, low=0, high=64)
+
+
+ModelConfig = LightGCNConfig | SAGEConfig | GraphFilterConfig
+MODEL_TYPES: dict[str, type] = {"lightgcn": LightGCNConfig, "sage": SAGEConfig, "graph-filter": GraphFilterConfig}
 
 
 @dataclass(frozen=True)

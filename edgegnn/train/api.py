@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
 
 from edgegnn.data.interactions import Interactions, Split
 from edgegnn.errors import DataError
-from edgegnn.metrics import evaluate_embeddings
+from edgegnn.kinds import is_trained, kind
+from edgegnn.metrics import evaluate_embeddings, popularity_metrics
 from edgegnn.models import ModelCard, build_model
 from edgegnn.models.graph import BipartiteGraph
 from edgegnn.train.checkpoint import Checkpoint, history_as_dicts
@@ -27,8 +29,11 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
     """Train the card's model on `split.train` and measure it on `split.test`.
 
     Returns the checkpoint (weights of the best validation epoch, test and validation
-    metrics, the curve) and the training result.
+    metrics, the popularity baseline's test metrics, the curve) and the training result.
+    A kind fitted in closed form (graph filters) is fitted once instead (no epochs).
     """
+    if not is_trained(card.model.type):
+        return _fit_closed_form(split, card, ks=ks)
     seed_everything(card.training.seed)
     model = build_model(card.model, split.num_users, split.num_items)
     graph = BipartiteGraph.from_interactions(split.train)
@@ -40,12 +45,41 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
     metrics = {"test": evaluate_embeddings(user_emb, item_emb, train_csr, split.test.to_csr(), ks=ks)}
     if result.best_metrics:
         metrics["valid"] = result.best_metrics
+    metrics["popularity"] = popularity_metrics(train_csr, split.test.to_csr(), ks=ks)
     metrics["training"] = {"epochs": result.epochs_run, "best_epoch": result.best_epoch,
                            "seconds": round(result.seconds, 2), "stopped_because": result.stopped_because}
     checkpoint = Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
                             train=split.train, metrics=metrics, history=history_as_dicts(result.history),
                             data=split.record)
     return checkpoint, result
+
+
+def _fit_closed_form(split: Split, card: ModelCard, *, ks) -> tuple[Checkpoint, TrainResult]:
+    """Fit a closed-form kind (`edgegnn.kinds`, TRAINED = False) and measure its device model:
+    such a kind scores from the history alone, so its metrics are the EdgeModel's."""
+    from edgegnn.edge_eval import evaluate_edge_model
+    from edgegnn.fold import fold
+
+    seed_everything(card.training.seed)
+    train_csr = split.train.to_csr()
+    start = time.perf_counter()
+    model = kind(card.model.type).fit(card.model, train_csr, card.training.seed)
+    seconds = time.perf_counter() - start
+    log.info("fitted %s in %.1f s", card.name, seconds)
+    checkpoint = Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+                            train=split.train, data=split.record)
+    edge = fold(checkpoint)
+    metrics = {"test": evaluate_edge_model(edge, train_csr, split.test.to_csr(), ks=ks)}
+    valid = {}
+    if split.valid is not None and len(split.valid):
+        valid = evaluate_edge_model(edge, train_csr, split.valid.to_csr(), ks=ks)
+        metrics["valid"] = valid
+    metrics["popularity"] = popularity_metrics(train_csr, split.test.to_csr(), ks=ks)
+    metrics["training"] = {"epochs": 0, "best_epoch": 0, "seconds": round(seconds, 2),
+                           "stopped_because": "closed-form fit"}
+    checkpoint.metrics = metrics
+    return checkpoint, TrainResult(best_epoch=0, epochs_run=0, seconds=seconds, stopped_because="closed-form fit",
+                                   history=[], best_metrics=valid)
 
 
 def remap(interactions: Interactions, user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[Interactions, dict[str, int]]:
@@ -72,7 +106,8 @@ def evaluate(checkpoint: Checkpoint, split: Split, *, ks=(20,), on: str = "test"
     """Full-ranking metrics of a checkpoint on the split's `test` (or `valid`) interactions.
 
     The split is mapped into the checkpoint's id space by raw ids; items the model was
-    trained with are excluded from each user's ranking.
+    trained with are excluded from each user's ranking. "popularity" holds the same metrics of
+    the popularity baseline (the most interacted training items) on the same users.
     """
     truth = split.test if on == "test" else split.valid
     if truth is None or len(truth) == 0:
@@ -83,11 +118,25 @@ def evaluate(checkpoint: Checkpoint, split: Split, *, ks=(20,), on: str = "test"
     if len(truth) == 0:
         raise DataError(f"none of the {on} interactions use users and items the model knows",
                         hint="evaluate on the data the model was trained on")
-    model, graph = checkpoint.build()
-    user_emb, item_emb = model_embeddings(model, graph)
-    metrics = evaluate_embeddings(user_emb, item_emb, checkpoint.train.to_csr(), truth.to_csr(), ks=ks)
+    metrics = checkpoint_metrics(checkpoint, truth.to_csr(), ks=ks)
+    metrics["popularity"] = popularity_metrics(checkpoint.train.to_csr(), truth.to_csr(), ks=ks)
     metrics.update({f"skipped: {reason}": count for reason, count in skipped.items()})
     return metrics
+
+
+def checkpoint_metrics(checkpoint: Checkpoint, truth_csr, *, ks=(20,)) -> dict[str, float]:
+    """Full-ranking metrics of a checkpoint's model on held-out `truth_csr` [U, I] (its id space):
+    a trained kind by its final embeddings, a closed-form kind by its device model (the same
+    scores: it has no user parameters)."""
+    train_csr = checkpoint.train.to_csr()
+    if not is_trained(checkpoint.card.model.type):
+        from edgegnn.edge_eval import evaluate_edge_model
+        from edgegnn.fold import fold
+
+        return evaluate_edge_model(fold(checkpoint), train_csr, truth_csr, ks=ks)
+    model, graph = checkpoint.build()
+    user_emb, item_emb = model_embeddings(model, graph)
+    return evaluate_embeddings(user_emb, item_emb, train_csr, truth_csr, ks=ks)
 
 
 def override_training(card: ModelCard, **changes) -> ModelCard:

@@ -14,7 +14,7 @@ from edgegnn.export.onnx_graph import OnnxOps
 from edgegnn.export.plan import GraphOptions, io_spec
 from edgegnn.export.tflite_graph import TfliteOps
 from edgegnn.export.verify import BoundOps
-from edgegnn.kinds import KINDS, kind
+from edgegnn.kinds import KINDS, item_scores, kind
 from edgegnn.kinds.ops import OPS
 from edgegnn.tensors import DenseTensor
 from tests.export import models
@@ -41,6 +41,7 @@ class _Recorder:
 def test_every_backend_implements_the_ops_a_kind_uses(name, backend):
     recorder = _Recorder()
     kind(name).encode(recorder, {"a0": 0.5})
+    item_scores(name, recorder, {"a0": 0.5})
     assert recorder.used <= set(OPS), recorder.used - set(OPS)
     missing = [op for op in recorder.used if not callable(getattr(BACKENDS[backend], op, None))]
     assert not missing, f"{backend} lacks {missing}, which the {name} kind uses"
@@ -93,5 +94,5 @@ def test_a_new_kind_runs_on_every_backend_from_its_module_alone(monkeypatch):
 def test_an_unknown_kind_is_one_error_naming_the_known_ones():
     from edgegnn.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="kind='gat' is invalid: allowed: lightgcn, sage"):
+    with pytest.raises(ConfigError, match="kind='gat' is invalid: allowed: lightgcn, sage, graph-filter"):
         EdgeModel(kind="gat", tensors={}, item_ids=np.array([]))

@@ -52,9 +52,9 @@ def user_scale(edge: EdgeModel, seed: int = 1) -> float:
 
 
 def _base_dim(edge: EdgeModel) -> int:
-    if edge.kind == "sage":
-        return edge.tensors["w1_self"].shape[1]
-    return edge.tensors["base_projection"].shape[0] if "base_projection" in edge.tensors else edge.embedding_dim
+    from edgegnn.kinds import kind
+
+    return kind(edge.kind).base_dim(edge.tensors)
 
 
 def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = DIM, stress: bool = False) -> EdgeModel:
@@ -155,6 +155,26 @@ def sage(kind: str = "fp32", seed: int = 0) -> EdgeModel:
     edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS), activation_scales={"h1": float(np.abs(h1).max() / ACTIVATION_LEVELS["h1"])})
     return EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS),
                      activation_scales={"h1": edge.activation_scales["h1"], "user": user_scale(edge)})
+
+
+def graph_filter(kind: str = "fp32", seed: int = 0, items: int = ITEMS, neighbors: int = 12,
+                 stress: bool = False) -> EdgeModel:
+    """Graph-filter EdgeModels (GF-CF's device form): fp32 | int8 (message, item and the neighbour
+    weights per-row int8, static user scale) | int32-ids (the ids as int32, as for catalogs over
+    65,536 items). Neighbour lists: `neighbors` distinct other items per row, positive weights."""
+    message, item = _tables(seed, items, DIM, stress)
+    rng = _rng(seed + 11)
+    ids = np.stack([rng.choice(np.delete(np.arange(items), row), neighbors, replace=False) for row in range(items)])
+    weights = rng.uniform(0.0, 0.5, (items, neighbors)).astype(np.float32)
+    ids = ids.astype(np.int32 if kind == "int32-ids" else np.uint16)
+    store = quantize_rows if kind == "int8" else DenseTensor
+    edge = EdgeModel(kind="graph-filter", item_ids=_ids(items),
+                     tensors={"message": store(message), "item": store(item), "neighbor_items": DenseTensor(ids),
+                              "neighbor_weights": store(weights)})
+    if kind != "int8":
+        return edge
+    return EdgeModel(kind="graph-filter", item_ids=_ids(items), tensors=edge.tensors,
+                     activation_scales={"user": user_scale(edge)})
 
 
 def histories(batch: int, max_len: int, items: int = ITEMS, seed: int = 2) -> list[np.ndarray]:

@@ -63,6 +63,9 @@ ARTIFACTS = {   # name: (model, target, what of a big catalog's layout, extra ex
     "onnx-pq": (lambda: models.lightgcn("pq"), "cpu-x86_64", (), {}),
     "onnx-shared-pq": (lambda: models.lightgcn("shared-pq", stress=True), "cpu-x86_64", (), {}),
     "onnx-sage-int8": (lambda: models.sage("int8"), "cpu-x86_64", (), {}),
+    "onnx-graph-filter-int8": (lambda: models.graph_filter("int8", stress=True), "cpu-x86_64", (), {}),
+    "onnx-graph-filter-int8-two-stage": (lambda: models.graph_filter("int8", stress=True), "cpu-x86_64",
+                                         ("two-stage",), {}),
     "onnx-user-int8": (lambda: models.lightgcn("int8", stress=True), "cpu-x86_64", (), {"variant": "user"}),
     "onnx-user-int8-tensor": (lambda: models.lightgcn("int8-tensor-dynamic", stress=True), "cpu-x86_64",
                               ("two-stage",), {"variant": "user"}),
@@ -75,6 +78,7 @@ ARTIFACTS = {   # name: (model, target, what of a big catalog's layout, extra ex
     "tflite-shared-int8": (lambda: models.lightgcn("shared-int8", stress=True), "android-litert", (), {}),
     "tflite-pq": (lambda: models.lightgcn("shared-pq", stress=True), "android-litert", (), {}),
     "tflite-sage-int8": (lambda: models.sage("int8"), "android-litert", (), {}),
+    "tflite-graph-filter-int8": (lambda: models.graph_filter("int8", stress=True), "android-litert", (), {}),
     "tflite-user-int8": (lambda: models.lightgcn("int8-dynamic", stress=True), "android-litert", (),
                          {"variant": "user"}),
 }

@@ -29,6 +29,9 @@ CASES = {   # name: (model, how the scores compare)
     "lightgcn-shared-int8-fp16": (lambda: models.lightgcn("shared-int8-fp16"), "int8"),
     "lightgcn-pq": (lambda: models.lightgcn("pq"), "exact"),
     "lightgcn-shared-pq": (lambda: models.lightgcn("shared-pq"), "exact"),
+    "graph-filter-fp32": (lambda: models.graph_filter("fp32"), "exact"),
+    "graph-filter-int8": (lambda: models.graph_filter("int8"), "loose"),
+    "graph-filter-int32-ids": (lambda: models.graph_filter("int32-ids"), "exact"),
     "sage-fp32": (lambda: models.sage("fp32"), "exact"),
     "sage-int8": (lambda: models.sage("int8"), "loose"),   # h1's static scale is not applied in TFLite
 }

@@ -1,0 +1,154 @@
+"""Graph filters (GF-CF): the fit is the paper's formula, the device model scores it, and the
+CLI trains, evaluates, compresses and exports it like any kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from edgegnn.data.splits import split_random
+from edgegnn.data.synthetic import make_synthetic
+from edgegnn.errors import ConfigError
+from edgegnn.fold import fold
+from edgegnn.kinds import graph_filter
+from edgegnn.models import GraphFilterConfig, ModelCard
+from edgegnn.models.graph_filter import fit_graph_filter, normalized_interactions, top_neighbors
+from edgegnn.train.api import evaluate, fit
+from edgegnn.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+def _interactions(users: int = 80, items: int = 50, density: float = 0.12, seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((users, items)) < density).astype(np.float32)
+    dense[np.arange(users), rng.integers(0, items, users)] = 1.0     # every user has an item
+    return sp.csr_matrix(dense)
+
+
+def _gf_cf_reference(train: sp.csr_matrix, rank: int, weight: float) -> np.ndarray:
+    """GF-CF's scores, dense, from numpy's exact SVD: R P̃ + weight · R D^-½ V Vᵀ D^½ [U, I]."""
+    r = train.toarray().astype(np.float64)
+    du, di = r.sum(1), r.sum(0)
+    inv = lambda d: np.where(d > 0, 1 / np.sqrt(np.maximum(d, 1e-300)), 0.0)   # noqa: E731
+    normalized = inv(du)[:, None] * r * inv(di)[None, :]
+    v = np.linalg.svd(normalized)[2][:rank].T
+    low_pass = (inv(di)[:, None] * v) @ (np.sqrt(di)[:, None] * v).T
+    gram = normalized.T @ normalized
+    np.fill_diagonal(gram, 0.0)        # the fit leaves the diagonal out: it only scores seen items
+    return r @ gram + weight * r @ low_pass
+
+
+def test_the_device_model_scores_the_papers_formula():
+    """With every neighbour kept and enough power iterations, the EdgeModel's scores are GF-CF's."""
+    train = _interactions()
+    config = GraphFilterConfig(rank=6, low_pass_weight=0.3, neighbors=49, svd_iterations=30)
+    module = graph_filter.fit(config, train, seed=0)
+    edge = graph_filter.fold(module, None, np.array([f"i{i}" for i in range(50)]))
+    histories = np.split(train.indices.astype(np.int64), train.indptr[1:-1])
+    np.testing.assert_allclose(edge.scores(histories), _gf_cf_reference(train, 6, 0.3), rtol=1e-3, atol=1e-4)
+
+
+def test_top_neighbors_are_each_rows_largest_off_diagonal_entries():
+    normalized, _ = normalized_interactions(_interactions(seed=3))
+    gram = (normalized.T @ normalized).toarray()
+    np.fill_diagonal(gram, -np.inf)
+    ids, weights = top_neighbors(normalized, 7, block_bytes=4 * 50 * 3)     # blocks of 3 rows
+    expected = np.sort(gram, axis=1)[:, ::-1][:, :7]
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+    np.testing.assert_allclose(np.take_along_axis(gram, ids.astype(np.int64), 1), weights, rtol=1e-6)
+    assert (ids != np.arange(50)[:, None]).all()
+    assert (np.diff(weights, axis=1) <= 0).all()                            # largest first
+
+
+def test_the_fit_is_deterministic_and_ids_fit_uint16():
+    train = _interactions(seed=4)
+    config = GraphFilterConfig(rank=5, neighbors=10)
+    first, second = fit_graph_filter(config, train, seed=1), fit_graph_filter(config, train, seed=1)
+    for name in ("message", "item", "neighbor_items", "neighbor_weights"):
+        assert np.array_equal(getattr(first, name), getattr(second, name)), name
+    edge = graph_filter.fold(graph_filter.fit(config, train, seed=1), None, np.arange(50).astype(str))
+    assert edge.tensors["neighbor_items"].values.dtype == np.uint16
+    assert graph_filter.neighbor_id_dtype(70_000) == np.int32
+
+
+def test_a_new_user_is_scored_from_the_first_click():
+    train = _interactions(seed=5)
+    edge = graph_filter.fold(graph_filter.fit(GraphFilterConfig(rank=4, neighbors=8), train, 0), None,
+                             np.arange(50).astype(str))
+    scores = edge.scores([np.array([3])])[0]
+    assert np.isfinite(scores).all() and scores.max() > scores.min()
+
+
+@pytest.fixture(scope="module")
+def split():
+    return split_random(make_synthetic(num_users=400, num_items=200, seed=0), valid_ratio=0.1, seed=0)
+
+
+def test_fit_measures_the_model_and_beats_popularity(split):
+    card = ModelCard(name="gf-cf", model=GraphFilterConfig(rank=32, neighbors=64))
+    checkpoint, result = fit(split, card)
+    assert result.epochs_run == 0 and result.stopped_because == "closed-form fit"
+    test, popularity = checkpoint.metrics["test"], checkpoint.metrics["popularity"]
+    assert test["recall@20"] > 1.2 * popularity["recall@20"], (test, popularity)
+    assert checkpoint.metrics["valid"]["recall@20"] > 0
+
+
+def test_a_saved_checkpoint_folds_and_evaluates_as_fitted(split, tmp_path):
+    card = ModelCard(name="gf-cf", model=GraphFilterConfig(rank=16, neighbors=32))
+    checkpoint, _ = fit(split, card)
+    loaded = load_checkpoint(save_checkpoint(checkpoint, tmp_path / "gf.pt"))
+    metrics = evaluate(loaded, split)
+    assert metrics["recall@20"] == pytest.approx(checkpoint.metrics["test"]["recall@20"], abs=1e-12)
+    assert metrics["popularity"]["recall@20"] == pytest.approx(checkpoint.metrics["popularity"]["recall@20"])
+    edge = fold(loaded)
+    assert edge.kind == "graph-filter" and edge.has_item_scores
+
+
+def test_a_rank_the_data_cannot_hold_is_one_error_naming_it(split):
+    card = ModelCard(name="gf-cf", model=GraphFilterConfig(rank=200))
+    with pytest.raises(ConfigError, match=r"model\.rank=200 is invalid: must be below min\(users, items\) = 200"):
+        fit(split, card)
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("rank", 0, "1 <= rank"), ("neighbors", -1, "0 <= neighbors"), ("low_pass_weight", -0.5, "0.0 <= low_pass_weight"),
+    ("filter", "bspm", "allowed: gf-cf"), ("svd_iterations", 100, "svd_iterations <= 64"),
+])
+def test_bad_settings_name_the_field_and_what_is_allowed(field, value, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        ModelCard.from_dict({"model": {"type": "graph-filter", field: value}})
+
+
+def test_the_cli_fits_compresses_exports_and_serves_a_graph_filter(tmp_path):
+    """train --model models/gf-cf.yaml, compress to int8, export for ONNX Runtime and LiteRT, and
+    recommend through the runtime: each artifact's metrics equal its simulation's, a new user gets items."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgegnn.cli.app import app
+    from edgegnn.runtime import Recommender
+    from tests.conftest import REPO
+
+    runner = CliRunner()
+    data = "synthetic:users=300,items=160,seed=4"
+    card = tmp_path / "gf.yaml"
+    card.write_text((REPO / "models" / "gf-cf.yaml").read_text().replace("rank: 256", "rank: 24"))
+    model = tmp_path / "gf.pt"
+    trained = runner.invoke(app, ["train", "--data", data, "--model", str(card), "--out", str(model), "--json"])
+    assert trained.exit_code == 0, trained.output
+    metrics = json.loads(trained.stdout)
+    assert metrics["test"]["recall@20"] > metrics["popularity"]["recall@20"]
+    compressed = tmp_path / "int8"
+    result = runner.invoke(app, ["compress", str(model), "--quantize", "int8", "--out", str(compressed), "--json"])
+    assert result.exit_code == 0, result.output
+    for target in ("cpu-x86_64", "android-litert"):
+        out = tmp_path / target
+        result = runner.invoke(app, ["export", str(compressed), "--target", target, "--out", str(out), "--json"])
+        assert result.exit_code == 0, result.output
+        measured = json.loads(result.stdout)["manifest"]["metrics"]
+        assert measured["artifact"]["recall@20"] == pytest.approx(measured["simulation"]["recall@20"], abs=1e-3)
+        recommender = Recommender.open(out)
+        assert not recommender.has_user_base
+        first_click = recommender.recommend([str(recommender.item_ids[0])], k=5)
+        assert len(first_click.items) == 5 and not first_click.fallback

@@ -9,21 +9,19 @@ import typer
 
 from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
-from edgegnn.cli.output import data_note, metrics_table, print_json, progress, setup_logging, stdout, user_errors
-
-
-def _load_card(model: Optional[Path]):
-    from edgegnn.models import ModelCard, load_model_card
-
-    return load_model_card(model) if model is not None else ModelCard(name="lightgcn")
+from edgegnn.cli.output import (data_note, metrics_table, print_json, progress, setup_logging, stderr, stdout, table,
+                                user_errors)
 
 
 @data_options
 def train(
     out: Annotated[Path, typer.Option("--out", help="Where to write the checkpoint (MODEL.pt).")],
-    model: opt.ModelCardPath = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the model card's).")] = None,
-    time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Stop after this many seconds of training.")] = None,
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", help="A model card YAML (models/*.yaml). Default: choose on the data's validation split among "
+                        "graph filters and LightGCN, within --time-budget; the choice is written as MODEL.card.yaml.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs of a trained kind (default: the card's).")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(
+        "--time-budget", help="Seconds: of training with --model; of the whole choice without (default 300).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="BPR batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")] = None,
     loss: Annotated[Optional[str], typer.Option("--loss", help="whole-data | bpr")] = None,
@@ -32,48 +30,122 @@ def train(
     *,
     source: DataSource,
 ) -> None:
-    """Train a GNN recommender and write a checkpoint."""
+    """Train or fit a recommender and write a checkpoint (without --model: the best on validation)."""
     setup_logging(verbose)
     with user_errors():
-        from edgegnn.train.api import fit, override_training
-        from edgegnn.train.checkpoint import save_checkpoint
-
         from edgegnn.configs import check_range
-        from edgegnn.kinds import is_trained
+        from edgegnn.train.api import override_training
+        from edgegnn.train.checkpoint import save_checkpoint
 
         opt.output_file("out", out)                # before training, not after it
         if epochs is not None:                     # before the data loads
             check_range("train", "epochs", epochs, low=1)
-        card = override_training(_load_card(model), learning_rate=lr, batch_size=batch_size,
-                                 loss=loss, seed=source.seed_value)
-        splits, _ = source.load()
-        closed_form = not is_trained(card.model.type)
-        total = 1 if closed_form else epochs if epochs is not None else card.training.epochs
-        with progress(enabled=not json) as bar:
-            task = bar.add_task(f"{'fitting' if closed_form else 'training'} {card.name}", total=total, status="")
+        if time_budget is not None:
+            check_range("train", "time_budget", time_budget, low=0.0, low_open=True)
 
-            def on_evaluate(record) -> None:
-                shown = ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items()
-                                  if k.startswith(("recall@", "ndcg@")))
-                bar.update(task, status=f"loss {record.loss:.4f} {shown}")
-                if record.metrics:
-                    bar.console.print(f"epoch {record.epoch:4d}  {record.seconds:7.1f}s  "
-                                      f"loss {record.loss:.4f}  valid {shown}")
+        def adjusted(card):
+            return override_training(card, learning_rate=lr, batch_size=batch_size, loss=loss, seed=source.seed_value)
 
-            checkpoint, result = fit(splits, card, epochs=epochs, time_budget=time_budget,
-                                     on_epoch=lambda epoch, _: bar.update(task, completed=epoch),
-                                     on_evaluate=on_evaluate)
-            bar.update(task, completed=result.epochs_run if result.epochs_run else total)
+        if model is not None:
+            from edgegnn.models import load_model_card
+
+            card = adjusted(load_model_card(model))
+            splits, _ = source.load()
+            checkpoint, result, trials = (*_train_card(splits, card, epochs, time_budget, json), None)
+        else:
+            from edgegnn.models import ModelCard
+
+            adjusted(ModelCard(name="lightgcn"))   # the training options are checked before the data loads
+            splits, _ = source.load()
+            checkpoint, result, trials = _choose(splits, adjusted, epochs, time_budget, source.seed_value or 0, json)
         save_checkpoint(checkpoint, out)
+        card_file = _write_card(checkpoint.card, out) if trials is not None else None
     if json:
         print_json(checkpoint.metrics)
         return
+    if trials is not None:
+        stdout.print(_trials_table(trials, checkpoint.metrics["selection"]))
+    card = checkpoint.card
     stdout.print(metrics_table(f"{card.name} on {splits.source}", shown_metrics(checkpoint.metrics)))
     if result.epochs_run == 0:
         stdout.print(f"fitted in closed form in {result.seconds:.1f} s; wrote {out}")
     else:
         stdout.print(f"{result.epochs_run} epochs in {result.seconds:.1f} s (best epoch {result.best_epoch}, "
                      f"stopped by {result.stopped_because}); wrote {out}")
+    if card_file is not None:
+        stdout.print(f"the chosen card: {card_file} (reuse it with --model)")
+
+
+def _train_card(splits, card, epochs, time_budget, quiet: bool):
+    """Train (or fit) one card with a progress bar; (checkpoint, result)."""
+    from edgegnn.kinds import is_trained
+    from edgegnn.train.api import fit
+
+    closed_form = not is_trained(card.model.type)
+    total = 1 if closed_form else epochs if epochs is not None else card.training.epochs
+    with progress(enabled=not quiet) as bar:
+        task = bar.add_task(f"{'fitting' if closed_form else 'training'} {card.name}", total=total, status="")
+
+        def on_evaluate(record) -> None:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items() if k.startswith(("recall@", "ndcg@")))
+            bar.update(task, status=f"loss {record.loss:.4f} {shown}")
+            if record.metrics:
+                bar.console.print(f"epoch {record.epoch:4d}  {record.seconds:7.1f}s  "
+                                  f"loss {record.loss:.4f}  valid {shown}")
+
+        checkpoint, result = fit(splits, card, epochs=epochs, time_budget=time_budget,
+                                 on_epoch=lambda epoch, _: bar.update(task, completed=epoch),
+                                 on_evaluate=on_evaluate)
+        bar.update(task, completed=result.epochs_run if result.epochs_run else total)
+    return checkpoint, result
+
+
+def _choose(splits, adjusted, epochs, time_budget, seed: int, quiet: bool):
+    """The default model: `edgegnn.train.select.select_model`, each trial printed as it ends."""
+    import dataclasses
+
+    from edgegnn.train.select import select_model
+
+    def trained(card):
+        card = adjusted(card)
+        return card if epochs is None else dataclasses.replace(card, training=dataclasses.replace(card.training,
+                                                                                                  epochs=epochs))
+
+    def on_trial(trial) -> None:
+        if not quiet:
+            shown = "skipped" if trial.valid is None else f"valid recall@20 {trial.valid.get('recall@20', 0):.4f}"
+            stderr.print(f"tried {trial.card.name:<18} {shown}  {trial.seconds:6.1f} s {trial.note}")
+
+    return select_model(splits, time_budget=time_budget, seed=seed, trained=trained, on_trial=on_trial)
+
+
+def _trials_table(trials, selection: dict):
+    rows = [[("* " if t.card.name == selection["chosen"] else "  ") + t.card.name,
+             "-" if t.valid is None else t.valid.get(selection["metric"], 0.0), f"{t.seconds:.1f}", t.note]
+            for t in trials]
+    where = "a validation split carved from train" if selection["carved_validation"] else "the validation split"
+    return table(f"candidates on {where} (* chosen)", ["model", f"valid {selection['metric']}", "seconds", "note"],
+                 rows)
+
+
+def _write_card(card, out: Path) -> Path:
+    """MODEL.card.yaml beside the checkpoint, atomically: the choice, reusable with --model."""
+    import os
+    import tempfile
+
+    import yaml
+
+    path = out.with_name(out.stem + ".card.yaml")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"# chosen by `edgegnn train` on the validation split of the data of {out.name}\n")
+            yaml.safe_dump(card.to_dict(), handle, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def shown_metrics(metrics: dict) -> dict:

@@ -25,15 +25,16 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
         time_budget: float | None = None, ks=(20,),
         on_epoch: Callable[[int, float], None] | None = None,
         on_evaluate: Callable[[EpochRecord], None] | None = None,
-        monitor: Callable | None = None) -> tuple[Checkpoint, TrainResult]:
-    """Train the card's model on `split.train` and measure it on `split.test`.
+        monitor: Callable | None = None, measure_test: bool = True) -> tuple[Checkpoint, TrainResult]:
+    """Train the card's model on `split.train` and measure it on `split.test` (unless not
+    `measure_test`: a model selection's trials see validation only).
 
     Returns the checkpoint (weights of the best validation epoch, test and validation
     metrics, the popularity baseline's test metrics, the curve) and the training result.
     A kind fitted in closed form (graph filters) is fitted once instead (no epochs).
     """
     if not is_trained(card.model.type):
-        return _fit_closed_form(split, card, ks=ks)
+        return _fit_closed_form(split, card, ks=ks, measure_test=measure_test)
     seed_everything(card.training.seed)
     model = build_model(card.model, split.num_users, split.num_items)
     graph = BipartiteGraph.from_interactions(split.train)
@@ -42,10 +43,13 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
     model.eval()
     user_emb, item_emb = model_embeddings(model, graph)
     train_csr = split.train.to_csr()
-    metrics = {"test": evaluate_embeddings(user_emb, item_emb, train_csr, split.test.to_csr(), ks=ks)}
+    metrics = {}
+    if measure_test:
+        metrics["test"] = evaluate_embeddings(user_emb, item_emb, train_csr, split.test.to_csr(), ks=ks)
     if result.best_metrics:
         metrics["valid"] = result.best_metrics
-    metrics["popularity"] = popularity_metrics(train_csr, split.test.to_csr(), ks=ks)
+    if measure_test:
+        metrics["popularity"] = popularity_metrics(train_csr, split.test.to_csr(), ks=ks)
     metrics["training"] = {"epochs": result.epochs_run, "best_epoch": result.best_epoch,
                            "seconds": round(result.seconds, 2), "stopped_because": result.stopped_because}
     checkpoint = Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -54,7 +58,7 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
     return checkpoint, result
 
 
-def _fit_closed_form(split: Split, card: ModelCard, *, ks) -> tuple[Checkpoint, TrainResult]:
+def _fit_closed_form(split: Split, card: ModelCard, *, ks, measure_test: bool = True) -> tuple[Checkpoint, TrainResult]:
     """Fit a closed-form kind (`edgegnn.kinds`, TRAINED = False) and measure its device model:
     such a kind scores from the history alone, so its metrics are the EdgeModel's."""
     from edgegnn.edge_eval import evaluate_edge_model
@@ -69,12 +73,13 @@ def _fit_closed_form(split: Split, card: ModelCard, *, ks) -> tuple[Checkpoint, 
     checkpoint = Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
                             train=split.train, data=split.record)
     edge = fold(checkpoint)
-    metrics = {"test": evaluate_edge_model(edge, train_csr, split.test.to_csr(), ks=ks)}
+    metrics = {"test": evaluate_edge_model(edge, train_csr, split.test.to_csr(), ks=ks)} if measure_test else {}
     valid = {}
     if split.valid is not None and len(split.valid):
         valid = evaluate_edge_model(edge, train_csr, split.valid.to_csr(), ks=ks)
         metrics["valid"] = valid
-    metrics["popularity"] = popularity_metrics(train_csr, split.test.to_csr(), ks=ks)
+    if measure_test:
+        metrics["popularity"] = popularity_metrics(train_csr, split.test.to_csr(), ks=ks)
     metrics["training"] = {"epochs": 0, "best_epoch": 0, "seconds": round(seconds, 2),
                            "stopped_because": "closed-form fit"}
     checkpoint.metrics = metrics

@@ -9,7 +9,8 @@ the compression passes treat like any kind's); the second is the linear filter r
 each item's N strongest neighbours in P̃ (`neighbor_items`, uint16 ids where the catalog fits,
 else int32; `neighbor_weights` [I, N], float or per-row int8), scattered into the scores.
 
-Tables: `message` [I, k] (gathered), `item` [I, k] (scored); optionally `neighbor_items`,
+Tables: `message` [I, k] (gathered; stored as diag(s) · item, see `fold`), `item` [I, k]
+(scored); optionally `neighbor_items`,
 `neighbor_weights` [I, N] (no item-item part without them).
 """
 
@@ -51,16 +52,25 @@ def neighbor_id_dtype(num_items: int) -> np.dtype:
 def fold(model, graph, item_ids):
     """The EdgeModel of a fitted `edgegnn.models.graph_filter` module (its buffers, as they are)."""
     from edgegnn.edge_model import EdgeModel
-    from edgegnn.tensors import DenseTensor
+    from edgegnn.tensors import DenseTensor, RowScaledTensor
 
     tables = model.tables()
-    tensors = {"message": DenseTensor(tables.message.astype(np.float32)),
-               "item": DenseTensor(tables.item.astype(np.float32))}
+    item = DenseTensor(tables.item.astype(np.float32))
+    tensors = {"message": RowScaledTensor(item, DenseTensor(_row_scale(tables))), "item": item}
     if tables.neighbor_items.shape[1]:
         ids = tables.neighbor_items.astype(neighbor_id_dtype(len(item_ids)))
         tensors.update(neighbor_items=DenseTensor(ids),
                        neighbor_weights=DenseTensor(tables.neighbor_weights.astype(np.float32)))
     return EdgeModel(kind=NAME, tensors=tensors, item_ids=np.asarray(item_ids), params={})
+
+
+def _row_scale(tables) -> np.ndarray:
+    """s [I] with message = diag(s) · item: α D_I^-½ V = (α / d_i) · D_I^½ V, so the device model
+    stores one table and a scale per row (half the bytes; every pass keeps the sharing). s is
+    read back from the fitted tables (message_i · item_i / |item_i|², 0 for an unseen item)."""
+    norm = np.einsum("ij,ij->i", tables.item.astype(np.float64), tables.item.astype(np.float64))
+    dot = np.einsum("ij,ij->i", tables.message.astype(np.float64), tables.item.astype(np.float64))
+    return np.divide(dot, norm, out=np.zeros_like(norm), where=norm > 0).astype(np.float32)
 
 
 def fit(config, train_csr, seed: int):

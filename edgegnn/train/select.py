@@ -5,8 +5,10 @@
 with the time left) is fitted on the training split and measured (Recall@K) on the validation
 split; the best is the model, and the table of what was tried goes into the checkpoint's
 metrics. A split without validation interactions gets one carved from its training ones
-(`valid_share` of each user's, seeded), so the test split never takes part in a choice; the
-chosen card is then refitted on the whole training split and measured on test.
+(VALID_SHARE of each user's, seeded), so the test split never takes part in a choice. The
+chosen card is then refitted and measured on test: a graph filter on train + validation (its
+settings are fixed, and every interaction but the test ones informs it), a trained kind on train
+(validation stops it early). The checkpoint's "valid" metrics are the chosen trial's.
 
 Candidates run cheapest first while the time budget lasts; one that would not finish in the
 time left (estimated from the previous fits) is skipped and says so.
@@ -102,11 +104,31 @@ def select_model(split: Split, *, time_budget: float | None = None, ks=(20,), se
                           f"{trials[0].seconds:.0f} s on this data)")
     best = max(fitted, key=lambda t: t.valid[metric])
     log.info("chose %s (valid %s %.4f)", best.card.name, metric, best.valid[metric])
-    checkpoint, result = fit(split, best.card, ks=ks, time_budget=_refit_budget(best, budget))
+    closed_form = isinstance(best.card.model, GraphFilterConfig)
+    final = with_validation_in_train(split) if closed_form else split
+    checkpoint, result = fit(final, best.card, ks=ks, time_budget=_refit_budget(best, budget))
+    checkpoint.metrics["valid"] = best.valid
     checkpoint.metrics["selection"] = {"metric": metric, "chosen": best.card.name,
                                        "carved_validation": chooser is not split,
+                                       "refitted_on": "train + valid" if final is not split else "train",
                                        "trials": [t.to_dict() for t in trials]}
     return checkpoint, result, trials
+
+
+def with_validation_in_train(split: Split) -> Split:
+    """The split with its validation interactions moved into train (no validation left): once the
+    settings are chosen, a closed-form model is refitted on every interaction but the test ones
+    (a trained kind keeps its validation split for early stopping)."""
+    if split.valid is None or not len(split.valid):
+        return split
+    train, valid = split.train, split.valid
+    optional = {name: np.concatenate([getattr(train, name), getattr(valid, name)])
+                for name in ("ratings", "timestamps")
+                if getattr(train, name) is not None and getattr(valid, name) is not None}
+    merged = dataclasses.replace(train, users=np.concatenate([train.users, valid.users]),
+                                 items=np.concatenate([train.items, valid.items]),
+                                 ratings=optional.get("ratings"), timestamps=optional.get("timestamps"))
+    return dataclasses.replace(split, train=merged, valid=None)
 
 
 def _try(card: ModelCard, split: Split, left: float, trials: list[Trial], trains: bool,

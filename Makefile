@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EMULATORS := .emulators/.ready
 
-.PHONY: install emulators quickstart test bench clean
+.PHONY: install emulators quickstart test bench bench-quality clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_train_speed.py
 	$(BIN)/python benchmarks/bench_gowalla_budget.py
+
+# Quality side by side (edgegnn's default, each kind, implicit ALS, popularity; ~40 min here)
+bench-quality: install
+	$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e ".[test,bench]"
+	$(BIN)/python benchmarks/bench_quality.py
+	$(BIN)/python benchmarks/bench_graph_filter_gowalla.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

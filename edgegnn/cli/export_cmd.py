@@ -198,5 +198,6 @@ def _show_summary(manifest: dict, title: str) -> None:
     if metrics:
         names = sorted(metrics["artifact"])
         stdout.print(table(f"measured on {metrics['users']:,} test users ({metrics['users_as']}), "
-                           f"tolerance {metrics['tolerance']:g}", ["metric", "artifact", "simulation", "reference"],
-                           [[n, metrics["artifact"][n], metrics["simulation"][n], metrics["reference"][n]] for n in names]))
+                           f"tolerance {metrics['tolerance']:g}", ["metric", "artifact", "simulation", "reference", "popularity"],
+                           [[n, metrics["artifact"][n], metrics["simulation"][n], metrics["reference"][n],
+                             metrics.get("popularity", {}).get(n, "")] for n in names]))

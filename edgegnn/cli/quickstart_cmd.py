@@ -73,8 +73,9 @@ def quickstart(
         return
     from edgegnn.profile.report import results_table
 
-    shown = {k: v for k, v in checkpoint.metrics.items() if k in ("test", "valid")}
-    stdout.print(metrics_table(f"LightGCN on {splits.source}", shown))
+    from edgegnn.cli.train_cmd import shown_metrics
+
+    stdout.print(metrics_table(f"LightGCN on {splits.source}", shown_metrics(checkpoint.metrics)))
     stdout.print(f"trained {result.epochs_run} epochs in {result.seconds:.1f} s; model: {model_path}")
     stdout.print(results_table(profiled))
     stdout.print(f"wrote {json_path} and {plot_path}")

@@ -12,6 +12,7 @@ runs `EdgeModel.encode`/`score` in numpy on the same histories, in the artifact'
 
 `reference` is `edge_eval.evaluate_edge_model`: full histories, full ranking -- the figure the
 compression reports use; it differs from the artifact's only where H cuts histories.
+`popularity` is the popularity baseline (the most interacted training items) on the same users.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from edgegnn.edge_eval import evaluate_edge_model
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import DataError
-from edgegnn.metrics import ranking_metrics_sums
+from edgegnn.metrics import popularity_metrics, ranking_metrics_sums
 from edgegnn.metrics import top_k as top_k_rows
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ def measure(edge: EdgeModel, top_unseen: Callable, data: EvalData, *, history_le
     reference = evaluate_edge_model(edge, data.train_csr, data.truth_csr, user_base=data.user_base,
                                     ks=(CUTOFF,), users=data.users)
     result["reference"] = {k: reference[k] for k in (f"recall@{CUTOFF}", f"ndcg@{CUTOFF}")}
+    popularity = popularity_metrics(data.train_csr, data.truth_csr, ks=(CUTOFF,), users=data.users)
+    result["popularity"] = {k: popularity[k] for k in (f"recall@{CUTOFF}", f"ndcg@{CUTOFF}")}
     result["users"] = counted
     return result
 

@@ -152,3 +152,29 @@ def test_the_cli_fits_compresses_exports_and_serves_a_graph_filter(tmp_path):
         assert not recommender.has_user_base
         first_click = recommender.recommend([str(recommender.item_ids[0])], k=5)
         assert len(first_click.items) == 5 and not first_click.fallback
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ({"rank": 500}, "model.rank=500 is invalid: must be below min(users, items)"),
+    ({"neighbors": -3}, "0 <= neighbors"),
+    ({"neighbors": 4000}, None),         # more neighbours than items: capped at items - 1
+])
+def test_the_cli_names_a_setting_the_data_cannot_hold_in_one_line(tmp_path, setting, fragment):
+    import yaml
+    from typer.testing import CliRunner
+
+    from edgegnn.cli.app import app
+
+    card = tmp_path / "gf.yaml"
+    card.write_text(yaml.safe_dump({"name": "gf", "model": {"type": "graph-filter", "rank": 16, **setting}}))
+    out = tmp_path / "m.pt"
+    result = CliRunner().invoke(app, ["train", "--data", "synthetic:users=200,items=150,seed=2", "--model", str(card),
+                                      "--out", str(out)])
+    if fragment is None:
+        assert result.exit_code == 0, result.output
+        assert load_checkpoint(out).state_dict["neighbor_items"].shape == (150, 149)
+        return
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and fragment in lines[0], result.output
+    assert not out.exists()

@@ -54,6 +54,9 @@ def test_a_split_without_validation_gets_one_carved_from_train(split):
     assert len(chooser.train) + len(chooser.valid) == len(split.train)
 
 
-def test_a_budget_too_short_for_any_candidate_is_one_error(split):
-    with pytest.raises(ConfigError, match="time_budget"):
+def test_a_budget_that_is_no_duration_is_one_error_and_a_short_one_still_fits_the_cheapest(split, caplog):
+    with pytest.raises(ConfigError, match="time_budget=-1 is invalid: must be > 0 seconds"):
         select.select_model(split, time_budget=-1)
+    checkpoint, _, trials = select.select_model(split, time_budget=1e-3, trained=_quick)
+    assert trials[0].valid and all(t.valid is None and t.note.startswith("skipped") for t in trials[1:])
+    assert checkpoint.card == trials[0].card and "budget" in caplog.text

@@ -85,8 +85,8 @@ def run_als(split) -> dict:
     def fitted(train_csr, settings):
         from threadpoolctl import threadpool_limits
 
-        model = AlternatingLeastSquares(factors=64, iterations=15, random_state=0, **settings)
         with threadpool_limits(1, "blas"):      # implicit parallelizes itself (its own advice)
+            model = AlternatingLeastSquares(factors=64, iterations=15, random_state=0, **settings)
             model.fit(train_csr.astype(np.float32), show_progress=False)
         return model.user_factors, model.item_factors
 

@@ -80,7 +80,7 @@ def select_model(split: Split, *, time_budget: float | None = None, ks=(20,), se
                  trained: Callable[[ModelCard], ModelCard] = lambda card: card,
                  on_trial: Callable[[Trial], None] | None = None):
     """Fit the candidates on `split`'s training data, pick the best validation Recall@max(ks),
-    refit it on the whole training split. Returns (checkpoint, train result, trials).
+    refit it (module docstring) and measure it on test. Returns (checkpoint, train result, trials).
 
     `trained` adjusts a trained kind's card (the CLI's --epochs / --lr / ...); `time_budget`
     (seconds, default DEFAULT_BUDGET) bounds the whole selection.
@@ -106,8 +106,8 @@ def select_model(split: Split, *, time_budget: float | None = None, ks=(20,), se
                         "training history)", hint="use more data or a larger --valid-ratio")
     spent = time.perf_counter() - start
     if spent > budget:    # the cheapest candidate always runs, so a short budget is exceeded, not refused
-        log.warning("the model choice took %.0f s of a %.0f s budget: the cheapest candidate alone needs that "
-                    "long on this data", spent, budget)
+        log.warning("the model choice took %.0f s of a %.0f s budget (the cheapest candidate always runs; "
+                    "candidates that would not fit were skipped)", spent, budget)
     best = max(fitted, key=lambda t: t.valid[metric])
     log.info("chose %s (valid %s %.4f)", best.card.name, metric, best.valid[metric])
     closed_form = isinstance(best.card.model, GraphFilterConfig)

@@ -56,7 +56,11 @@ def fold(model, graph, item_ids):
 
     tables = model.tables()
     item = DenseTensor(tables.item.astype(np.float32))
-    tensors = {"message": RowScaledTensor(item, DenseTensor(_row_scale(tables))), "item": item}
+    scale = _row_scale(tables)
+    if scale is not None:      # GF-CF: message = diag(s) · item, one table
+        tensors = {"message": RowScaledTensor(item, DenseTensor(scale)), "item": item}
+    else:
+        tensors = {"message": DenseTensor(tables.message.astype(np.float32)), "item": item}
     if tables.neighbor_items.shape[1]:
         ids = tables.neighbor_items.astype(neighbor_id_dtype(len(item_ids)))
         tensors.update(neighbor_items=DenseTensor(ids),
@@ -64,13 +68,17 @@ def fold(model, graph, item_ids):
     return EdgeModel(kind=NAME, tensors=tensors, item_ids=np.asarray(item_ids), params={})
 
 
-def _row_scale(tables) -> np.ndarray:
-    """s [I] with message = diag(s) · item: α D_I^-½ V = (α / d_i) · D_I^½ V, so the device model
-    stores one table and a scale per row (half the bytes; every pass keeps the sharing). s is
-    read back from the fitted tables (message_i · item_i / |item_i|², 0 for an unseen item)."""
-    norm = np.einsum("ij,ij->i", tables.item.astype(np.float64), tables.item.astype(np.float64))
-    dot = np.einsum("ij,ij->i", tables.message.astype(np.float64), tables.item.astype(np.float64))
-    return np.divide(dot, norm, out=np.zeros_like(norm), where=norm > 0).astype(np.float32)
+def _row_scale(tables) -> np.ndarray | None:
+    """s [I] with message = diag(s) · item, if the tables are so (GF-CF: α D_I^-½ V = (α / d_i) ·
+    D_I^½ V), else None (ChebyCF weighs the columns). Then the device model stores one table and
+    a scale per row (half the bytes; every pass keeps the sharing). s is read back from the
+    tables (message_i · item_i / |item_i|², 0 for an unseen item) and checked against them."""
+    item, message = tables.item.astype(np.float64), tables.message.astype(np.float64)
+    norm = np.einsum("ij,ij->i", item, item)
+    scale = np.divide(np.einsum("ij,ij->i", message, item), norm, out=np.zeros_like(norm), where=norm > 0)
+    if not np.allclose(scale[:, None] * item, message, rtol=1e-4, atol=1e-6 * np.abs(message).max()):
+        return None
+    return scale.astype(np.float32)
 
 
 def fit(config, train_csr, seed: int):

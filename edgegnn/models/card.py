@@ -84,24 +84,37 @@ class GraphFilterConfig:
     ideal low-pass filter, shipped as two per-item tables). No per-user parameters: a user is
     scored from the history alone, on the server as on the device.
 
+    filter "chebycf" (Kim et al., SIGIR 2025) replaces P̃ by h(P̃), h the order-`order` Chebyshev
+    interpolation of a plateau (`flatness` φ) over P̃'s spectrum, adds the ideal pass with weight
+    `low_pass_weight` and normalizes by item degree (D_I^-β before the filter, D_I^β after,
+    β = `degree_power`), in the same device form (`edgegnn.models.graph_filter`).
+
     Args:
+        filter: "gf-cf" or "chebycf".
         rank: k, singular vectors of the low-pass part (the paper: 256); < min(users, items).
-        low_pass_weight: the weight of the low-pass part (the paper: 0.3).
+        low_pass_weight: the weight of the low-pass (GF-CF) or ideal-pass (ChebyCF) part.
         neighbors: entries kept per row of P̃ (0: no item-item part); capped at items - 1.
         svd_iterations: power iterations of the randomized SVD (scikit-learn's
             `randomized_svd`); more is closer to the exact singular vectors, and slower.
+        order, flatness, degree_power: ChebyCF's K, φ and β (ignored by "gf-cf").
     """
 
     type: Literal["graph-filter"] = "graph-filter"
-    filter: Literal["gf-cf"] = "gf-cf"
+    filter: Literal["gf-cf", "chebycf"] = "gf-cf"
     rank: int = 256
     low_pass_weight: float = 0.3
     neighbors: int = 128
     svd_iterations: int = 4
+    order: int = 8
+    flatness: float = 1.5
+    degree_power: float = 0.4
 
     def __post_init__(self) -> None:
         src = "model"
-        check_choice(src, "filter", self.filter, ("gf-cf",))
+        check_choice(src, "filter", self.filter, ("gf-cf", "chebycf"))
+        check_range(src, "order", self.order, low=1, high=32)
+        check_range(src, "flatness", self.flatness, low=0.0, high=10.0, low_open=True)
+        check_range(src, "degree_power", self.degree_power, low=0.0, high=1.0)
         check_range(src, "rank", self.rank, low=1, high=4096)
         check_range(src, "low_pass_weight", self.low_pass_weight, low=0.0, high=100.0)
         check_range(src, "neighbors", self.neighbors, low=0, high=4096)

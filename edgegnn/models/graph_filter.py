@@ -1,4 +1,4 @@
-"""Graph filters on the server: fit GF-CF's two parts from the training interactions (scipy).
+"""Graph filters on the server: fit GF-CF's (or ChebyCF's) two parts from the training interactions.
 
 GF-CF (Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021) scores a
 user u with binary history r_u [I] by two filters over the normalized item graph:
@@ -75,24 +75,63 @@ def neighbor_count(config, num_items: int) -> int:
 
 
 def fit_graph_filter(config, train_csr, *, seed: int = 0) -> GraphFilterTables:
-    """GF-CF's shipped arrays (module docstring) from the training matrix CSR [U, I]."""
+    """The shipped arrays of the card's filter (module docstring) from the training CSR [U, I]."""
     from sklearn.utils.extmath import randomized_svd
 
     num_users, num_items = train_csr.shape
     check_fits(config, num_users, num_items)
     normalized, item_degree = normalized_interactions(train_csr)
-    _, _, vt = randomized_svd(normalized, config.rank, n_iter=config.svd_iterations, random_state=seed)
+    _, singular, vt = randomized_svd(normalized, config.rank, n_iter=config.svd_iterations, random_state=seed)
     vectors = vt.T.astype(np.float64)                                                 # [I, k]
+    count = neighbor_count(config, num_items)
+    if config.filter == "chebycf":
+        return _chebycf(config, normalized, item_degree, vectors, singular.astype(np.float64) ** 2, count)
     message = (config.low_pass_weight * _inverse_sqrt(item_degree))[:, None] * vectors
     item = np.sqrt(item_degree)[:, None] * vectors
-    ids, weights = top_neighbors(normalized, neighbor_count(config, num_items))
+    ids, weights = top_neighbors(normalized, count)
     return GraphFilterTables(message=message.astype(np.float32), item=item.astype(np.float32),
                              neighbor_items=ids, neighbor_weights=weights)
 
 
-def top_neighbors(normalized: sp.csr_matrix, count: int, *, block_bytes: int = BLOCK_BYTES
+def plateau_filter(eigenvalues: np.ndarray, order: int, flatness: float) -> np.ndarray:
+    """h(λ): ChebyCF's transfer function at P̃'s eigenvalues λ ∈ [0, 1], the order-K Chebyshev
+    interpolation (numpy.polynomial.chebyshev) of a plateau over x = 1 - 2λ ∈ [-1, 1] (the
+    normalized Laplacian's spectrum): 0.5 + 0.5 |x|^φ for x < 0 (low frequencies pass), 0.5 - 0.5 x^φ
+    for x >= 0. φ = 1, K >= 1 is h(λ) = λ, the linear filter P̃ itself."""
+    def plateau(x):
+        return np.where(x < 0, 0.5 + 0.5 * np.abs(x) ** flatness, 0.5 - 0.5 * np.abs(x) ** flatness)
+
+    coefficients = np.polynomial.chebyshev.chebinterpolate(plateau, order)
+    return np.polynomial.chebyshev.chebval(1.0 - 2.0 * np.asarray(eigenvalues, np.float64), coefficients)
+
+
+def _chebycf(config, normalized, item_degree, vectors, eigenvalues, count) -> GraphFilterTables:
+    """ChebyCF (Kim et al., SIGIR 2025) in the device form of GF-CF:
+        s_u = (r_u D^-β) [h(P̃) + α V_k V_kᵀ] D^β,    D = D_I, β = degree_power, α = low_pass_weight
+    h(P̃) is an order-K polynomial of P̃: dense, and its powers cost a pass over P̃ each. It is
+    split at the k-th eigenvalue λ_k: below it (the spectrum the device does not keep) h is
+    replaced by its secant c·λ, c = h(λ_k) / λ_k, i.e. by c·P̃, shipped as neighbour lists like
+    GF-CF's; on the top-k eigenvectors the rest, h(λ) - c·λ, joins the ideal pass:
+        h(P̃) + α V Vᵀ ≈ c·P̃ + V diag(h(λ) - c·λ + α) Vᵀ    (exact on the top-k eigenspace)
+    message = D^-β V diag(h(λ) - cλ + α), item = D^β V; neighbour weights c · d_i^-β P̃_ij d_j^β."""
+    response = plateau_filter(eigenvalues, config.order, config.flatness)
+    last = eigenvalues[-1]
+    slope = float(response[-1] / last) if last > 0 else 1.0
+    weights = response - slope * eigenvalues + config.low_pass_weight                  # [k]
+    pre = np.power(np.maximum(item_degree, 1.0), -config.degree_power) * (item_degree > 0)   # D^-β
+    post = np.power(item_degree, config.degree_power)                                       # D^β
+    message = pre[:, None] * vectors * weights[None, :]
+    item = post[:, None] * vectors
+    ids, neighbor_weights = top_neighbors(normalized, count, row_scale=slope * pre, column_scale=post)
+    return GraphFilterTables(message=message.astype(np.float32), item=item.astype(np.float32),
+                             neighbor_items=ids, neighbor_weights=neighbor_weights)
+
+
+def top_neighbors(normalized: sp.csr_matrix, count: int, *, block_bytes: int = BLOCK_BYTES,
+                  row_scale: np.ndarray | None = None, column_scale: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """The `count` largest off-diagonal entries of each row of P̃ = R̃ᵀR̃, largest first:
+    """The `count` largest off-diagonal entries of each row of P̃ = R̃ᵀR̃ (of diag(row_scale) ·
+    P̃ · diag(column_scale), when given; the scales are non-negative), largest first:
     ids int32 [I, N] and weights float32 [I, N] (missing entries weight 0). Which of equal weights at
     the N-th place is kept is argpartition's choice: deterministic for the same input."""
     num_items = normalized.shape[1]
@@ -105,6 +144,10 @@ def top_neighbors(normalized: sp.csr_matrix, count: int, *, block_bytes: int = B
     for start in range(0, num_items, rows_per_block):
         stop = min(num_items, start + rows_per_block)
         block = (transposed[start:stop] @ normalized).toarray()                        # [b, I]
+        if column_scale is not None:
+            block *= column_scale.astype(np.float32)[None, :]
+        if row_scale is not None:
+            block *= row_scale[start:stop].astype(np.float32)[:, None]
         block[np.arange(stop - start), np.arange(start, stop)] = 0.0
         top = np.argpartition(-block, count - 1, axis=1)[:, :count]                     # count < I
         values = np.take_along_axis(block, top, axis=1)

@@ -48,6 +48,32 @@ def test_the_device_model_scores_the_papers_formula():
     np.testing.assert_allclose(edge.scores(histories), _gf_cf_reference(train, 6, 0.3), rtol=1e-3, atol=1e-4)
 
 
+def test_chebycf_is_its_polynomial_filter_when_the_rank_holds_the_whole_spectrum():
+    """With every neighbour and every non-zero eigenvalue kept (item 49 duplicates item 48: P̃ has
+    rank 49), c·P̃ + V diag(h(λ) - cλ + α) Vᵀ is h(P̃) + α V Vᵀ: the device scores are
+    (r D^-β) [h(P̃) + α V Vᵀ] D^β computed densely from numpy's eigendecomposition."""
+    from edgegnn.models.graph_filter import plateau_filter
+
+    dense = _interactions(users=90, items=50, density=0.15, seed=6).toarray()
+    dense[:, 49] = dense[:, 48]
+    train = sp.csr_matrix(dense)
+    config = GraphFilterConfig(filter="chebycf", rank=49, low_pass_weight=0.2, neighbors=49, svd_iterations=30,
+                               order=8, flatness=1.5, degree_power=0.4)
+    edge = graph_filter.fold(graph_filter.fit(config, train, seed=0), None, np.arange(50).astype(str))
+    normalized, degree = normalized_interactions(train)
+    gram = (normalized.T @ normalized).toarray().astype(np.float64)
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    keep = eigenvalues > 1e-9
+    v, lam = vectors[:, keep], eigenvalues[keep]
+    polynomial = v @ np.diag(plateau_filter(lam, 8, 1.5) + 0.2) @ v.T
+    slope = plateau_filter(lam[:1], 8, 1.5)[0] / lam[0]              # the secant at the smallest kept λ
+    np.fill_diagonal(polynomial, np.diag(polynomial) - slope * np.diag(gram))   # the lists leave the diagonal out
+    expected = (dense * degree ** -0.4) @ polynomial * degree[None, :] ** 0.4
+    histories = np.split(train.indices.astype(np.int64), train.indptr[1:-1])
+    assert edge.tensors["message"].describe()["storage"] == "dense"      # columns weighed: no row-scaled form
+    np.testing.assert_allclose(edge.scores(histories), expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
 def test_top_neighbors_are_each_rows_largest_off_diagonal_entries():
     normalized, _ = normalized_interactions(_interactions(seed=3))
     gram = (normalized.T @ normalized).toarray()
@@ -112,7 +138,8 @@ def test_a_rank_the_data_cannot_hold_is_one_error_naming_it(split):
 
 @pytest.mark.parametrize("field, value, fragment", [
     ("rank", 0, "1 <= rank"), ("neighbors", -1, "0 <= neighbors"), ("low_pass_weight", -0.5, "0.0 <= low_pass_weight"),
-    ("filter", "bspm", "allowed: gf-cf"), ("svd_iterations", 100, "svd_iterations <= 64"),
+    ("filter", "bspm", "allowed: gf-cf, chebycf"), ("svd_iterations", 100, "svd_iterations <= 64"),
+    ("order", 0, "1 <= order"), ("flatness", 0, "0.0 < flatness"), ("degree_power", 1.5, "degree_power <= 1.0"),
 ])
 def test_bad_settings_name_the_field_and_what_is_allowed(field, value, fragment):
     with pytest.raises(ConfigError, match=fragment):

@@ -19,7 +19,6 @@ import typer
 Seed = Annotated[int, typer.Option("--seed", help="Seed for splits and training.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
-ModelCardPath = Annotated[Optional[Path], typer.Option("--model", help="Model card YAML (default: LightGCN, models/lightgcn.yaml).")]
 K = Annotated[list[int], typer.Option("--k", help="Cut-off K of the metrics (repeatable).")]
 
 

@@ -13,15 +13,16 @@ What ships (`fit_graph_filter`):
 P̃ is computed in row blocks, each made dense once to pick its top N: memory stays one block of
 `block_bytes` whatever the catalog, and no [I, I] matrix is ever held.
 
-The singular vectors come from scikit-learn's randomized SVD (Halko et al.): on Gowalla's
-29,858 x 40,981 R̃, k = 256 takes seconds where ARPACK (`scipy.sparse.linalg.svds`) takes
-minutes; its power iterations are a card setting. `GraphFilterModule` holds the fitted arrays
+ChebyCF (`filter: chebycf`) ships in the same three arrays: `_chebycf`.
+
+The singular vectors come from scikit-learn's randomized SVD (Halko et al.), far faster than
+ARPACK (`scipy.sparse.linalg.svds`) at these ranks and as good for ranking (README, "Graph
+filters"); its power iterations are a card setting. `GraphFilterModule` holds the fitted arrays
 as torch buffers, so the checkpoint stores them like any model's state.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,6 @@ import scipy.sparse as sp
 
 from edgegnn.errors import ConfigError
 
-log = logging.getLogger(__name__)
 BLOCK_BYTES = 1 << 28
 
 

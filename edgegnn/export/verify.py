@@ -128,11 +128,10 @@ def _user_vector(edge: EdgeModel, scoring: Scoring, queries: Queries, precision:
     return kind(edge.kind).encode(ops, edge.params), item_scores(edge.kind, ops, edge.params)
 
 
-def _absolute(edge: EdgeModel, keep: tuple[str, ...] = ()) -> EdgeModel:
-    """The same model with |values| in every (dense) tensor but `keep` (ids, as they are): its
-    pools bound the terms' magnitudes."""
+def _absolute(edge: EdgeModel) -> EdgeModel:
+    """The same model with |values| in every (dense) tensor: its pools bound the terms' magnitudes."""
     return dataclasses.replace(edge, activation_scales={},
-                               tensors={name: t if name in keep else DenseTensor(np.abs(t.to_dense()).astype(np.float32))
+                               tensors={name: DenseTensor(np.abs(t.to_dense()).astype(np.float32))
                                         for name, t in edge.tensors.items()})
 
 
@@ -203,7 +202,9 @@ class BoundOps:
         """The scattered sum's float noise: FLOAT_RTOL of Σ |w| per item (its terms' magnitude),
         plus u of it where the weights ship in float16."""
         x = self.values.neighbor_scores(ids, weights)
-        magnitude = NumpyOps(_absolute(self.edge, keep=(ids,)), self.values.histories).neighbor_scores(ids, weights)
+        absolute = DenseTensor(np.abs(self.edge.tensors[weights].to_dense()).astype(np.float32))
+        magnitudes = dataclasses.replace(self.edge, tensors={**self.edge.tensors, weights: absolute})
+        magnitude = NumpyOps(magnitudes, self.values.histories).neighbor_scores(ids, weights)
         return x, (FLOAT_RTOL + (FLOAT16_UNIT if self.half else 0.0)) * magnitude.astype(np.float64)
 
     def activation(self, name: str, v):

@@ -62,7 +62,6 @@ def _fit_closed_form(split: Split, card: ModelCard, *, ks, measure_test: bool = 
     """Fit a closed-form kind (`edgegnn.kinds`, TRAINED = False) and measure its device model:
     such a kind scores from the history alone, so its metrics are the EdgeModel's."""
     from edgegnn.edge_eval import evaluate_edge_model
-    from edgegnn.fold import fold
 
     seed_everything(card.training.seed)
     train_csr = split.train.to_csr()
@@ -72,7 +71,7 @@ def _fit_closed_form(split: Split, card: ModelCard, *, ks, measure_test: bool = 
     log.info("fitted %s in %.1f s", card.name, seconds)
     checkpoint = Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
                             train=split.train, data=split.record)
-    edge = fold(checkpoint)
+    edge = kind(card.model.type).fold(model, None, split.train.item_ids)   # the fitted module, as it is
     metrics = {"test": evaluate_edge_model(edge, train_csr, split.test.to_csr(), ks=ks)} if measure_test else {}
     valid = {}
     if split.valid is not None and len(split.valid):

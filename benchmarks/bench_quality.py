@@ -1,6 +1,6 @@
 """Recommendation quality side by side, one run: edgegnn's default, each model kind, implicit ALS, popularity.
 
-Rows: the default, models/gf-cf.yaml, models/chebycf.yaml, models/lightgcn.yaml, implicit ALS, popularity.
+Rows: the default, models/gf-cf.yaml, models/chebycf.yaml, models/bspm.yaml, models/lightgcn.yaml, implicit ALS, popularity.
 Datasets: the LightGCN paper's Gowalla split (train.txt / test.txt), and two synthetic regimes
 made in code -- "dense" (3,000 users x 3,000 items, ~100 interactions a user) and "sparse"
 (6,000 users x 12,000 items, ~8 a user) -- split per user 70 / 10 / 20 (train / valid / test).
@@ -133,7 +133,7 @@ def main() -> None:
     for name in args.datasets.split(","):
         split = load(name)
         rows = [run_default(split, args.budget)]
-        for card_file in ("gf-cf.yaml", "chebycf.yaml", "lightgcn.yaml"):
+        for card_file in ("gf-cf.yaml", "chebycf.yaml", "bspm.yaml", "lightgcn.yaml"):
             card = load_model_card(REPO / "models" / card_file)
             card = dataclasses.replace(card, training=dataclasses.replace(card.training, epochs=10**6))
             rows.append(run_edgegnn(split, card, args.budget))

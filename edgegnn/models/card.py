@@ -89,18 +89,23 @@ class GraphFilterConfig:
     `low_pass_weight` and normalizes by item degree (D_I^-β before the filter, D_I^β after,
     β = `degree_power`), in the same device form (`edgegnn.models.graph_filter`).
 
+    filter "bspm" (Choi et al., SIGIR 2023) blurs (P̃), adds the ideal pass (weight
+    `low_pass_weight`) and sharpens with `sharpen_steps` Runge-Kutta-4 steps of the reverse heat
+    equation over `sharpen_time`; its two tables are 2·rank wide.
+
     Args:
-        filter: "gf-cf" or "chebycf".
+        filter: "gf-cf", "chebycf" or "bspm".
         rank: k, singular vectors of the low-pass part (the paper: 256); < min(users, items).
         low_pass_weight: the weight of the low-pass (GF-CF) or ideal-pass (ChebyCF) part.
         neighbors: entries kept per row of P̃ (0: no item-item part); capped at items - 1.
         svd_iterations: power iterations of the randomized SVD (scikit-learn's
             `randomized_svd`); more is closer to the exact singular vectors, and slower.
-        order, flatness, degree_power: ChebyCF's K, φ and β (ignored by "gf-cf").
+        order, flatness, degree_power: ChebyCF's K, φ and β (ignored by the others).
+        sharpen_time, sharpen_steps: BSPM's T_s and K_s (ignored by the others).
     """
 
     type: Literal["graph-filter"] = "graph-filter"
-    filter: Literal["gf-cf", "chebycf"] = "gf-cf"
+    filter: Literal["gf-cf", "chebycf", "bspm"] = "gf-cf"
     rank: int = 256
     low_pass_weight: float = 0.3
     neighbors: int = 128
@@ -108,10 +113,14 @@ class GraphFilterConfig:
     order: int = 8
     flatness: float = 1.5
     degree_power: float = 0.4
+    sharpen_time: float = 2.5
+    sharpen_steps: int = 1
 
     def __post_init__(self) -> None:
         src = "model"
-        check_choice(src, "filter", self.filter, ("gf-cf", "chebycf"))
+        check_choice(src, "filter", self.filter, ("gf-cf", "chebycf", "bspm"))
+        check_range(src, "sharpen_time", self.sharpen_time, low=0.0, high=10.0)
+        check_range(src, "sharpen_steps", self.sharpen_steps, low=1, high=16)
         check_range(src, "order", self.order, low=1, high=32)
         check_range(src, "flatness", self.flatness, low=0.0, high=10.0, low_open=True)
         check_range(src, "degree_power", self.degree_power, low=0.0, high=1.0)

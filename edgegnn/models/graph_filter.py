@@ -13,7 +13,8 @@ What ships (`fit_graph_filter`):
 P̃ is computed in row blocks, each made dense once to pick its top N: memory stays one block of
 `block_bytes` whatever the catalog, and no [I, I] matrix is ever held.
 
-ChebyCF (`filter: chebycf`) ships in the same three arrays: `_chebycf`.
+ChebyCF (`filter: chebycf`) and BSPM (`filter: bspm`) ship in the same three arrays: `_chebycf`,
+`_bspm` (BSPM's tables are 2k wide: `table_width`).
 
 The singular vectors come from scikit-learn's randomized SVD (Halko et al.), far faster than
 ARPACK (`scipy.sparse.linalg.svds`) at these ranks and as good for ranking (README, "Graph
@@ -86,6 +87,8 @@ def fit_graph_filter(config, train_csr, *, seed: int = 0) -> GraphFilterTables:
     count = neighbor_count(config, num_items)
     if config.filter == "chebycf":
         return _chebycf(config, normalized, item_degree, vectors, singular.astype(np.float64) ** 2, count)
+    if config.filter == "bspm":
+        return _bspm(config, normalized, item_degree, vectors, singular.astype(np.float64) ** 2, count)
     message = (config.low_pass_weight * _inverse_sqrt(item_degree))[:, None] * vectors
     item = np.sqrt(item_degree)[:, None] * vectors
     ids, weights = top_neighbors(normalized, count)
@@ -127,6 +130,68 @@ def _chebycf(config, normalized, item_degree, vectors, eigenvalues, count) -> Gr
                              neighbor_items=ids, neighbor_weights=neighbor_weights)
 
 
+def sharpening_response(eigenvalues: np.ndarray, time: float, steps: int) -> np.ndarray:
+    """g(λ) = q(τλ)^K, τ = time / K, q(z) = 1 - z + z²/2 - z³/6 + z⁴/24: `steps` Runge-Kutta-4
+    steps of BSPM's sharpening ODE dx/dt = -x·P̃ over `time`, at P̃'s eigenvalues λ."""
+    z = (time / steps) * np.asarray(eigenvalues, np.float64)
+    return (1.0 - z + z ** 2 / 2 - z ** 3 / 6 + z ** 4 / 24) ** steps
+
+
+def sharpen(normalized: sp.csr_matrix, columns: np.ndarray, time: float, steps: int) -> np.ndarray:
+    """g(P̃) X for X [I, m] (`sharpening_response` as a matrix function): per step the four Taylor
+    terms Σ_j (-τP̃)^j X / j!, each P̃·Y = R̃ᵀ(R̃ Y) two sparse products (P̃ is never formed)."""
+    tau = time / steps
+    out = np.asarray(columns, np.float64)
+    for _ in range(steps):
+        term, total = out, out.copy()
+        for j in range(1, 5):
+            term = -(tau / j) * (normalized.T @ (normalized @ term))
+            total += term
+        out = total
+    return out
+
+
+def _bspm(config, normalized, item_degree, vectors, eigenvalues, count) -> GraphFilterTables:
+    """BSPM (Choi et al., SIGIR 2023) with early merge, the paper's Gowalla form: blur by one
+    Euler step of the heat equation (x·P̃), add the ideal pass, then sharpen (`sharpening_response`):
+        s_u = r_u [β D^-½ V Vᵀ D^½ + P̃] g(P̃),      β = low_pass_weight, D = D_I
+    The ideal part stays exact and low-rank: message β D^-½ V, item g(P̃) D^½ V (`sharpen` applied
+    to its k columns). f(P̃) = P̃ g(P̃) is split at λ_k like ChebyCF's h: neighbour lists L, the N
+    largest entries of c·P̃ per row (c = f(λ_k) / λ_k), and on the top-k eigenvectors
+    V (diag(f(λ)) - Vᵀ L V) Vᵀ, so Vᵀ (L + that) V = f(Λ) exactly: what the truncated lists lose
+    within the kept eigenspace is given back there. Tables are [I, 2k]: the ideal columns, then
+    the spectral ones (message V (diag(f) - Vᵀ L V), item V)."""
+    response = eigenvalues * sharpening_response(eigenvalues, config.sharpen_time, config.sharpen_steps)
+    last = eigenvalues[-1]
+    slope = float(response[-1] / last) if last > 0 else 1.0
+    ids, weights = top_neighbors(normalized, count, row_scale=np.full(normalized.shape[1], slope))
+    lists = neighbor_matrix(ids, weights)
+    projected = vectors.T @ (lists @ vectors)                                          # Vᵀ L V [k, k]
+    message = np.hstack([config.low_pass_weight * _inverse_sqrt(item_degree)[:, None] * vectors,
+                         vectors @ (np.diag(response) - projected)])
+    sharpened = sharpen(normalized, np.sqrt(item_degree)[:, None] * vectors, config.sharpen_time,
+                        config.sharpen_steps)
+    item = np.hstack([sharpened, vectors])
+    return GraphFilterTables(message=message.astype(np.float32), item=item.astype(np.float32),
+                             neighbor_items=ids, neighbor_weights=weights)
+
+
+def neighbor_matrix(ids: np.ndarray, weights: np.ndarray) -> sp.csr_matrix:
+    """The neighbour lists as a CSR [I, I] (row i: weights[i] at columns ids[i]; padding adds 0).
+    The arrays are copied: scipy would otherwise sort `ids` in place when it sums duplicates."""
+    num_items, count = ids.shape
+    indptr = np.arange(0, num_items * count + 1, count)
+    lists = sp.csr_matrix((weights.ravel().astype(np.float64), ids.ravel().astype(np.int64), indptr),
+                          shape=(num_items, num_items))
+    lists.sum_duplicates()
+    return lists
+
+
+def table_width(config) -> int:
+    """Columns of `message` and `item`: the rank k, or 2k for BSPM (ideal and spectral parts)."""
+    return 2 * config.rank if config.filter == "bspm" else config.rank
+
+
 def top_neighbors(normalized: sp.csr_matrix, count: int, *, block_bytes: int = BLOCK_BYTES,
                   row_scale: np.ndarray | None = None, column_scale: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +231,7 @@ def build_module(config, num_users: int, num_items: int):
 
         def __init__(self) -> None:
             super().__init__()
-            rank, count = config.rank, neighbor_count(config, num_items)
+            rank, count = table_width(config), neighbor_count(config, num_items)
             self.register_buffer("message", torch.zeros(num_items, rank))
             self.register_buffer("item", torch.zeros(num_items, rank))
             self.register_buffer("neighbor_items", torch.zeros(num_items, count, dtype=torch.int32))

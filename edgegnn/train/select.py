@@ -1,8 +1,8 @@
 """The default model, chosen on the user's own data: candidates fitted and compared on validation.
 
 `edgegnn train --data PATH` with no model card runs `select_model`: each candidate of
-`candidates` (GF-CF at a few ranks, ChebyCF at the two largest, then LightGCN's default card
-with the time left) is fitted on the training split and measured (Recall@K) on the validation
+`candidates` (GF-CF at a few ranks, ChebyCF at the two largest, BSPM at the largest, then
+LightGCN's default card with the time left) is fitted on the training split and measured (Recall@K) on the validation
 split; the best is the model, and the table of what was tried goes into the checkpoint's
 metrics. A split without validation interactions gets one carved from its training ones
 (VALID_SHARE of each user's, seeded), so the test split never takes part in a choice. The
@@ -52,8 +52,9 @@ class Trial:
 
 
 def candidates(num_users: int, num_items: int, seed: int = 0) -> list[ModelCard]:
-    """GF-CF at each rank below min(users, items), ChebyCF at the two largest (the paper's Gowalla
-    settings otherwise: the data decides between them), then LightGCN's default card."""
+    """GF-CF at each rank below min(users, items), ChebyCF at the two largest and BSPM at the
+    largest (the papers' Gowalla settings otherwise: the data decides between them), then
+    LightGCN's default card."""
     limit = min(num_users, num_items)
     ranks = [r for r in RANKS if r < limit] or [max(1, limit // 2)]
     training = TrainConfig(seed=seed)
@@ -65,6 +66,10 @@ def candidates(num_users: int, num_items: int, seed: int = 0) -> list[ModelCard]
                         model=GraphFilterConfig(filter="chebycf", rank=rank, low_pass_weight=0.2, neighbors=128),
                         description=f"ChebyCF graph filter, rank {rank} (chosen on validation)")
               for rank in ranks[-2:]]
+    top = ranks[-1]
+    cards.append(ModelCard(name=f"bspm-r{top}", training=training,
+                           model=GraphFilterConfig(filter="bspm", rank=top, low_pass_weight=0.2, neighbors=128),
+                           description=f"BSPM graph filter, rank {top} (chosen on validation)"))
     cards.append(ModelCard(name="lightgcn", model=LightGCNConfig(), training=TrainConfig(seed=seed),
                            description="LightGCN, 64-dim, 3 layers, whole-data loss (chosen on validation)"))
     return cards

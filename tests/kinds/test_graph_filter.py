@@ -74,6 +74,48 @@ def test_chebycf_is_its_polynomial_filter_when_the_rank_holds_the_whole_spectrum
     np.testing.assert_allclose(edge.scores(histories), expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
+def test_bspm_is_its_sharpened_filter_when_the_rank_holds_the_whole_spectrum():
+    """BSPM's device scores are r [β D^-½ V Vᵀ D^½ + P̃] g(P̃), g(λ) = q(2.5 λ) (one RK4 step),
+    computed densely from numpy's eigendecomposition: with every neighbour and every non-zero
+    eigenvalue kept, the lists plus the compensated spectral part are f(P̃) = P̃ g(P̃) except
+    along P̃'s null direction (item 49 duplicates item 48), which only reaches items 48 and 49."""
+    from edgegnn.models.graph_filter import sharpening_response
+
+    dense = _interactions(users=90, items=50, density=0.15, seed=7).toarray()
+    dense[:, 49] = dense[:, 48]
+    train = sp.csr_matrix(dense)
+    config = GraphFilterConfig(filter="bspm", rank=49, low_pass_weight=0.2, neighbors=49, svd_iterations=30,
+                               sharpen_time=2.5, sharpen_steps=1)
+    edge = graph_filter.fold(graph_filter.fit(config, train, seed=0), None, np.arange(50).astype(str))
+    normalized, degree = normalized_interactions(train)
+    gram = (normalized.T @ normalized).toarray().astype(np.float64)
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    keep = eigenvalues > 1e-9
+    v, lam = vectors[:, keep], eigenvalues[keep]
+    sharpening = vectors @ np.diag(sharpening_response(np.clip(eigenvalues, 0, None), 2.5, 1)) @ vectors.T
+    ideal = (degree ** -0.5)[:, None] * (v @ v.T) * (degree ** 0.5)[None, :]
+    expected = dense @ (0.2 * ideal + gram) @ sharpening
+    histories = np.split(train.indices.astype(np.int64), train.indptr[1:-1])
+    assert edge.tensors["item"].shape == (50, 98)                       # ideal and spectral columns
+    scores = edge.scores(histories)
+    np.testing.assert_allclose(scores[:, :48], expected[:, :48], rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
+def test_bspm_lists_lose_nothing_within_the_kept_eigenspace():
+    """With few neighbours the lists L are far from c·P̃, yet Vᵀ (L + spectral part) V = f(Λ)."""
+    from edgegnn.models.graph_filter import fit_graph_filter, neighbor_matrix, sharpening_response
+
+    train = _interactions(users=120, items=60, density=0.1, seed=8)
+    config = GraphFilterConfig(filter="bspm", rank=12, neighbors=4, svd_iterations=30)
+    tables = fit_graph_filter(config, train, seed=0)
+    normalized, _ = normalized_interactions(train)
+    eigenvalues, vectors = np.linalg.eigh((normalized.T @ normalized).toarray().astype(np.float64))
+    v, lam = vectors[:, ::-1][:, :12], eigenvalues[::-1][:12]
+    operator = tables.message[:, 12:].astype(np.float64) @ tables.item[:, 12:].T + \
+        neighbor_matrix(tables.neighbor_items, tables.neighbor_weights).toarray()
+    np.testing.assert_allclose(v.T @ operator @ v, np.diag(lam * sharpening_response(lam, 2.5, 1)), atol=2e-4)
+
+
 def test_top_neighbors_are_each_rows_largest_off_diagonal_entries():
     normalized, _ = normalized_interactions(_interactions(seed=3))
     gram = (normalized.T @ normalized).toarray()
@@ -138,29 +180,32 @@ def test_a_rank_the_data_cannot_hold_is_one_error_naming_it(split):
 
 @pytest.mark.parametrize("field, value, fragment", [
     ("rank", 0, "1 <= rank"), ("neighbors", -1, "0 <= neighbors"), ("low_pass_weight", -0.5, "0.0 <= low_pass_weight"),
-    ("filter", "bspm", "allowed: gf-cf, chebycf"), ("svd_iterations", 100, "svd_iterations <= 64"),
+    ("filter", "ease", "allowed: gf-cf, chebycf, bspm"), ("svd_iterations", 100, "svd_iterations <= 64"),
     ("order", 0, "1 <= order"), ("flatness", 0, "0.0 < flatness"), ("degree_power", 1.5, "degree_power <= 1.0"),
+    ("sharpen_time", -1.0, "0.0 <= sharpen_time"), ("sharpen_steps", 0, "1 <= sharpen_steps"),
 ])
 def test_bad_settings_name_the_field_and_what_is_allowed(field, value, fragment):
     with pytest.raises(ConfigError, match=fragment):
         ModelCard.from_dict({"model": {"type": "graph-filter", field: value}})
 
 
-def test_the_cli_fits_compresses_exports_and_serves_a_graph_filter(tmp_path):
-    """train --model models/gf-cf.yaml, compress to int8, export for ONNX Runtime and LiteRT, and
+@pytest.mark.parametrize("card_name, rank", [("gf-cf", 256), ("bspm", 448)])
+def test_the_cli_fits_compresses_exports_and_serves_a_graph_filter(tmp_path, card_name, rank):
+    """train --model models/CARD.yaml, compress to int8, export for ONNX Runtime and LiteRT, and
     recommend through the runtime: each artifact's metrics equal its simulation's, a new user gets items."""
     import json
 
     from typer.testing import CliRunner
 
     from edgegnn.cli.app import app
+    from edgegnn.export import TOLERANCE
     from edgegnn.runtime import Recommender
     from tests.conftest import REPO
 
     runner = CliRunner()
     data = "synthetic:users=300,items=160,seed=4"
     card = tmp_path / "gf.yaml"
-    card.write_text((REPO / "models" / "gf-cf.yaml").read_text().replace("rank: 256", "rank: 24"))
+    card.write_text((REPO / "models" / f"{card_name}.yaml").read_text().replace(f"rank: {rank}", "rank: 24"))
     model = tmp_path / "gf.pt"
     trained = runner.invoke(app, ["train", "--data", data, "--model", str(card), "--out", str(model), "--json"])
     assert trained.exit_code == 0, trained.output
@@ -174,7 +219,8 @@ def test_the_cli_fits_compresses_exports_and_serves_a_graph_filter(tmp_path):
         result = runner.invoke(app, ["export", str(compressed), "--target", target, "--out", str(out), "--json"])
         assert result.exit_code == 0, result.output
         measured = json.loads(result.stdout)["manifest"]["metrics"]
-        assert measured["artifact"]["recall@20"] == pytest.approx(measured["simulation"]["recall@20"], abs=1e-3)
+        # the export's own gate: near-ties may order differently in the runtime's int8 kernels
+        assert abs(measured["artifact"]["recall@20"] - measured["simulation"]["recall@20"]) <= TOLERANCE["int8"]
         recommender = Recommender.open(out)
         assert not recommender.has_user_base
         first_click = recommender.recommend([str(recommender.item_ids[0])], k=5)

@@ -26,7 +26,7 @@ def test_the_best_validation_candidate_is_chosen_and_refitted(split):
     checkpoint, _, trials = select.select_model(split, time_budget=120, trained=_quick)
     names = [t.card.name for t in trials]
     assert names == [c.name for c in select.candidates(split.num_users, split.num_items)]
-    assert all(n.startswith(("gf-cf-r", "chebycf-r")) for n in names[:-1]) and names[-1] == "lightgcn"
+    assert all(n.startswith(("gf-cf-r", "chebycf-r", "bspm-r")) for n in names[:-1]) and names[-1] == "lightgcn"
     assert all(t.card.model.rank < 120 for t in trials[:-1])               # ranks the data can hold
     best = max((t for t in trials if t.valid), key=lambda t: t.valid["recall@20"])
     assert checkpoint.card == best.card and checkpoint.metrics["selection"]["chosen"] == best.card.name

@@ -25,6 +25,8 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="BPR batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")] = None,
     loss: Annotated[Optional[str], typer.Option("--loss", help="whole-data | bpr")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(
+        "--optimizer", help="adam | adagrad | rmsprop | sgd (default: the card's; adam).")] = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
@@ -44,7 +46,8 @@ def train(
             check_range("train", "time_budget", time_budget, low=0.0, low_open=True)
 
         def adjusted(card):
-            return override_training(card, learning_rate=lr, batch_size=batch_size, loss=loss, seed=source.seed_value)
+            return override_training(card, learning_rate=lr, batch_size=batch_size, loss=loss,
+                                     optimizer=optimizer, seed=source.seed_value)
 
         if model is not None:
             from edgegnn.models import load_model_card

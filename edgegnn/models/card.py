@@ -134,6 +134,9 @@ ModelConfig = LightGCNConfig | SAGEConfig | GraphFilterConfig
 MODEL_TYPES: dict[str, type] = {"lightgcn": LightGCNConfig, "sage": SAGEConfig, "graph-filter": GraphFilterConfig}
 
 
+OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How a recommender is trained.
@@ -144,7 +147,11 @@ class TrainConfig:
             step per epoch. "bpr" — the LightGCN paper's BPR with one uniform negative
             per positive, in mini-batches of `batch_size`.
         epochs: passes over the training interactions (whole-data: one step each).
-        learning_rate: Adam's step size.
+        optimizer: "adam" (default), "adagrad", "rmsprop" or "sgd": torch.optim's, on every
+            trained parameter (`edgegnn.train.trainer.make_optimizer`).
+        learning_rate: the optimizer's step size (plain SGD on the whole-data loss, a mean over
+            every pair, needs steps near 10, hence the bound of 1000).
+        momentum: "sgd" and "rmsprop" only, their momentum (0: none).
         l2: L2 penalty on the ego embeddings (paper: 1e-4).
         batch_size: positive pairs per BPR step.
         negative_weight: whole-data only, the weight c0 of an unobserved pair.
@@ -157,7 +164,9 @@ class TrainConfig:
 
     loss: Literal["whole-data", "bpr"] = "whole-data"
     epochs: int = 400
+    optimizer: Literal["adam", "adagrad", "rmsprop", "sgd"] = "adam"
     learning_rate: float = 0.01
+    momentum: float = 0.0
     l2: float = 1e-4
     batch_size: int = 16384
     negative_weight: float = 0.01
@@ -171,7 +180,12 @@ class TrainConfig:
         src = "training"
         check_choice(src, "loss", self.loss, ("whole-data", "bpr"))
         check_range(src, "epochs", self.epochs, low=1)
-        check_range(src, "learning_rate", self.learning_rate, low=0.0, high=10.0, low_open=True)
+        check_choice(src, "optimizer", self.optimizer, OPTIMIZERS)
+        check_range(src, "learning_rate", self.learning_rate, low=0.0, high=1000.0, low_open=True)
+        check_range(src, "momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
+            raise ConfigError(f"{src}.momentum", self.momentum,
+                              f"only sgd and rmsprop take a momentum (optimizer: {self.optimizer})")
         check_range(src, "l2", self.l2, low=0.0)
         check_range(src, "batch_size", self.batch_size, low=1)
         check_range(src, "negative_weight", self.negative_weight, low=0.0, low_open=True)

@@ -75,6 +75,20 @@ def evaluate_model(model, graph: BipartiteGraph, train: Interactions, truth: Int
     return evaluate_embeddings(user_emb, item_emb, train.to_csr(), truth.to_csr(), ks=ks, users=users)
 
 
+def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
+    """torch.optim's optimizer the card names, at its learning rate (and momentum, for SGD and
+    RMSprop); every other setting is torch's default. The L2 penalty is part of the loss (on the
+    ego embeddings only), not the optimizer's weight decay."""
+    parameters = list(parameters)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.learning_rate)
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(parameters, lr=config.learning_rate)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=config.learning_rate, momentum=config.momentum)
+    return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
+
+
 class StepRunner:
     """Runs one epoch of the configured loss; owns the sampling state."""
 
@@ -89,7 +103,7 @@ class StepRunner:
         weights = weights / weights.mean() * config.negative_weight
         self.negative_weight = torch.from_numpy(weights.astype(np.float32))
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        self.optimizer = make_optimizer(model.parameters(), config)
 
     def run_epoch(self, deadline: float | None) -> float:
         if self.config.loss == "whole-data":

@@ -41,6 +41,8 @@ def test_configs_are_frozen():
     ({"model": {"type": "sage", "hidden_dim": "wide"}}, "hidden_dim", "expected int"),
     ({"training": {"loss": "mse"}}, "loss", "whole-data, bpr"),
     ({"training": {"learning_rate": -1}}, "learning_rate", "0.0 < learning_rate"),
+    ({"training": {"optimizer": "lbfgs"}}, "optimizer", "adam, adagrad, rmsprop, sgd"),
+    ({"training": {"momentum": 0.9}}, "training.momentum", "only sgd and rmsprop take a momentum"),
     ({"extra": 1}, "extra", "unknown key"),
 ])
 def test_bad_cards_name_field_value_and_allowed(tmp_path, data, field, fragment):

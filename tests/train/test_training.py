@@ -35,6 +35,26 @@ def test_training_beats_popularity(small_split, model, training, margin):
     assert result.history and result.history[-1].metrics  # validation was evaluated
 
 
+@pytest.mark.parametrize("optimizer, lr, momentum, torch_class", [
+    ("adagrad", 0.05, 0.0, torch.optim.Adagrad), ("rmsprop", 0.005, 0.0, torch.optim.RMSprop),
+    ("sgd", 10.0, 0.9, torch.optim.SGD),
+])
+def test_each_optimizer_trains_and_is_the_one_named(small_split, optimizer, lr, momentum, torch_class):
+    from edgegnn.models import build_model
+    from edgegnn.models.graph import BipartiteGraph
+    from edgegnn.train.trainer import StepRunner
+
+    training = TrainConfig(optimizer=optimizer, learning_rate=lr, momentum=momentum, epochs=150, eval_every=10,
+                           patience=3)
+    card = ModelCard(name="t", model=LightGCNConfig(embedding_dim=32), training=training)
+    runner = StepRunner(build_model(card.model, small_split.num_users, small_split.num_items),
+                        BipartiteGraph.from_interactions(small_split.train), small_split.train, training)
+    assert type(runner.optimizer) is torch_class and runner.optimizer.defaults["lr"] == lr
+    checkpoint, _ = fit(small_split, card)
+    assert checkpoint.metrics["test"]["recall@20"] > 1.2 * _popularity_recall(small_split)
+    assert checkpoint.card.training.optimizer == optimizer
+
+
 def test_same_seed_same_weights_different_seed_different(small_split):
     card = ModelCard(name="t", model=LightGCNConfig(embedding_dim=8), training=TrainConfig(epochs=5))
     a, _ = fit(small_split, card)

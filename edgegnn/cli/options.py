@@ -72,6 +72,9 @@ class DataSource:
     time_col: Annotated[Optional[str], typer.Option(
         "--time-col", help="CSV: timestamp column (integer seconds or ISO 8601 dates); 'none': no times. "
                            "[default: a header column named timestamp, time, ts, datetime or date]")] = None
+    drop_anomalies: Annotated[Optional[bool], typer.Option(
+        "--drop-anomalies", help="Drop the anomalous rows `data info` reports (extreme-degree users and items, "
+                                 "duplicate floods, bursts). [default: keep them]", show_default=False)] = None
     other_data: Annotated[bool, typer.Option(
         "--other-data", help="Measure a model on data other than its own (refused otherwise; said in the output).")
     ] = False

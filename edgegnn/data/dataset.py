@@ -3,7 +3,8 @@
 This is the one entry point the CLI uses. The pipeline:
 
     read (lightgcn | movielens | csv | synthetic)
-      -> to_implicit (if implicit_threshold) -> drop_duplicates -> k_core (if min degrees)
+      -> to_implicit (if implicit_threshold) -> find (and drop, if asked) anomalies
+      -> drop_duplicates -> k_core (if min degrees)
       -> split (random per user | leave-last-out by time)
 
 The LightGCN text format ships its own train/test split; it is returned as published
@@ -19,6 +20,8 @@ import inspect
 import logging
 from pathlib import Path
 
+from edgegnn.data.anomalies import drop_anomalies as drop_anomalies_from
+from edgegnn.data.anomalies import find_anomalies
 from edgegnn.data.interactions import Interactions, Split
 from edgegnn.data.loaders import (find_movielens_file, read_csv, read_lightgcn_dir,
                                   read_movielens)
@@ -44,7 +47,8 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
                  min_item_degree: int = 0, split: str = "random",
                  user_col: str | int | None = None, item_col: str | int | None = None,
                  rating_col: str | int | None = None, time_col: str | int | None = None,
-                 delimiter: str | None = None, has_header: bool | None = None) -> Split:
+                 delimiter: str | None = None, has_header: bool | None = None,
+                 drop_anomalies: bool = False) -> Split:
     """Load and split a data set.
 
     Args:
@@ -66,6 +70,9 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
             options (None = its defaults); only for the csv format (values equal to
             read_csv's defaults are accepted with any format, so a CLI may always pass
             them).
+        drop_anomalies: drop the rows `edgegnn.data.anomalies` finds (extreme-degree users and
+            items, duplicate floods, bursts), counted in `skipped`; found and reported in
+            `Split.anomalies` either way. For the LightGCN format, in train only.
 
     Returns:
         `Split` with `source` set and `skipped` counting every row dropped on purpose.
@@ -78,6 +85,8 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
     options = {"test_ratio": test_ratio, "valid_ratio": valid_ratio, "seed": seed,
                "implicit_threshold": implicit_threshold, "min_user_degree": min_user_degree,
                "min_item_degree": min_item_degree, "split": split, **csv_options}
+    if drop_anomalies:         # recorded only when set: records from before the option still compare equal
+        options["drop_anomalies"] = True
 
     spec_text = str(spec)
     if spec_text == "synthetic" or spec_text.startswith("synthetic:"):
@@ -97,22 +106,24 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
         if fmt == "lightgcn":
             result = _load_lightgcn(path, valid_ratio=valid_ratio, seed=seed, split=split,
                                     implicit_threshold=implicit_threshold,
-                                    min_degrees=(min_user_degree, min_item_degree))
+                                    min_degrees=(min_user_degree, min_item_degree), drop_anomalies=drop_anomalies)
             files = [path / f"{name}.txt" for name in ("train", "test", "valid") if (path / f"{name}.txt").is_file()]
-            # the published split: only the validation share and its seed shape it
-            return dataclasses.replace(result, record=record_for(
-                str(path), {"format": "lightgcn", "valid_ratio": valid_ratio, "seed": seed}, files))
+            # the published split: only the validation share, its seed and the anomaly filter shape it
+            recorded = {"format": "lightgcn", "valid_ratio": valid_ratio, "seed": seed,
+                        **({"drop_anomalies": True} if drop_anomalies else {})}
+            return dataclasses.replace(result, record=record_for(str(path), recorded, files))
         inter = read_movielens(path) if fmt == "movielens" else read_csv(path, **csv_options)
         source = str(path)
         record = record_for(str(path), {"format": fmt, **options},
                             [find_movielens_file(path) if fmt == "movielens" else path])
 
-    inter, skipped = _clean(inter, implicit_threshold, min_user_degree, min_item_degree)
+    inter, skipped, anomalies = _clean(inter, implicit_threshold, min_user_degree, min_item_degree, drop_anomalies)
     if split == "random":
         result = split_random(inter, test_ratio=test_ratio, valid_ratio=valid_ratio, seed=seed)
     else:
         result = split_leave_last_out(inter, valid=valid_ratio > 0)
-    return dataclasses.replace(result, source=source, skipped={**skipped, **result.skipped}, record=record)
+    return dataclasses.replace(result, source=source, skipped={**skipped, **result.skipped}, record=record,
+                               anomalies=anomalies)
 
 
 def detect_format(path: str | Path) -> str:
@@ -167,8 +178,9 @@ def _synthetic_source(params: dict) -> str:
 
 
 def _load_lightgcn(path: Path, *, valid_ratio: float, seed: int, split: str,
-                   implicit_threshold: float | None, min_degrees: tuple[int, int]) -> Split:
-    """The published split, plus a validation set carved from train if asked."""
+                   implicit_threshold: float | None, min_degrees: tuple[int, int], drop_anomalies: bool) -> Split:
+    """The published split, plus a validation set carved from train if asked; anomalies found
+    in (and, if asked, dropped from) train only: the test split stays the published one."""
     refused = {"split": split != "random", "implicit_threshold": implicit_threshold not in (None, "auto", "none"),
                "min_user_degree/min_item_degree": any(min_degrees)}
     for option, used in refused.items():
@@ -177,38 +189,54 @@ def _load_lightgcn(path: Path, *, valid_ratio: float, seed: int, split: str,
                             "a fixed train/test split (changing it would make results "
                             "incomparable)", path=path)
     result = read_lightgcn_dir(path)
+    anomalies = find_anomalies(result.train)
+    if drop_anomalies and anomalies.any_row.any():
+        train, dropped = drop_anomalies_from(result.train)
+        result = dataclasses.replace(result, train=train, skipped={**result.skipped, **dropped})
     if valid_ratio > 0 and result.valid is None:
         result = add_validation(result, ratio=valid_ratio, seed=seed)
-    return result
+    return dataclasses.replace(result, anomalies=anomalies.summary())
 
 
 def _clean(inter: Interactions, implicit_threshold: float | None, min_user_degree: int,
-           min_item_degree: int) -> tuple[Interactions, dict[str, int]]:
-    """Apply the filters; return the result and the rows each one dropped."""
+           min_item_degree: int, drop_anomalies: bool = False) -> tuple[Interactions, dict[str, int], dict[str, int]]:
+    """Apply the filters; return the result, the rows each one dropped and the anomalies found
+    (`edgegnn.data.anomalies`: after the implicit threshold, before duplicates collapse, so a
+    flood is still visible)."""
     skipped: dict[str, int] = {}
     start = len(inter)
-    steps = []
+
+    def apply(reason: str, step) -> Interactions:
+        before = len(inter)
+        result = step(inter)
+        if len(result) < before:
+            skipped[reason] = before - len(result)
+        _refuse_empty(result, reason)
+        return result
+
     why = ""
     if implicit_threshold == "auto":
         implicit_threshold = auto_threshold(inter.ratings)
         why = " (the default for these ratings; --implicit-threshold none keeps every rating)"
     if implicit_threshold not in (None, "none"):
-        steps.append((f"rows with rating < {implicit_threshold:g}{why}",
-                      lambda x: to_implicit(x, implicit_threshold)))
-    steps.append(("duplicate user-item rows", drop_duplicates))
+        inter = apply(f"rows with rating < {implicit_threshold:g}{why}", lambda x: to_implicit(x, implicit_threshold))
+    anomalies = find_anomalies(inter).summary()
+    if drop_anomalies:
+        inter, dropped = drop_anomalies_from(inter)
+        skipped.update(dropped)
+        _refuse_empty(inter, "anomalous rows")
+    inter = apply("duplicate user-item rows", drop_duplicates)
     if min_user_degree or min_item_degree:
-        steps.append((f"rows outside the {min_user_degree}/{min_item_degree}-core",
-                      lambda x: k_core(x, min_user_degree, min_item_degree)))
-    for reason, step in steps:
-        before = len(inter)
-        inter = step(inter)
-        if len(inter) < before:
-            skipped[reason] = before - len(inter)
-        if len(inter) == 0:
-            raise DataError(f"no interactions left after dropping {reason}")
+        inter = apply(f"rows outside the {min_user_degree}/{min_item_degree}-core",
+                      lambda x: k_core(x, min_user_degree, min_item_degree))
     if len(inter) < start:  # ids that lost all their rows leave the id space
         inter = reindex(inter)
-    return inter, skipped
+    return inter, skipped, anomalies
+
+
+def _refuse_empty(inter: Interactions, reason: str) -> None:
+    if len(inter) == 0:
+        raise DataError(f"no interactions left after dropping {reason}")
 
 
 def auto_threshold(ratings) -> float | None:

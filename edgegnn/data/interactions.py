@@ -108,6 +108,8 @@ class Split:
             {"test item unseen in train": 12}); reported by `edgegnn data info` and train.
         record: which data and options made this split (`edgegnn.data.provenance.DataRecord`;
             set by `load_dataset`), or None for a split built in code.
+        anomalies: counts of what `edgegnn.data.anomalies` found in the loaded rows (set by
+            `load_dataset`; the rows are dropped only with drop_anomalies, then in `skipped`).
     """
 
     train: Interactions
@@ -116,6 +118,7 @@ class Split:
     source: str = ""
     skipped: dict[str, int] = field(default_factory=dict)
     record: "DataRecord | None" = None
+    anomalies: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_users(self) -> int:

@@ -19,7 +19,8 @@ def describe(split: Split) -> dict:
              over every user/item of the id space, counted in train (the graph the
              model propagates over),
          "users_without_train", "items_without_train": ids with no train row (int),
-         "skipped": {reason: rows} (ints)}
+         "skipped": {reason: rows} (ints),
+         "anomalies": {what: count} (ints; `edgegnn.data.anomalies`)}
     """
     counts = {"train": len(split.train),
               "valid": 0 if split.valid is None else len(split.valid),
@@ -40,6 +41,7 @@ def describe(split: Split) -> dict:
         "users_without_train": int((user_deg == 0).sum()),
         "items_without_train": int((item_deg == 0).sum()),
         "skipped": {str(k): int(v) for k, v in split.skipped.items()},
+        "anomalies": {str(k): int(v) for k, v in split.anomalies.items()},
     }
 
 

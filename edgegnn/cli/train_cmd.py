@@ -27,6 +27,10 @@ def train(
     loss: Annotated[Optional[str], typer.Option("--loss", help="whole-data | bpr")] = None,
     optimizer: Annotated[Optional[str], typer.Option(
         "--optimizer", help="adam | adagrad | rmsprop | sgd (default: the card's; adam).")] = None,
+    denoise: Annotated[Optional[str], typer.Option(
+        "--denoise", help="Robust to noisy rows: drop this share of each user's training rows that a first fit "
+                          "scores lowest, then fit again (e.g. 0.1), or 'auto': the share validation prefers "
+                          "among 0, 0.1, 0.2, 0.3. [default: 0, off]")] = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
@@ -40,6 +44,7 @@ def train(
         from edgegnn.train.checkpoint import save_checkpoint
 
         opt.output_file("out", out)                # before training, not after it
+        denoise_share = parse_denoise(denoise)
         if epochs is not None:                     # before the data loads
             check_range("train", "epochs", epochs, low=1)
         if time_budget is not None:
@@ -52,15 +57,16 @@ def train(
         if model is not None:
             from edgegnn.models import load_model_card
 
-            card = adjusted(load_model_card(model))
+            card = override_training(adjusted(load_model_card(model)), denoise=denoise_share)
             splits, _ = source.load()
             checkpoint, result, trials = (*_train_card(splits, card, epochs, time_budget, json), None)
         else:
             from edgegnn.models import ModelCard
 
-            adjusted(ModelCard(name="lightgcn"))   # the training options are checked before the data loads
+            override_training(adjusted(ModelCard(name="lightgcn")), denoise=denoise_share)   # checked before loading
             splits, _ = source.load()
-            checkpoint, result, trials = _choose(splits, adjusted, epochs, time_budget, source.seed_value or 0, json)
+            checkpoint, result, trials = _choose(splits, adjusted, epochs, time_budget, source.seed_value or 0, json,
+                                                 denoise_share or 0.0)
         save_checkpoint(checkpoint, out)
         card_file = _write_card(checkpoint.card, out) if trials is not None else None
     if json:
@@ -103,7 +109,19 @@ def _train_card(splits, card, epochs, time_budget, quiet: bool):
     return checkpoint, result
 
 
-def _choose(splits, adjusted, epochs, time_budget, seed: int, quiet: bool):
+def parse_denoise(text: str | None) -> float | str | None:
+    """--denoise: a share (a number) or "auto"; None when not given."""
+    from edgegnn.errors import ConfigError
+
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError("denoise", text, "a share such as 0.1, or 'auto'") from None
+
+
+def _choose(splits, adjusted, epochs, time_budget, seed: int, quiet: bool, denoise: float | str):
     """The default model: `edgegnn.train.select.select_model`, each trial printed as it ends."""
     import dataclasses
 
@@ -119,7 +137,8 @@ def _choose(splits, adjusted, epochs, time_budget, seed: int, quiet: bool):
             shown = "skipped" if trial.valid is None else f"valid recall@20 {trial.valid.get('recall@20', 0):.4f}"
             stderr.print(f"tried {trial.card.name:<18} {shown}  {trial.seconds:6.1f} s {trial.note}")
 
-    return select_model(splits, time_budget=time_budget, seed=seed, trained=trained, on_trial=on_trial)
+    return select_model(splits, time_budget=time_budget, seed=seed, trained=trained, on_trial=on_trial,
+                        denoise=denoise)
 
 
 def _trials_table(trials, selection: dict):

@@ -160,6 +160,10 @@ class TrainConfig:
         patience: evaluations without improvement of validation Recall@K before stopping.
         eval_k: K of the Recall@K used for early stopping.
         seed: seeds torch and numpy; the same seed and data give the same model.
+        denoise: robust fitting on noisy data (`edgegnn.train.denoise`): the share of each
+            user's training rows that a first fit scores lowest, dropped before a second fit
+            (0: off, one fit), or "auto": the share the validation split prefers. Any kind,
+            graph filters included.
     """
 
     loss: Literal["whole-data", "bpr"] = "whole-data"
@@ -175,6 +179,7 @@ class TrainConfig:
     patience: int = 5
     eval_k: int = 20
     seed: int = 0
+    denoise: float | Literal["auto"] = 0.0
 
     def __post_init__(self) -> None:
         src = "training"
@@ -193,6 +198,8 @@ class TrainConfig:
         check_range(src, "eval_every", self.eval_every, low=1)
         check_range(src, "patience", self.patience, low=1)
         check_range(src, "eval_k", self.eval_k, low=1)
+        if self.denoise != "auto":
+            check_range(src, "denoise", self.denoise, low=0.0, high=1.0, high_open=True)
 
 
 @dataclass(frozen=True)

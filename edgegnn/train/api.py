@@ -31,8 +31,14 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
 
     Returns the checkpoint (weights of the best validation epoch, test and validation
     metrics, the popularity baseline's test metrics, the curve) and the training result.
-    A kind fitted in closed form (graph filters) is fitted once instead (no epochs).
+    A kind fitted in closed form (graph filters) is fitted once instead (no epochs). With
+    `training.denoise` > 0 the card is fitted twice (`edgegnn.train.denoise`).
     """
+    if card.training.denoise:                  # a share > 0, or "auto"
+        from edgegnn.train.denoise import denoised_fit
+
+        return denoised_fit(split, card, fit, epochs=epochs, time_budget=time_budget, ks=ks, on_epoch=on_epoch,
+                            on_evaluate=on_evaluate, monitor=monitor, measure_test=measure_test)
     if not is_trained(card.model.type):
         return _fit_closed_form(split, card, ks=ks, measure_test=measure_test)
     seed_everything(card.training.seed)

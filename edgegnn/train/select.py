@@ -88,12 +88,14 @@ def selection_split(split: Split, *, seed: int = 0) -> Split:
 
 def select_model(split: Split, *, time_budget: float | None = None, ks=(20,), seed: int = 0,
                  trained: Callable[[ModelCard], ModelCard] = lambda card: card,
-                 on_trial: Callable[[Trial], None] | None = None):
+                 on_trial: Callable[[Trial], None] | None = None, denoise: float | str = 0.0):
     """Fit the candidates on `split`'s training data, pick the best validation Recall@max(ks),
     refit it (module docstring) and measure it on test. Returns (checkpoint, train result, trials).
 
     `trained` adjusts a trained kind's card (the CLI's --epochs / --lr / ...); `time_budget`
-    (seconds, default DEFAULT_BUDGET) bounds the whole selection.
+    (seconds, default DEFAULT_BUDGET) bounds the whole selection. `denoise` (a share or "auto",
+    `edgegnn.train.denoise`) applies to the chosen card only: the trials are plain fits, and
+    "auto" picks its share on the choice's validation split before the refit.
     """
     from edgegnn.kinds import is_trained
     from edgegnn.train.api import fit
@@ -123,13 +125,21 @@ def select_model(split: Split, *, time_budget: float | None = None, ks=(20,), se
     log.info("chose %s (valid %s %.4f)", best.card.name, metric, best.valid[metric])
     closed_form = isinstance(best.card.model, GraphFilterConfig)
     final = with_validation_in_train(split) if closed_form else split
-    checkpoint, result = fit(final, best.card, ks=ks, time_budget=_refit_budget(best, budget))
+    if denoise == "auto":                      # the refit may have no validation left to choose on
+        probe, _ = fit(chooser, _denoised(best.card, "auto"), ks=ks, measure_test=False,
+                       time_budget=_refit_budget(best, budget))
+        denoise = probe.metrics["denoise"]["share"]
+    checkpoint, result = fit(final, _denoised(best.card, denoise), ks=ks, time_budget=_refit_budget(best, budget))
     checkpoint.metrics["valid"] = best.valid
     checkpoint.metrics["selection"] = {"metric": metric, "chosen": best.card.name,
                                        "carved_validation": chooser is not split,
                                        "refitted_on": "train + valid" if final is not split else "train",
                                        "trials": [t.to_dict() for t in trials]}
     return checkpoint, result, trials
+
+
+def _denoised(card: ModelCard, share: float | str) -> ModelCard:
+    return dataclasses.replace(card, training=dataclasses.replace(card.training, denoise=share))
 
 
 def with_validation_in_train(split: Split) -> Split:

@@ -84,6 +84,11 @@ def export(
         print_json({"out": str(path), "manifest": manifest})
         return
     _show_summary(manifest, f"exported {model_path} for {resolved.name}")
+    calibration = manifest.get("probability")
+    if calibration:
+        test = calibration["test"]
+        stdout.print(f"probabilities: calibrated on validation users; test AUC {test['auc']:.3f}, log-loss "
+                     f"{test['logloss']:.3f} (a constant: {test['logloss_constant']:.3f}); recommend --probabilities")
     stdout.print(f"wrote {path}")
 
 
@@ -142,6 +147,8 @@ def recommend(
     k: Annotated[int, typer.Option("--k", help="How many items to recommend.")] = 10,
     include_seen: Annotated[bool, typer.Option("--include-seen", help="Keep the history's items in the results.")] = False,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Runtime threads (default: the target's).")] = None,
+    probabilities: Annotated[bool, typer.Option(
+        "--probabilities", help="Show P(user likes item) (the artifact's calibration) instead of scores.")] = False,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
 ) -> None:
@@ -152,13 +159,14 @@ def recommend(
 
         recommender = Recommender.open(artifact, threads=threads)
         ids = [x.strip() for x in history.split(",") if x.strip()]
-        result = recommender.recommend(ids, k=k, exclude_seen=not include_seen)
+        result = recommender.recommend(ids, k=k, exclude_seen=not include_seen, probabilities=probabilities)
+    value = "probability" if probabilities else "score"
     if json:
-        print_json({"items": [{"item": item, "score": score} for item, score in result],
+        print_json({"items": [{"item": item, value: score} for item, score in result],
                     "skipped": list(result.skipped), "truncated": result.truncated, "fallback": result.fallback})
         return
     title = "most popular items (no known history)" if result.fallback else f"top {len(result)} for {len(ids)} history items"
-    stdout.print(table(title, ["rank", "item", "score"], [[i + 1, item, score] for i, (item, score) in enumerate(result)]))
+    stdout.print(table(title, ["rank", "item", value], [[i + 1, item, score] for i, (item, score) in enumerate(result)]))
     if result.skipped:
         stdout.print(f"skipped {len(result.skipped)} unknown item id(s): {', '.join(result.skipped[:10])}")
     if result.truncated:

@@ -98,10 +98,14 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     return out
 
 
+LINK_METRICS = ("auc", "logloss", "logloss_constant")
+
+
 def metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
-    """Rows: metric names (recall@20, ...); columns: evaluation sets (test, valid)."""
+    """Rows: metric names (recall@20, ..., and a probability model's auc / logloss with the
+    constant base rate's logloss to beat); columns: evaluation sets (test, valid)."""
     sets = list(metrics)
-    names = [k for k in metrics[sets[0]] if "@" in k]
+    names = [k for k in metrics[sets[0]] if "@" in k or k in LINK_METRICS]
     return table(title, ["metric", *sets], [[n, *(metrics[s].get(n, "") for s in sets)] for n in names])
 
 

@@ -24,7 +24,7 @@ def train(
         "--time-budget", help="Seconds: of training with --model; of the whole choice without (default 300).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="BPR batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")] = None,
-    loss: Annotated[Optional[str], typer.Option("--loss", help="whole-data | bpr")] = None,
+    loss: Annotated[Optional[str], typer.Option("--loss", help="whole-data | bpr | bce")] = None,
     optimizer: Annotated[Optional[str], typer.Option(
         "--optimizer", help="adam | adagrad | rmsprop | sgd (default: the card's; adam).")] = None,
     denoise: Annotated[Optional[str], typer.Option(

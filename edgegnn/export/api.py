@@ -68,7 +68,9 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
         target: a Target, a target name (targets/NAME.yaml) or a YAML path.
         out_dir: the artifact folder to create or replace (only if it is an artifact).
         split: a `Split`; when given, the artifact is run on its test users (histories = their
-            training items) and its Recall/NDCG@20 recorded and checked against the simulation.
+            training items) and its Recall/NDCG@20 recorded and checked against the simulation;
+            with validation interactions, its scores are calibrated into probabilities too
+            (`edgegnn.export.probability`, the manifest's "probability").
         top_k: K (default: the target's); outputs hold K + H items.
         history_length: H for fixed-H targets (default: the target's).
         variant: "history" (history -> top-K) or "user" (user embedding -> top-K; no metrics).
@@ -118,8 +120,13 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
         elif split is not None:
             from edgegnn.data.provenance import DataRecord, compare
 
+            from edgegnn.export.probability import probability_record
+
             manifest["metrics"] = _measure(edge, data, recommender, options, tolerance, progress)
             manifest["metrics"]["data"] = compare(DataRecord.from_dict(edge.data), split.record)
+            calibration = probability_record(edge, checkpoint, split, history_length=manifest["history_length"])
+            if calibration is not None:
+                manifest["probability"] = _rounded(calibration)
         artifact.write_manifest(tmp, manifest, files)
     log.info("wrote %s (%s, %s)", out_dir, target.name, options.precision)
     return out_dir

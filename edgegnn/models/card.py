@@ -145,7 +145,10 @@ class TrainConfig:
         loss: "whole-data" (default) — a weighted squared loss over ALL user-item pairs,
             computed exactly without sampling (see `edgegnn.train.losses`); one full-batch
             step per epoch. "bpr" — the LightGCN paper's BPR with one uniform negative
-            per positive, in mini-batches of `batch_size`.
+            per positive, in mini-batches of `batch_size`. "bce" — link prediction with a
+            probability: P(user likes item) = σ(e_u · e_i) trained by binary cross-entropy on
+            each positive and `negatives` uniform negatives, in mini-batches of `batch_size`;
+            its metrics add AUC and log-loss.
         epochs: passes over the training interactions (whole-data: one step each).
         optimizer: "adam" (default), "adagrad", "rmsprop" or "sgd": torch.optim's, on every
             trained parameter (`edgegnn.train.trainer.make_optimizer`).
@@ -153,7 +156,8 @@ class TrainConfig:
             every pair, needs steps near 10, hence the bound of 1000).
         momentum: "sgd" and "rmsprop" only, their momentum (0: none).
         l2: L2 penalty on the ego embeddings (paper: 1e-4).
-        batch_size: positive pairs per BPR step.
+        batch_size: positive pairs per BPR / BCE step.
+        negatives: BCE only, uniform negatives sampled per positive.
         negative_weight: whole-data only, the weight c0 of an unobserved pair.
         popularity_exponent: whole-data only, negative weights ∝ popularity^exponent.
         eval_every: epochs between validation evaluations (early stopping, progress).
@@ -166,13 +170,14 @@ class TrainConfig:
             graph filters included.
     """
 
-    loss: Literal["whole-data", "bpr"] = "whole-data"
+    loss: Literal["whole-data", "bpr", "bce"] = "whole-data"
     epochs: int = 400
     optimizer: Literal["adam", "adagrad", "rmsprop", "sgd"] = "adam"
     learning_rate: float = 0.01
     momentum: float = 0.0
     l2: float = 1e-4
     batch_size: int = 16384
+    negatives: int = 4
     negative_weight: float = 0.01
     popularity_exponent: float = 0.0
     eval_every: int = 10
@@ -183,7 +188,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         src = "training"
-        check_choice(src, "loss", self.loss, ("whole-data", "bpr"))
+        check_choice(src, "loss", self.loss, ("whole-data", "bpr", "bce"))
+        check_range(src, "negatives", self.negatives, low=1, high=1000)
         check_range(src, "epochs", self.epochs, low=1)
         check_choice(src, "optimizer", self.optimizer, OPTIMIZERS)
         check_range(src, "learning_rate", self.learning_rate, low=0.0, high=1000.0, low_open=True)

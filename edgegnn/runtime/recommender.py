@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,8 +143,15 @@ class Recommender:
 
     # ---- recommending --------------------------------------------------------------------------
 
+    @property
+    def calibration(self) -> tuple[float, float] | None:
+        """(a, b) with P(user likes item) = σ(a · score + b) (the manifest's "probability", fitted
+        at export on validation users), or None for an artifact exported without validation data."""
+        record = self.manifest.get("probability")
+        return None if not record else (float(record["scale"]), float(record["offset"]))
+
     def recommend(self, history: Iterable, k: int = 10, *, exclude_seen: bool = True,
-                  user_base: np.ndarray | None = None) -> Recommendation:
+                  user_base: np.ndarray | None = None, probabilities: bool = False) -> Recommendation:
         """Top-k (raw item id, score) for one user's history (raw item ids, oldest first).
 
         Args:
@@ -151,18 +159,25 @@ class Recommender:
             k: 1 <= k <= max_k.
             exclude_seen: leave the history's items out of the results.
             user_base: float32 [d⁰] e_u⁰ of a known user (artifacts exported with it), or None.
+            probabilities: give P(user likes item) instead of the score (`calibration`); a
+                popularity fallback gets the model's probability for an empty history, σ(b).
         """
         base = None if user_base is None else self._user_base(user_base, batch=None)[None, :]
-        return self.recommend_batch([history], k, exclude_seen=exclude_seen, user_base=base)[0]
+        return self.recommend_batch([history], k, exclude_seen=exclude_seen, user_base=base,
+                                    probabilities=probabilities)[0]
 
     def recommend_batch(self, histories: Sequence[Iterable], k: int = 10, *, exclude_seen: bool = True,
-                        user_base: np.ndarray | None = None) -> list[Recommendation]:
+                        user_base: np.ndarray | None = None, probabilities: bool = False) -> list[Recommendation]:
         """`recommend` for many users at once (one runtime call per batch on ONNX).
 
         Args:
             histories: one history per user.
             user_base: float32 [B, d⁰] or None.
+            probabilities: as in `recommend`.
         """
+        if probabilities and self.calibration is None:
+            raise RecommendError("this artifact has no probability calibration (export it with --data that has a "
+                                 "validation split)")
         if self.manifest["variant"] != "history":
             raise RecommendError("this artifact takes user embeddings: use recommend_embedding()")
         self._check_k(k)
@@ -185,7 +200,15 @@ class Recommender:
         for i, query in enumerate(queries):
             if results[i] is None:
                 results[i] = self._popular(query, k)
-        return results
+        return [self._as_probabilities(r) for r in results] if probabilities else results
+
+    def _as_probabilities(self, result: Recommendation) -> Recommendation:
+        """`result` with each score s replaced by σ(a·s + b) (σ(b) for a fallback: score 0)."""
+        scale, offset = self.calibration
+        scores = np.array([0.0 if result.fallback else score for _, score in result.items])
+        probability = 0.5 * (1.0 + np.tanh(0.5 * (scale * scores + offset)))     # σ, overflow-free
+        return dataclasses.replace(result, items=tuple((item, float(p)) for (item, _), p
+                                                       in zip(result.items, probability.tolist())))
 
     def recommend_embedding(self, user_embedding: np.ndarray, k: int = 10) -> list[Recommendation]:
         """Top-k for user embeddings e_u (artifacts exported with variant "user"): [d] or [B, d]."""

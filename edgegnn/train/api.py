@@ -51,7 +51,7 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
     train_csr = split.train.to_csr()
     metrics = {}
     if measure_test:
-        metrics["test"] = evaluate_embeddings(user_emb, item_emb, train_csr, split.test.to_csr(), ks=ks)
+        metrics["test"] = _embedding_metrics(card, user_emb, item_emb, train_csr, split.test.to_csr(), ks)
     if result.best_metrics:
         metrics["valid"] = result.best_metrics
     if measure_test:
@@ -146,7 +146,19 @@ def checkpoint_metrics(checkpoint: Checkpoint, truth_csr, *, ks=(20,)) -> dict[s
         return evaluate_edge_model(fold(checkpoint), train_csr, truth_csr, ks=ks)
     model, graph = checkpoint.build()
     user_emb, item_emb = model_embeddings(model, graph)
-    return evaluate_embeddings(user_emb, item_emb, train_csr, truth_csr, ks=ks)
+    return _embedding_metrics(checkpoint.card, user_emb, item_emb, train_csr, truth_csr, ks)
+
+
+def _embedding_metrics(card: ModelCard, user_emb, item_emb, train_csr, truth_csr, ks) -> dict[str, float]:
+    """Full-ranking metrics of dot-product embeddings; for a "bce" card (link prediction with a
+    probability, σ(e_u · e_i)) also AUC and log-loss on sampled pairs (`edgegnn.link_prediction`)."""
+    metrics = evaluate_embeddings(user_emb, item_emb, train_csr, truth_csr, ks=ks)
+    if card.training.loss == "bce":
+        from edgegnn.link_prediction import embedding_pairs, link_metrics
+
+        metrics.update(link_metrics(embedding_pairs(user_emb, item_emb), train_csr, truth_csr,
+                                    negatives=card.training.negatives, seed=card.training.seed))
+    return metrics
 
 
 def override_training(card: ModelCard, **changes) -> ModelCard:

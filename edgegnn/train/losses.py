@@ -48,6 +48,22 @@ def bpr_loss(user_emb: torch.Tensor, pos_emb: torch.Tensor, neg_emb: torch.Tenso
     return torch.nn.functional.softplus(-margin).mean()
 
 
+def bce_loss(user_emb: torch.Tensor, pos_emb: torch.Tensor, neg_emb: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of P(user likes item) = σ(e_u · e_i): link prediction with a probability.
+
+        L = [Σ_b softplus(−e_u·e_i) + Σ_b Σ_k softplus(e_u·e_jk)] / (B (1 + K))
+    (softplus(−x) = −log σ(x)), over B observed pairs (u, i) and K sampled negatives j each; the
+    probability is calibrated to that mix (one positive per K uniform non-interactions).
+
+    Args:
+        user_emb, pos_emb: float [B, d]; neg_emb: float [B, K, d].
+    """
+    positive = (user_emb * pos_emb).sum(dim=1)
+    negative = torch.einsum("bd,bkd->bk", user_emb, neg_emb)
+    total = torch.nn.functional.softplus(-positive).sum() + torch.nn.functional.softplus(negative).sum()
+    return total / positive.numel() / (1 + neg_emb.shape[1])
+
+
 def l2_penalty(ego_rows: list[torch.Tensor], batch_size: int) -> torch.Tensor:
     """½ Σ ||e⁰||² / B over the ego embeddings a batch touched (the paper's regularizer)."""
     return sum(rows.square().sum() for rows in ego_rows) / (2.0 * batch_size)

@@ -22,7 +22,7 @@ from edgegnn.errors import ConfigError
 from edgegnn.metrics import evaluate_embeddings
 from edgegnn.models.card import TrainConfig
 from edgegnn.models.graph import BipartiteGraph
-from edgegnn.train.losses import bpr_loss, l2_penalty, whole_data_loss
+from edgegnn.train.losses import bce_loss, bpr_loss, l2_penalty, whole_data_loss
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class StepRunner:
     def run_epoch(self, deadline: float | None) -> float:
         if self.config.loss == "whole-data":
             return self.whole_data_step()
-        return self.bpr_epoch(deadline)
+        return self.batched_epoch(self.bce_step if self.config.loss == "bce" else self.bpr_step, deadline)
 
     def _step(self, loss: torch.Tensor) -> float:
         self.optimizer.zero_grad(set_to_none=True)
@@ -134,12 +134,22 @@ class StepRunner:
         penalty = l2_penalty([ego[users], ego[pos + offset], ego[neg + offset]], len(batch))
         return self._step(loss + self.config.l2 * penalty)
 
-    def bpr_epoch(self, deadline: float | None) -> float:
-        """BPR over a shuffled pass of the positives; returns the mean batch loss."""
+    def bce_step(self, batch: torch.Tensor) -> float:
+        """One BCE step on the positive pairs `batch`, `negatives` uniform negatives each."""
+        users, pos = self.users[batch], self.items[batch]
+        neg = torch.randint(self.num_items, (len(batch), self.config.negatives), generator=self.generator)
+        user_emb, item_emb = self.model(self.graph)
+        loss = bce_loss(user_emb[users], item_emb[pos], item_emb[neg])
+        ego, offset = self.model.ego_embeddings, self.graph.num_users
+        penalty = l2_penalty([ego[users], ego[pos + offset], ego[neg.reshape(-1) + offset]], len(batch))
+        return self._step(loss + self.config.l2 * penalty)
+
+    def batched_epoch(self, step: Callable[[torch.Tensor], float], deadline: float | None) -> float:
+        """`step` (BPR or BCE) over a shuffled pass of the positives; returns the mean batch loss."""
         order = torch.randperm(len(self.users), generator=self.generator)
         losses = []
         for start in range(0, len(order), self.config.batch_size):
-            losses.append(self.bpr_step(order[start:start + self.config.batch_size]))
+            losses.append(step(order[start:start + self.config.batch_size]))
             if deadline is not None and time.perf_counter() >= deadline:
                 break
         return float(np.mean(losses))

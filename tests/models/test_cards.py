@@ -39,7 +39,7 @@ def test_configs_are_frozen():
     ({"model": {"type": "lightgcn", "layers": 3}}, "layers", "unknown key"),
     ({"model": {"type": "gat"}}, "model.type", "lightgcn, sage"),
     ({"model": {"type": "sage", "hidden_dim": "wide"}}, "hidden_dim", "expected int"),
-    ({"training": {"loss": "mse"}}, "loss", "whole-data, bpr"),
+    ({"training": {"loss": "mse"}}, "loss", "whole-data, bpr, bce"),
     ({"training": {"learning_rate": -1}}, "learning_rate", "0.0 < learning_rate"),
     ({"training": {"optimizer": "lbfgs"}}, "optimizer", "adam, adagrad, rmsprop, sgd"),
     ({"training": {"momentum": 0.9}}, "training.momentum", "only sgd and rmsprop take a momentum"),

@@ -186,6 +186,11 @@ class NumpyOps:
             return summed
         return summed / (np.sqrt(self.counts) if norm == "sqrt" else self.counts)[:, None]
 
+    def history_attention(self, table: str) -> np.ndarray:
+        rows = gather_rows(self.edge.tensors[table], self.index)                        # [N, C + 1]
+        weights = segment_softmax(rows[:, -1], self.segment, len(self.counts))
+        return _segment_sum(rows[:, :-1] * weights[:, None], self.segment, len(self.counts))
+
     def user_base(self) -> np.ndarray | None:
         return self.base
 
@@ -245,6 +250,16 @@ def _segment_sum(rows: np.ndarray, segment: np.ndarray, num_segments: int) -> np
     out = np.zeros((num_segments, rows.shape[1]), dtype=np.float32)
     np.add.at(out, segment, rows)
     return out
+
+
+def segment_softmax(logits: np.ndarray, segment: np.ndarray, num_segments: int) -> np.ndarray:
+    """float32 [N]: softmax of `logits` within each segment (the max of each subtracted first)."""
+    top = np.full(num_segments, -np.inf, np.float32)
+    np.maximum.at(top, segment, logits)
+    weights = np.exp(logits - top[segment]).astype(np.float32)
+    total = np.zeros(num_segments, np.float32)
+    np.add.at(total, segment, weights)
+    return (weights / total[segment]).astype(np.float32)
 
 
 def gather_rows(table: Stored, index: np.ndarray) -> np.ndarray:

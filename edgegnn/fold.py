@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from edgegnn.edge_model import EdgeModel
-from edgegnn.kinds import is_trained, kind
+from edgegnn.kinds import has_user_base, kind
 
 
 def fold(checkpoint) -> EdgeModel:
@@ -30,8 +30,8 @@ def fold(checkpoint) -> EdgeModel:
 
 def user_bases(checkpoint) -> np.ndarray | None:
     """e_u⁰ of the checkpoint's training users, float32 [U, d] (the optional device input), or
-    None for a kind with no per-user input (graph filters)."""
-    if not is_trained(checkpoint.card.model.type):     # fitted from histories alone: no e_u⁰
+    None for a kind with no per-user input (graph filters, graph attention)."""
+    if not has_user_base(checkpoint.card.model.type):
         return None
     weight = checkpoint.state_dict.get("gnn.embedding.weight", checkpoint.state_dict.get("embedding.weight"))
     return weight[: checkpoint.train.num_users].numpy().astype(np.float32)

@@ -205,16 +205,18 @@ class _TorchStudent:
 
     def aggregation(self, histories):
         """The histories as sparse [b, I] pooling matrices, one per norm ("sqrt": 1/sqrt(n), "mean":
-        1/n, "sum": 1 at each history item), built once per minibatch."""
+        1/n, "sum": 1 at each history item), and as flat "index" / "segment" int64 [N] (the items,
+        the row each belongs to: what an attention pools over), built once per minibatch."""
         import torch
 
         lengths = np.array([len(h) for h in histories])
         rows = np.repeat(np.arange(len(histories)), lengths)
         index = torch.from_numpy(np.vstack([rows, np.concatenate(histories)]).astype(np.int64))
         weights = {"sqrt": 1.0 / np.sqrt(lengths), "mean": 1.0 / lengths, "sum": np.ones(len(lengths))}
-        return {norm: torch.sparse_coo_tensor(index, torch.from_numpy(np.repeat(w, lengths).astype(np.float32)),
-                                              (len(histories), self.edge.num_items), check_invariants=True).coalesce()
-                for norm, w in weights.items()}
+        pools = {norm: torch.sparse_coo_tensor(index, torch.from_numpy(np.repeat(w, lengths).astype(np.float32)),
+                                               (len(histories), self.edge.num_items), check_invariants=True).coalesce()
+                 for norm, w in weights.items()}
+        return {**pools, "index": index[1], "segment": index[0]}
 
     def scores(self, aggregation, base):
         """[b, I]: the kind's device math (`edgegnn.kinds`) on `TorchOps`, then e_u · itemᵀ
@@ -239,6 +241,17 @@ class TorchOps:
         import torch
 
         return torch.sparse.mm(self.aggregation[norm], self.student.dense(table))
+
+    def history_attention(self, table: str):
+        """Σ_h softmax(a)_h m_h over each history, through PyG's segment softmax."""
+        import torch
+        from torch_geometric.utils import softmax
+
+        index, segment = self.aggregation["index"], self.aggregation["segment"]
+        batch = self.aggregation["sum"].shape[0]
+        rows = self.student.dense(table)[index]                                            # [N, C + 1]
+        weights = softmax(rows[:, -1], segment, num_nodes=batch)
+        return rows.new_zeros(batch, rows.shape[1] - 1).index_add(0, segment, rows[:, :-1] * weights[:, None])
 
     def user_base(self):
         return self.base

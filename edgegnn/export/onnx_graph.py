@@ -635,6 +635,18 @@ class OnnxOps:
             self._sqrt_count = g.op("Sqrt", [self.count], "float32")
         return g.op("Div", [summed, self._sqrt_count if norm == "sqrt" else self.count], "float32")
 
+    def history_attention(self, table: str) -> str:
+        """Gather [B, H, C + 1] (as stored), Slice the messages and the logit column, push the
+        padding's logits to -1e9 (logit + 1e9·mask - 1e9), Softmax over H, weigh, ReduceSum."""
+        g, b = self.g, self.b
+        width = b.t[table].shape[1] - 1
+        rows = b.gather_rows(b.t[table], self.history)
+        values = g.op("Slice", [rows, b.ints([0]), b.ints([width]), b.ints([2])], "float32")           # [B, H, C]
+        logits = g.op("Slice", [rows, b.ints([width]), b.ints([width + 1]), b.ints([2])], "float32")   # [B, H, 1]
+        penalty = g.op("Add", [g.op("Mul", [self.mask3, b.scalar(1e9)], "float32"), b.scalar(-1e9)], "float32")
+        weights = g.op("Softmax", [g.op("Add", [logits, penalty], "float32")], "float32", axis=1)
+        return g.op("ReduceSum", [g.op("Mul", [values, weights], "float32"), b.ints([1])], "float32", keepdims=0)
+
     def user_base(self) -> str | None:
         return self.base
 

@@ -400,6 +400,25 @@ class TfliteOps:
             self._sqrt_count = self.g.op("SQRT", [self.count], (1, 1), "float32")
         return self.b.binary("DIV", summed, self._sqrt_count if norm == "sqrt" else self.count, (1, width))
 
+    def history_attention(self, table: str) -> int:
+        """GATHER the rows [H, C + 1] (as stored, mask folded in), SLICE the messages and the
+        logit column, push the padding's logits to -1e9, SOFTMAX over H (as a [1, H] row),
+        weigh the messages by it as a column and SUM over H."""
+        g, b, h = self.g, self.b, self.h
+        width = b.t[table].shape[1] - 1
+        rows = b.weighted_rows(b.t[table], self.index, self.mask_col, h)                       # [H, C + 1]
+        values = g.op("SLICE", [rows, b.const("begin", [0, 0], "int32"), b.const("size", [h, width], "int32")],
+                      (h, width), "float32", ("SliceOptions", {}))
+        logits = g.op("SLICE", [rows, b.const("begin", [0, width], "int32"), b.const("size", [h, 1], "int32")],
+                      (h, 1), "float32", ("SliceOptions", {}))
+        penalty = b.binary("ADD", b.binary("MUL", self.mask_col, b.const("big", [1e9]), (h, 1)),
+                           b.const("minus_big", [-1e9]), (h, 1))
+        row = b.reshape(b.binary("ADD", logits, penalty, (h, 1)), (1, h))
+        weights = g.op("SOFTMAX", [row], (1, h), "float32", ("SoftmaxOptions", {"beta": 1.0}))
+        weighted = b.binary("MUL", values, b.reshape(weights, (h, 1)), (h, width))
+        return g.op("SUM", [weighted, b.const("axis", [0], "int32")], (1, width), "float32",
+                    ("ReducerOptions", {"keepDims": True}))
+
     def user_base(self) -> int | None:
         return self.base
 

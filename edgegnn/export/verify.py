@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, NumpyOps, matmul
+from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, NumpyOps, gather_rows, matmul, segment_softmax
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import Scoring
 from edgegnn.kinds import item_scores, kind
@@ -163,6 +163,23 @@ class BoundOps:
         if self.half:          # every table value rounded to float16: u of each term's magnitude
             dx = dx + FLOAT16_UNIT * self.magnitudes.history_pool(table, norm)
         return x, dx
+
+    def history_attention(self, table: str):
+        """Float noise of the softmax and the weighted sum: FLOAT_RTOL (exp, sum and divide
+        each a few ulps) of Σ_h α_h |m_h| per coordinate; with float16 tables, u of that for
+        the messages and 2u·max|a| of it for the logits' rounding (δα_h <= 2 α_h max|δa|)."""
+        x = self.values.history_attention(table)
+        ops = self.values
+        rows = gather_rows(self.edge.tensors[table], ops.index).astype(np.float64)
+        weights = segment_softmax(rows[:, -1].astype(np.float32), ops.segment, len(ops.counts))
+        magnitude = np.zeros((len(ops.counts), rows.shape[1] - 1))
+        np.add.at(magnitude, ops.segment, np.abs(rows[:, :-1]) * weights[:, None])
+        factor = FLOAT_RTOL
+        if self.half:
+            largest = np.zeros(len(ops.counts))
+            np.maximum.at(largest, ops.segment, np.abs(rows[:, -1]))
+            factor = factor + FLOAT16_UNIT * (1.0 + 2.0 * largest[:, None])
+        return x, factor * magnitude + self._noise(x)
 
     def user_base(self):
         base = self.values.user_base()

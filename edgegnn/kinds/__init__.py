@@ -16,6 +16,8 @@ A kind module defines:
     NEIGHBORS             optional: the tensors item_scores reads (ids, weights [I, N])
     TRAINED               optional, True by default; False: fitted in closed form by
                           `fit(config, train_csr, seed)` (no epochs, no e_u⁰)
+    USER_BASE             optional, True by default; False: the kind has no per-user input
+                          e_u⁰ (users have no parameters: graph filters, graph attention)
     base_dim(tensors)     the width of the e_u⁰ input
     fold(model, graph, item_ids)        the EdgeModel of a trained torch model
     build_model(config, users, items)   the torch module that trains it
@@ -28,9 +30,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from edgegnn.errors import ConfigError
-from edgegnn.kinds import graph_filter, lightgcn, sage
+from edgegnn.kinds import gat, graph_filter, lightgcn, sage
 
-KINDS: dict[str, ModuleType] = {module.NAME: module for module in (lightgcn, sage, graph_filter)}
+KINDS: dict[str, ModuleType] = {module.NAME: module for module in (lightgcn, sage, gat, graph_filter)}
 
 
 def kind(name: str) -> ModuleType:
@@ -49,6 +51,11 @@ def item_scores(name: str, ops, params):
 def neighbor_tensors(name: str) -> tuple[str, ...]:
     """The tensors of a kind's neighbour lists (none for most kinds)."""
     return tuple(getattr(kind(name), "NEIGHBORS", ()))
+
+
+def has_user_base(name: str) -> bool:
+    """Whether the kind's users have an e_u⁰ (per-user parameters the device may take as input)."""
+    return bool(getattr(kind(name), "USER_BASE", True))
 
 
 def is_trained(name: str) -> bool:

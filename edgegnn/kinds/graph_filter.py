@@ -23,6 +23,7 @@ TABLES = ("message", "item")
 HISTORY_TABLES = ("message",)
 WEIGHTS = ()
 ACTIVATIONS = ()
+USER_BASE = False          # users have no parameters
 NEIGHBORS = ("neighbor_items", "neighbor_weights")
 TRAINED = False            # fitted in closed form: `fit`, no epochs
 

@@ -12,6 +12,8 @@ H history items each, C columns:
 
     history_pool(table, norm)   Σ_{h ∈ history} table[h] · w, w = 1/sqrt(n) ("sqrt"), 1/n ("mean")
                                 or 1 ("sum"), n = |history|             [B, C]
+    history_attention(table)    Σ_{h ∈ history} α_h · table[h, :C], α = softmax over the history
+                                of the last column, table[h, C] (a per-item attention logit)  [B, C]
     user_base()                 e_u⁰ [B, d⁰], or None (new users; no such input)
     has(name)                   whether the model holds an optional tensor
     matmul(x, table)            x [B, R] @ table [R, C]                 [B, C]
@@ -34,13 +36,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-OPS = ("history_pool", "user_base", "has", "matmul", "matmul_t", "add", "scale", "relu", "bias", "activation",
+OPS = ("history_pool", "history_attention", "user_base", "has", "matmul", "matmul_t", "add", "scale", "relu", "bias", "activation",
        "neighbor_scores")
 POOL_NORMS = ("sqrt", "mean", "sum")
 
 
 class DeviceOps(Protocol):
     def history_pool(self, table: str, norm: str) -> Any: ...
+
+    def history_attention(self, table: str) -> Any: ...
 
     def user_base(self) -> Any | None: ...
 

@@ -1,6 +1,6 @@
 """GNN recommenders (torch + PyG) and their model cards."""
 
-from edgegnn.models.card import (GraphFilterConfig, LightGCNConfig, ModelCard, SAGEConfig, TrainConfig,
+from edgegnn.models.card import (GATConfig, GraphFilterConfig, LightGCNConfig, ModelCard, SAGEConfig, TrainConfig,
                                  load_model_card)
 
 
@@ -11,5 +11,5 @@ def build_model(card_model, num_users: int, num_items: int):
     return kind(card_model.type).build_model(card_model, num_users, num_items)
 
 
-__all__ = ["GraphFilterConfig", "LightGCNConfig", "SAGEConfig", "TrainConfig", "ModelCard", "load_model_card",
+__all__ = ["GATConfig", "GraphFilterConfig", "LightGCNConfig", "SAGEConfig", "TrainConfig", "ModelCard", "load_model_card",
            "build_model"]

@@ -73,6 +73,36 @@ class SAGEConfig:
 
 
 @dataclass(frozen=True)
+class GATConfig:
+    """A graph-attention recommender (Veličković et al., ICLR 2018; GATv2: Brody et al., ICLR 2022).
+
+    One PyG `GATConv` (or `GATv2Conv`) layer from items to users: a user is the attention-
+    weighted sum of its items' messages, s_ui = e_u · x_i (`edgegnn.models.gat`). Users have no
+    embedding table, so the device attends over the history exactly as training did: one masked
+    softmax over the history items, with the learned weights.
+
+    Args:
+        embedding_dim: d, of the item embeddings, the messages and e_u.
+        attention: "gat" (GATConv) or "gatv2" (GATv2Conv).
+        negative_slope: the LeakyReLU slope of the attention logits (PyG's default 0.2).
+        init_std: standard deviation of the item embeddings' normal initialisation.
+    """
+
+    type: Literal["gat"] = "gat"
+    embedding_dim: int = 64
+    attention: Literal["gat", "gatv2"] = "gat"
+    negative_slope: float = 0.2
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        src = "model"
+        check_range(src, "embedding_dim", self.embedding_dim, low=1, high=4096)
+        check_choice(src, "attention", self.attention, ("gat", "gatv2"))
+        check_range(src, "negative_slope", self.negative_slope, low=0.0, high=1.0)
+        check_range(src, "init_std", self.init_std, low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
 class GraphFilterConfig:
     """A training-free graph filter over the item graph (GF-CF: Shen et al., CIKM 2021).
 
@@ -130,8 +160,9 @@ class GraphFilterConfig:
         check_range(src, "svd_iterations", self.svd_iterations, low=0, high=64)
 
 
-ModelConfig = LightGCNConfig | SAGEConfig | GraphFilterConfig
-MODEL_TYPES: dict[str, type] = {"lightgcn": LightGCNConfig, "sage": SAGEConfig, "graph-filter": GraphFilterConfig}
+ModelConfig = LightGCNConfig | SAGEConfig | GATConfig | GraphFilterConfig
+MODEL_TYPES: dict[str, type] = {"lightgcn": LightGCNConfig, "sage": SAGEConfig, "gat": GATConfig,
+                                "graph-filter": GraphFilterConfig}
 
 
 OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")

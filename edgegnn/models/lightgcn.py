@@ -59,6 +59,10 @@ class LightGCNRecommender(torch.nn.Module):
     def regularized_parameters(self) -> list[torch.Tensor]:
         return [self.ego_embeddings]
 
+    def touched_ego(self, users: torch.Tensor, items: torch.Tensor) -> list[torch.Tensor]:
+        """The ego rows a mini-batch of (users, items) indices touched (for its L2 penalty)."""
+        return [self.ego_embeddings[users], self.ego_embeddings[items + self.num_users]]
+
     def load_pyg_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load a state dict of `torch_geometric.nn.models.LightGCN` (keys `embedding.weight`, `alpha`)."""
         self.gnn.load_state_dict(state)

@@ -70,3 +70,7 @@ class SAGERecommender(torch.nn.Module):
 
     def regularized_parameters(self) -> list[torch.Tensor]:
         return [self.ego_embeddings]
+
+    def touched_ego(self, users: torch.Tensor, items: torch.Tensor) -> list[torch.Tensor]:
+        """The ego rows a mini-batch of (users, items) indices touched (for its L2 penalty)."""
+        return [self.ego_embeddings[users], self.ego_embeddings[items + self.num_users]]

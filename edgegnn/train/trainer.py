@@ -65,7 +65,7 @@ def model_embeddings(model, graph: BipartiteGraph) -> tuple[np.ndarray, np.ndarr
     """Final (user [U, d], item [I, d]) embeddings as float32 numpy arrays."""
     with torch.no_grad():
         users, items = model(graph)
-    return users.numpy(), items.numpy()
+    return users.detach().numpy(), items.detach().numpy()       # a kind may return a parameter itself
 
 
 def evaluate_model(model, graph: BipartiteGraph, train: Interactions, truth: Interactions,
@@ -130,8 +130,7 @@ class StepRunner:
         neg = torch.randint(self.num_items, (len(batch),), generator=self.generator)
         user_emb, item_emb = self.model(self.graph)
         loss = bpr_loss(user_emb[users], item_emb[pos], item_emb[neg])
-        ego, offset = self.model.ego_embeddings, self.graph.num_users
-        penalty = l2_penalty([ego[users], ego[pos + offset], ego[neg + offset]], len(batch))
+        penalty = l2_penalty(self.model.touched_ego(users, torch.cat([pos, neg])), len(batch))
         return self._step(loss + self.config.l2 * penalty)
 
     def bce_step(self, batch: torch.Tensor) -> float:
@@ -140,8 +139,7 @@ class StepRunner:
         neg = torch.randint(self.num_items, (len(batch), self.config.negatives), generator=self.generator)
         user_emb, item_emb = self.model(self.graph)
         loss = bce_loss(user_emb[users], item_emb[pos], item_emb[neg])
-        ego, offset = self.model.ego_embeddings, self.graph.num_users
-        penalty = l2_penalty([ego[users], ego[pos + offset], ego[neg.reshape(-1) + offset]], len(batch))
+        penalty = l2_penalty(self.model.touched_ego(users, torch.cat([pos, neg.reshape(-1)])), len(batch))
         return self._step(loss + self.config.l2 * penalty)
 
     def batched_epoch(self, step: Callable[[torch.Tensor], float], deadline: float | None) -> float:

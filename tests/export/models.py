@@ -177,6 +177,27 @@ def graph_filter(kind: str = "fp32", seed: int = 0, items: int = ITEMS, neighbor
                      activation_scales={"user": user_scale(edge)})
 
 
+def gat(kind: str = "fp32", seed: int = 0, stress: bool = False) -> EdgeModel:
+    """GAT EdgeModels: `message` [I, d + 1] (messages, the attention logit last: spread over
+    [-3, 3], so the softmax is far from uniform), `item` [I, d], `bias` [d]: fp32 | int8 (message
+    and item per-row int8, static user scale) | lowrank (message as rank-4 factors)."""
+    message, item = _tables(seed, ITEMS, DIM, stress)
+    logits = _rng(seed + 5).uniform(-3.0, 3.0, (ITEMS, 1)).astype(np.float32)
+    table = np.hstack([message, logits])
+    bias = DenseTensor((_rng(seed + 6).standard_normal(DIM) * 0.1).astype(np.float32))
+    if kind == "lowrank":
+        u, s, vt = np.linalg.svd(table, full_matrices=False)
+        stored = LowRankTensor(DenseTensor((u[:, :4] * s[:4]).astype(np.float32)), DenseTensor(vt[:4].T.astype(np.float32)))
+        tensors = {"message": stored, "item": DenseTensor(item), "bias": bias}
+    else:
+        store = quantize_rows if kind == "int8" else DenseTensor
+        tensors = {"message": store(table), "item": store(item), "bias": bias}
+    edge = EdgeModel(kind="gat", item_ids=_ids(ITEMS), tensors=tensors)
+    if kind != "int8":
+        return edge
+    return EdgeModel(kind="gat", item_ids=_ids(ITEMS), tensors=tensors, activation_scales={"user": user_scale(edge)})
+
+
 def histories(batch: int, max_len: int, items: int = ITEMS, seed: int = 2) -> list[np.ndarray]:
     """`batch` distinct-item histories of lengths 1..max_len."""
     rng = _rng(seed)

@@ -64,6 +64,7 @@ ARTIFACTS = {   # name: (model, target, what of a big catalog's layout, extra ex
     "onnx-shared-pq": (lambda: models.lightgcn("shared-pq", stress=True), "cpu-x86_64", (), {}),
     "onnx-sage-int8": (lambda: models.sage("int8"), "cpu-x86_64", (), {}),
     "onnx-graph-filter-int8": (lambda: models.graph_filter("int8", stress=True), "cpu-x86_64", (), {}),
+    "onnx-gat-int8": (lambda: models.gat("int8", stress=True), "cpu-x86_64", (), {}),
     "onnx-graph-filter-int8-two-stage": (lambda: models.graph_filter("int8", stress=True), "cpu-x86_64",
                                          ("two-stage",), {}),
     "onnx-user-int8": (lambda: models.lightgcn("int8", stress=True), "cpu-x86_64", (), {"variant": "user"}),
@@ -79,6 +80,7 @@ ARTIFACTS = {   # name: (model, target, what of a big catalog's layout, extra ex
     "tflite-pq": (lambda: models.lightgcn("shared-pq", stress=True), "android-litert", (), {}),
     "tflite-sage-int8": (lambda: models.sage("int8"), "android-litert", (), {}),
     "tflite-graph-filter-int8": (lambda: models.graph_filter("int8", stress=True), "android-litert", (), {}),
+    "tflite-gat-int8": (lambda: models.gat("int8", stress=True), "android-litert", (), {}),
     "tflite-user-int8": (lambda: models.lightgcn("int8-dynamic", stress=True), "android-litert", (),
                          {"variant": "user"}),
 }

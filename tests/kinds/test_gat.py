@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -64,9 +61,8 @@ def test_the_cli_trains_compresses_exports_and_serves_gat(tmp_path):
     from typer.testing import CliRunner
 
     from edgegnn.cli.app import app
-    from edgegnn.export import TOLERANCE
-    from edgegnn.runtime import Recommender
     from tests.conftest import REPO
+    from tests.kinds.journey import compress_export_serve
 
     runner = CliRunner()
     card = tmp_path / "gat.yaml"
@@ -76,16 +72,4 @@ def test_the_cli_trains_compresses_exports_and_serves_gat(tmp_path):
     trained = runner.invoke(app, ["train", "--data", data, "--model", str(card), "--epochs", "40", "--out", str(model),
                                   "--json"])
     assert trained.exit_code == 0, trained.output
-    compressed = tmp_path / "int8"
-    result = runner.invoke(app, ["compress", str(model), "--quantize", "int8", "--out", str(compressed), "--json"])
-    assert result.exit_code == 0, result.output
-    for target in ("cpu-x86_64", "android-litert"):
-        out = tmp_path / target
-        result = runner.invoke(app, ["export", str(compressed), "--target", target, "--out", str(out), "--json"])
-        assert result.exit_code == 0, result.output
-        measured = json.loads(result.stdout)["manifest"]["metrics"]
-        assert abs(measured["artifact"]["recall@20"] - measured["simulation"]["recall@20"]) <= TOLERANCE["int8"]
-        recommender = Recommender.open(out)
-        assert not recommender.has_user_base
-        first_click = recommender.recommend([str(recommender.item_ids[0])], k=5)
-        assert len(first_click.items) == 5 and not first_click.fallback
+    compress_export_serve(runner, app, model, tmp_path)

@@ -48,6 +48,15 @@ def test_the_device_model_scores_the_papers_formula():
     np.testing.assert_allclose(edge.scores(histories), _gf_cf_reference(train, 6, 0.3), rtol=1e-3, atol=1e-4)
 
 
+def _spectrum(train):
+    """(item degrees, P̃ dense float64, (all eigenvalues, eigenvectors), (the non-zero ones))."""
+    normalized, degree = normalized_interactions(train)
+    gram = (normalized.T @ normalized).toarray().astype(np.float64)
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    keep = eigenvalues > 1e-9
+    return degree, gram, (eigenvalues, vectors), (vectors[:, keep], eigenvalues[keep])
+
+
 def test_chebycf_is_its_polynomial_filter_when_the_rank_holds_the_whole_spectrum():
     """With every neighbour and every non-zero eigenvalue kept (item 49 duplicates item 48: P̃ has
     rank 49), c·P̃ + V diag(h(λ) - cλ + α) Vᵀ is h(P̃) + α V Vᵀ: the device scores are
@@ -60,11 +69,7 @@ def test_chebycf_is_its_polynomial_filter_when_the_rank_holds_the_whole_spectrum
     config = GraphFilterConfig(filter="chebycf", rank=49, low_pass_weight=0.2, neighbors=49, svd_iterations=30,
                                order=8, flatness=1.5, degree_power=0.4)
     edge = graph_filter.fold(graph_filter.fit(config, train, seed=0), None, np.arange(50).astype(str))
-    normalized, degree = normalized_interactions(train)
-    gram = (normalized.T @ normalized).toarray().astype(np.float64)
-    eigenvalues, vectors = np.linalg.eigh(gram)
-    keep = eigenvalues > 1e-9
-    v, lam = vectors[:, keep], eigenvalues[keep]
+    degree, gram, (eigenvalues, vectors), (v, lam) = _spectrum(train)
     polynomial = v @ np.diag(plateau_filter(lam, 8, 1.5) + 0.2) @ v.T
     slope = plateau_filter(lam[:1], 8, 1.5)[0] / lam[0]              # the secant at the smallest kept λ
     np.fill_diagonal(polynomial, np.diag(polynomial) - slope * np.diag(gram))   # the lists leave the diagonal out
@@ -87,11 +92,7 @@ def test_bspm_is_its_sharpened_filter_when_the_rank_holds_the_whole_spectrum():
     config = GraphFilterConfig(filter="bspm", rank=49, low_pass_weight=0.2, neighbors=49, svd_iterations=30,
                                sharpen_time=2.5, sharpen_steps=1)
     edge = graph_filter.fold(graph_filter.fit(config, train, seed=0), None, np.arange(50).astype(str))
-    normalized, degree = normalized_interactions(train)
-    gram = (normalized.T @ normalized).toarray().astype(np.float64)
-    eigenvalues, vectors = np.linalg.eigh(gram)
-    keep = eigenvalues > 1e-9
-    v, lam = vectors[:, keep], eigenvalues[keep]
+    degree, gram, (eigenvalues, vectors), (v, lam) = _spectrum(train)
     sharpening = vectors @ np.diag(sharpening_response(np.clip(eigenvalues, 0, None), 2.5, 1)) @ vectors.T
     ideal = (degree ** -0.5)[:, None] * (v @ v.T) * (degree ** 0.5)[None, :]
     expected = dense @ (0.2 * ideal + gram) @ sharpening
@@ -198,9 +199,8 @@ def test_the_cli_fits_compresses_exports_and_serves_a_graph_filter(tmp_path, car
     from typer.testing import CliRunner
 
     from edgegnn.cli.app import app
-    from edgegnn.export import TOLERANCE
-    from edgegnn.runtime import Recommender
     from tests.conftest import REPO
+    from tests.kinds.journey import compress_export_serve
 
     runner = CliRunner()
     data = "synthetic:users=300,items=160,seed=4"
@@ -211,20 +211,7 @@ def test_the_cli_fits_compresses_exports_and_serves_a_graph_filter(tmp_path, car
     assert trained.exit_code == 0, trained.output
     metrics = json.loads(trained.stdout)
     assert metrics["test"]["recall@20"] > metrics["popularity"]["recall@20"]
-    compressed = tmp_path / "int8"
-    result = runner.invoke(app, ["compress", str(model), "--quantize", "int8", "--out", str(compressed), "--json"])
-    assert result.exit_code == 0, result.output
-    for target in ("cpu-x86_64", "android-litert"):
-        out = tmp_path / target
-        result = runner.invoke(app, ["export", str(compressed), "--target", target, "--out", str(out), "--json"])
-        assert result.exit_code == 0, result.output
-        measured = json.loads(result.stdout)["manifest"]["metrics"]
-        # the export's own gate: near-ties may order differently in the runtime's int8 kernels
-        assert abs(measured["artifact"]["recall@20"] - measured["simulation"]["recall@20"]) <= TOLERANCE["int8"]
-        recommender = Recommender.open(out)
-        assert not recommender.has_user_base
-        first_click = recommender.recommend([str(recommender.item_ids[0])], k=5)
-        assert len(first_click.items) == 5 and not first_click.fallback
+    compress_export_serve(runner, app, model, tmp_path)
 
 
 @pytest.mark.parametrize("setting, fragment", [

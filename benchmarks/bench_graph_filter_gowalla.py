@@ -59,21 +59,13 @@ def models(split, log) -> dict:
     return out, fits
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
-    args = parser.parse_args()
+def profile_edges(edges: dict, split, *, iterations: int, warmup: int, log) -> dict:
+    """Export each EdgeModel for TARGETS (quality measured on the artifact at export, USERS test
+    users), profile them all in one run (batch 1, history 20, 1 thread, a fresh process per
+    artifact) and return a row per artifact, with its p50 against int8 LightGCN's on its target."""
     from edgegnn.export import export
     from edgegnn.profile import Sweep, profile
 
-    start = time.time()
-
-    def log(message: str) -> None:
-        print(f"[{time.time() - start:6.0f} s] {message}", flush=True)
-
-    split = gowalla_split(valid_ratio=0.0)
-    edges, fits = models(split, log)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         paths = []
@@ -84,7 +76,7 @@ def main() -> None:
                 paths.append(path)
                 log(f"exported {path.name}")
         result = profile(paths, sweep=Sweep(batches=(1,), history_lens=(20,), threads=(1,),
-                                            iterations=args.iterations, warmup=args.warmup))
+                                            iterations=iterations, warmup=warmup))
         for info in result.artifacts.values():
             row = next(r for r in result.rows if r["artifact"] == info["name"])
             quality = info.get("quality") or {}
@@ -98,6 +90,27 @@ def main() -> None:
                 row["p50_vs_lightgcn_int8"] = round(row["p50_ms"] / reference["p50_ms"], 2)
     for name, row in rows.items():
         print(f"{name:32s} {row['disk_bytes']:>12,} B  p50 {row['p50_ms']:.3f} ms  recall@20 {row['recall@20']}")
+    return rows
+
+
+def logger():
+    start = time.time()
+
+    def log(message: str) -> None:
+        print(f"[{time.time() - start:6.0f} s] {message}", flush=True)
+
+    return log
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    args = parser.parse_args()
+    log = logger()
+    split = gowalla_split(valid_ratio=0.0)
+    edges, fits = models(split, log)
+    rows = profile_edges(edges, split, iterations=args.iterations, warmup=args.warmup, log=log)
     path = write_json("graph_filter_gowalla", {"fits": fits, "artifacts": rows, "users": USERS,
                                                "protocol": "batch 1, history 20, 1 thread; quality on the artifact"})
     print(f"wrote {path}")

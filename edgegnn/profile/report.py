@@ -141,7 +141,9 @@ def caption(result) -> str:
             lines.append(f"{info['name']}: {info['status']}: {info['message']}{extra}")
         quality = info.get("quality")
         if quality:
-            lines.append(f"{info['name']}: R@20/N@20 {quality['source']} ({quality.get('users')} users)")
+            popular = quality.get("popularity")
+            against = "" if not popular else f"; popularity R@20 {popular['recall@20']:.4f} on the same users"
+            lines.append(f"{info['name']}: R@20/N@20 {quality['source']} ({quality.get('users')} users){against}")
     return "\n".join(lines)
 
 

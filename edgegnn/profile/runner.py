@@ -78,7 +78,8 @@ class ProfileResult:
 
     Attributes:
         artifacts: per artifact path: name, target, kind, precision, disk bytes, status
-            ("ok" | "emulated" | "skipped"), message, quality (recall@20, ndcg@20, source).
+            ("ok" | "emulated" | "skipped"), message, quality (recall@20, ndcg@20, source, and
+            the popularity baseline's on the same users).
         rows: one dict per configuration measured (the probe's figures plus artifact, status).
         sweep: the configurations asked for.
         host: machine, python, runtime versions.
@@ -259,6 +260,7 @@ def quality(path: str | Path, split) -> dict:
     import numpy as np
 
     from edgegnn.export.evaluate import CUTOFF, ranking_sums, eval_data
+    from edgegnn.metrics import popularity_metrics
     from edgegnn.runtime import Recommender
 
     rec = Recommender.open(path)
@@ -272,7 +274,9 @@ def quality(path: str | Path, split) -> dict:
         top, _ = rec.top_rows(fed, CUTOFF, exclude=histories)
         sums += ranking_sums(top, data.truth_csr[users])
     n = len(data.users)
+    popular = popularity_metrics(data.train_csr, data.truth_csr, ks=(CUTOFF,), users=data.users)
     return {f"recall@{CUTOFF}": float(sums[0] / n), f"ndcg@{CUTOFF}": float(sums[1] / n), "users": int(n),
+            "popularity": {k: float(popular[k]) for k in (f"recall@{CUTOFF}", f"ndcg@{CUTOFF}")},
             "source": "measured now on the given data's test split (users as new)"}
 
 
@@ -280,7 +284,9 @@ def _manifest_quality(manifest: dict) -> dict | None:
     metrics = (manifest.get("metrics") or {}).get("artifact")
     if not metrics:
         return None
+    popular = manifest["metrics"].get("popularity")
     return {**{k: float(v) for k, v in metrics.items()}, "users": manifest["metrics"].get("users"),
+            **({"popularity": popular} if popular else {}),
             "source": f"recorded at export ({manifest['metrics'].get('users_as', '')})"}
 
 

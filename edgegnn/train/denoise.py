@@ -16,7 +16,8 @@ refitted from the same first fit's scores and the best validation Recall wins. V
 are themselves noisy in real data, but a fake row is unpredictable to every model alike, so the
 ranking of the fits on validation still follows their quality on the real rows.
 The checkpoint keeps the chosen fit, its metrics (on the untouched validation and test splits)
-and `metrics["denoise"]`: the share, the rows dropped, each share's validation Recall.
+and `metrics["denoise"]`: the share, the rows dropped, each share's validation Recall, and the
+first (plain) fit's test metrics beside the chosen one's, which no choice reads.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def denoised_fit(split: Split, card, fit, **fit_options):
     checkpoint.card = card
     dropped = len(split.train) - len(checkpoint.train)
     checkpoint.metrics["denoise"] = {"share": chosen, "asked": share, "dropped_rows": dropped,
-                                     "rows": len(split.train), "valid_recall_by_share": tried}
+                                     "rows": len(split.train), "valid_recall_by_share": tried,
+                                     # what denoising bought, on the same test split (no choice reads it)
+                                     "first_fit_test": first[0].metrics.get("test")}
     return checkpoint, result
 
 

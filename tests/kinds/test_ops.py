@@ -94,5 +94,5 @@ def test_a_new_kind_runs_on_every_backend_from_its_module_alone(monkeypatch):
 def test_an_unknown_kind_is_one_error_naming_the_known_ones():
     from edgegnn.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="kind='gat' is invalid: allowed: lightgcn, sage, graph-filter"):
-        EdgeModel(kind="gat", tensors={}, item_ids=np.array([]))
+    with pytest.raises(ConfigError, match="kind='transformer' is invalid: allowed: lightgcn, sage, gat, graph-filter"):
+        EdgeModel(kind="transformer", tensors={}, item_ids=np.array([]))

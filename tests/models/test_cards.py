@@ -37,7 +37,7 @@ def test_configs_are_frozen():
 @pytest.mark.parametrize("data, field, fragment", [
     ({"model": {"type": "lightgcn", "embedding_dim": 0}}, "embedding_dim", "1 <= embedding_dim"),
     ({"model": {"type": "lightgcn", "layers": 3}}, "layers", "unknown key"),
-    ({"model": {"type": "gat"}}, "model.type", "lightgcn, sage"),
+    ({"model": {"type": "transformer"}}, "model.type", "lightgcn, sage, gat, graph-filter"),
     ({"model": {"type": "sage", "hidden_dim": "wide"}}, "hidden_dim", "expected int"),
     ({"training": {"loss": "mse"}}, "loss", "whole-data, bpr, bce"),
     ({"training": {"learning_rate": -1}}, "learning_rate", "0.0 < learning_rate"),

@@ -25,6 +25,8 @@ def test_report_table_json_and_png(artifacts, small_split, tmp_path):
     result = profile(paths, sweep=Sweep(iterations=10, warmup=2), split=small_split)
     for info in result.artifacts.values():
         assert 0 < info["quality"]["recall@20"] <= 1 and "test split" in info["quality"]["source"]
+        # the baseline on the same users: a trained model beats it
+        assert 0 < info["quality"]["popularity"]["recall@20"] < info["quality"]["recall@20"]
     data = json.loads(write_json(result, tmp_path / "p.json").read_text())
     defined = set(data["definitions"])
     for row in data["results"]:
@@ -36,6 +38,7 @@ def test_report_table_json_and_png(artifacts, small_split, tmp_path):
     text = console.export_text()
     assert "p50 (µs): " + definitions()["p50_ms"][:30] in text
     assert all(info["name"] in text for info in result.artifacts.values())
+    assert text.count("popularity R@20") == len(result.artifacts)
     assert to_dict(result)["sweep"]["iterations"] == 10
 
 

@@ -12,10 +12,14 @@ Fitted on validation, reported on test: the test split takes no part in the fit.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
+from edgegnn.errors import DataError
 from edgegnn.link_prediction import fit_calibration, link_metrics, log_loss, sampled_pairs
 
+log = logging.getLogger(__name__)
 DEFAULT_NEGATIVES = 4
 MAX_USERS = 2000
 SCORE_BATCH = 256
@@ -23,7 +27,8 @@ SCORE_BATCH = 256
 
 def probability_record(edge, checkpoint, split, *, history_length: int | None, seed: int = 0) -> dict | None:
     """{"scale": a, "offset": b, "negatives_per_positive": K, "fitted_on", "test": {auc, logloss},
-    "valid": {...}} for the manifest, or None when the split has no validation interactions."""
+    "valid": {...}} for the manifest, or None when the split has no validation interactions the
+    model can use (said in a warning)."""
     from edgegnn.export.evaluate import eval_data
 
     if split.valid is None or len(split.valid) == 0:
@@ -33,7 +38,11 @@ def probability_record(edge, checkpoint, split, *, history_length: int | None, s
         negatives = checkpoint.card.training.negatives
     train = checkpoint.train if checkpoint is not None else split.train
     user_ids = checkpoint.train.user_ids if checkpoint is not None else None
-    valid = eval_data(train, split.valid, edge.item_ids, user_ids=user_ids)
+    try:
+        valid = eval_data(train, split.valid, edge.item_ids, user_ids=user_ids)
+    except DataError as error:             # e.g. no validation user with a history the model knows
+        log.warning("no probability calibration: %s", error)
+        return None
     scorer = edge_pairs(edge, valid.train_csr, history_length)
     users, positives, drawn = sampled_pairs(valid.train_csr, valid.truth_csr, negatives, seed=seed, max_users=MAX_USERS)
     scores = np.r_[scorer(users, positives), scorer(np.repeat(users, negatives), drawn.ravel())]

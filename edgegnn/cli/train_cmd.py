@@ -81,8 +81,23 @@ def train(
     else:
         stdout.print(f"{result.epochs_run} epochs in {result.seconds:.1f} s (best epoch {result.best_epoch}, "
                      f"stopped by {result.stopped_because}); wrote {out}")
+    denoise = checkpoint.metrics.get("denoise")
+    if denoise:
+        stdout.print(_denoise_line(denoise))
     if card_file is not None:
         stdout.print(f"the chosen card: {card_file} (reuse it with --model)")
+
+
+def _denoise_line(record: dict) -> str:
+    """What --denoise did: the share (and how it was chosen), the rows dropped, the test Recall
+    before and after."""
+    how = "chosen on validation" if record["asked"] == "auto" else "as asked"
+    line = (f"denoise: dropped {record['dropped_rows']:,} of {record['rows']:,} training rows "
+            f"(share {record['share']:g}, {how})")
+    first = record.get("first_fit_test")
+    if first:
+        line += f"; test recall@20 {first['recall@20']:.4f} before"
+    return line
 
 
 def _train_card(splits, card, epochs, time_budget, quiet: bool):

@@ -15,6 +15,8 @@ How much noise a data set holds is not known, so ρ = "auto" chooses it: each of
 refitted from the same first fit's scores and the best validation Recall wins. Validation rows
 are themselves noisy in real data, but a fake row is unpredictable to every model alike, so the
 ranking of the fits on validation still follows their quality on the real rows.
+Each fit is a whole fit (a trained kind's gets the whole `time_budget`): a share costs twice
+the plain fit, "auto" four times.
 The checkpoint keeps the chosen fit, its metrics (on the untouched validation and test splits)
 and `metrics["denoise"]`: the share, the rows dropped, each share's validation Recall, and the
 first (plain) fit's test metrics beside the chosen one's, which no choice reads.

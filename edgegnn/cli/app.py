@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from edgegnn.cli import compress_cmd, data_cmd, export_cmd, profile_cmd, quickstart_cmd, train_cmd
+from edgegnn.cli import classify_cmd, compress_cmd, data_cmd, export_cmd, profile_cmd, quickstart_cmd, train_cmd
 
 app = typer.Typer(
     name="edgegnn",
@@ -18,6 +18,7 @@ app.add_typer(data_cmd.app, name="data")
 app.command("train")(train_cmd.train)
 app.command("evaluate")(train_cmd.evaluate)
 app.command("import")(train_cmd.import_pyg)
+app.command("classify")(classify_cmd.classify)
 app.command("compress")(compress_cmd.compress)
 app.command("export")(export_cmd.export)
 app.command("inspect")(export_cmd.inspect)

@@ -51,13 +51,10 @@ def make_synthetic(*, num_users: int = 2000, num_items: int = 1000, num_clusters
     """
     _validate(num_users, num_items, num_clusters, mean_degree, popularity_exponent)
     rng = np.random.default_rng(seed)
-    popularity = (rng.permutation(num_items) + 1.0) ** -popularity_exponent
-    per_cluster = max(1, min(_MAX_NICHES, num_items // (num_clusters * _MIN_NICHE_SIZE)))
-    num_niches = num_clusters * per_cluster
-    item_niche = rng.permutation(num_items) % num_niches  # niche g is in cluster g % C
+    rank, item_niche, niche, num_niches = _taste_groups(rng, num_users, num_items, num_clusters)
+    popularity = (rank + 1.0) ** -popularity_exponent
     samplers = _GroupSamplers(popularity, item_niche, num_clusters)
 
-    niche = rng.integers(num_niches, size=num_users)
     # Per user, the sampler of each source: niche, primary, secondary cluster, catalogue.
     sources = np.stack([niche,
                         num_niches + niche % num_clusters,
@@ -75,6 +72,26 @@ def make_synthetic(*, num_users: int = 2000, num_items: int = 1000, num_clusters
         item_ids=np.char.add("i", np.arange(num_items).astype(str)),
         timestamps=_increasing_times(rng, users, num_users),
     )
+
+
+def _taste_groups(rng, num_users: int, num_items: int, num_clusters: int):
+    """(popularity rank [I], item niche [I], user niche [U], niches): the generator's first draws.
+    Niche g lies in cluster g % num_clusters."""
+    rank = rng.permutation(num_items)
+    per_cluster = max(1, min(_MAX_NICHES, num_items // (num_clusters * _MIN_NICHE_SIZE)))
+    num_niches = num_clusters * per_cluster
+    item_niche = rng.permutation(num_items) % num_niches
+    return rank, item_niche, rng.integers(num_niches, size=num_users), num_niches
+
+
+def taste_clusters(*, num_users: int = 2000, num_items: int = 1000, num_clusters: int = 8,
+                   seed: int = 0, **_ignored) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster of each item [I], primary cluster of each user [U]) of `make_synthetic` with the
+    same arguments: the ground truth a node classifier is measured against (item categories,
+    user interests)."""
+    rng = np.random.default_rng(seed)
+    _, item_niche, niche, _ = _taste_groups(rng, num_users, num_items, num_clusters)
+    return item_niche % num_clusters, niche % num_clusters
 
 
 def _validate(num_users, num_items, num_clusters, mean_degree, exponent) -> None:

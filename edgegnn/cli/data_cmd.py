@@ -1,4 +1,4 @@
-"""`edgegnn data fetch` and `edgegnn data info`."""
+"""`edgegnn data fetch`, `edgegnn data info` and `edgegnn data labels`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
 from edgegnn.cli.output import print_json, setup_logging, stdout, table, user_errors
 
-app = typer.Typer(help="Download and describe interaction data.", no_args_is_help=True)
+app = typer.Typer(help="Download, describe and label interaction data.", no_args_is_help=True)
 
 
 @app.command("fetch")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 MAX_USERS = 5000               # held-out users sampled for the pairs (seeded)
+SCORE_BATCH = 256              # users an EdgeModel scores at once ([B, I] float32)
 
 
 def sampled_pairs(train_csr, truth_csr, negatives: int, *, seed: int = 0, max_users: int = MAX_USERS
@@ -85,3 +86,23 @@ def fit_calibration(scores: np.ndarray, labels: np.ndarray, *, seed: int = 0) ->
 def embedding_pairs(user_emb: np.ndarray, item_emb: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """score_pairs for dot-product embeddings: s_ui = user_emb[u] · item_emb[i]."""
     return lambda users, items: np.einsum("nd,nd->n", user_emb[users], item_emb[items])
+
+
+def edge_pairs(edge, train_csr, history_length: int | None):
+    """score_pairs(users, items) -> scores of the EdgeModel for users served from their training
+    rows in `train_csr` (the last H when `history_length` is set), batches of SCORE_BATCH users;
+    only the users in the pairs are scored (each must have a training row)."""
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(users), np.float32)
+        unique, inverse = np.unique(users, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")                 # the pairs, grouped by user
+        bounds = np.searchsorted(inverse[order], np.arange(0, len(unique) + SCORE_BATCH, SCORE_BATCH))
+        for block_index, start in enumerate(range(0, len(unique), SCORE_BATCH)):
+            batch = unique[start:start + SCORE_BATCH]
+            histories = [train_csr.indices[train_csr.indptr[u]:train_csr.indptr[u + 1]].astype(np.int64) for u in batch]
+            block = edge.scores([h[-history_length:] if history_length else h for h in histories])   # [B, I]
+            rows = order[bounds[block_index]:bounds[block_index + 1]]
+            out[rows] = block[inverse[rows] - start, items[rows]]
+        return out
+
+    return score

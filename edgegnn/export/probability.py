@@ -17,12 +17,11 @@ import logging
 import numpy as np
 
 from edgegnn.errors import DataError
-from edgegnn.link_prediction import fit_calibration, link_metrics, log_loss, sampled_pairs
+from edgegnn.link_prediction import edge_pairs, fit_calibration, link_metrics, log_loss, sampled_pairs
 
 log = logging.getLogger(__name__)
 DEFAULT_NEGATIVES = 4
 MAX_USERS = 2000
-SCORE_BATCH = 256
 
 
 def probability_record(edge, checkpoint, split, *, history_length: int | None, seed: int = 0) -> dict | None:
@@ -56,20 +55,3 @@ def probability_record(edge, checkpoint, split, *, history_length: int | None, s
     record["test"] = link_metrics(edge_pairs(edge, test.train_csr, history_length), test.train_csr, test.truth_csr,
                                   negatives=negatives, scale=scale, offset=offset, seed=seed + 1)
     return record
-
-
-def edge_pairs(edge, train_csr, history_length: int | None):
-    """score_pairs(users, items) -> scores of the EdgeModel for users served from their training
-    rows (the last H when the artifact takes H), batches of SCORE_BATCH users."""
-    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(users), np.float32)
-        unique, inverse = np.unique(users, return_inverse=True)
-        for start in range(0, len(unique), SCORE_BATCH):
-            batch = unique[start:start + SCORE_BATCH]
-            histories = [train_csr.indices[train_csr.indptr[u]:train_csr.indptr[u + 1]].astype(np.int64) for u in batch]
-            block = edge.scores([h[-history_length:] if history_length else h for h in histories])
-            rows = np.flatnonzero((inverse >= start) & (inverse < start + len(batch)))
-            out[rows] = block[inverse[rows] - start, items[rows]]
-        return out
-
-    return score

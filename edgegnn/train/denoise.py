@@ -33,7 +33,6 @@ from edgegnn.data.interactions import Interactions, Split
 from edgegnn.errors import DataError
 
 log = logging.getLogger(__name__)
-SCORE_BATCH = 512              # users scored at once by a device model ([B, I] float32 each)
 AUTO_SHARES = (0.0, 0.1, 0.2, 0.3)
 
 
@@ -88,34 +87,19 @@ def lowest_per_user(train: Interactions, scores: np.ndarray, share: float) -> np
 
 
 def training_scores(checkpoint) -> np.ndarray:
-    """float32 [n]: the fitted model's score of each training row (user, item)."""
+    """float32 [n]: the fitted model's score of each training row (user, item): a trained kind's
+    e_u · e_i, a closed-form kind's device model with the user's training items as the history."""
     from edgegnn.kinds import is_trained
+    from edgegnn.link_prediction import edge_pairs, embedding_pairs
 
     train = checkpoint.train
     if is_trained(checkpoint.card.model.type):
         from edgegnn.train.trainer import model_embeddings
 
         model, graph = checkpoint.build()
-        users, items = model_embeddings(model, graph)
-        return np.einsum("nd,nd->n", users[train.users], items[train.items])
-    return _device_scores(checkpoint, train)
+        score_pairs = embedding_pairs(*model_embeddings(model, graph))
+    else:
+        from edgegnn.fold import fold
 
-
-def _device_scores(checkpoint, train: Interactions) -> np.ndarray:
-    """A closed-form kind's scores of the training rows through its device model, users in
-    batches of SCORE_BATCH (the history: the user's training items)."""
-    from edgegnn.fold import fold
-
-    edge = fold(checkpoint)
-    csr = train.to_csr()
-    scores = np.zeros(len(train), np.float32)
-    order = np.argsort(train.users, kind="stable")
-    starts = np.searchsorted(train.users[order], np.arange(train.num_users + 1))
-    for first in range(0, train.num_users, SCORE_BATCH):
-        users = np.arange(first, min(first + SCORE_BATCH, train.num_users))
-        histories = [csr.indices[csr.indptr[u]:csr.indptr[u + 1]].astype(np.int64) for u in users]
-        block = edge.scores(histories)                                           # [B, I]
-        for offset, user in enumerate(users):
-            rows = order[starts[user]:starts[user + 1]]
-            scores[rows] = block[offset, train.items[rows]]
-    return scores
+        score_pairs = edge_pairs(fold(checkpoint), train.to_csr(), None)
+    return score_pairs(train.users, train.items).astype(np.float32)

@@ -94,3 +94,13 @@ def test_the_cli_denoises_or_names_a_bad_share(tmp_path, value, fragment):
     else:
         assert result.exit_code != 0 and fragment in result.output and "Traceback" not in result.output
         assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_user_without_training_rows_does_not_stop_the_scoring(noisy):
+    """Scores are asked for the training rows only: a user whose rows all sit in validation or
+    test (no history) is simply not scored."""
+    _, noisy_split, _ = noisy
+    train = noisy_split.train
+    without = dataclasses.replace(noisy_split, train=train.select(np.flatnonzero(train.users != 0)))
+    checkpoint, _ = fit(without, _card(0.2))
+    assert checkpoint.metrics["denoise"]["dropped_rows"] > 0

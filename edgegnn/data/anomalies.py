@@ -113,9 +113,10 @@ def burst_rows(inter: Interactions) -> np.ndarray:
     return rows
 
 
-def drop_anomalies(inter: Interactions) -> tuple[Interactions, dict[str, int]]:
-    """`inter` without its anomalous rows, and the rows dropped per reason (each row once)."""
-    anomalies = find_anomalies(inter)
+def drop_anomalies(inter: Interactions, anomalies: Anomalies | None = None) -> tuple[Interactions, dict[str, int]]:
+    """`inter` without its anomalous rows (`anomalies`, found now if not given), and the rows
+    dropped per reason (each row once)."""
+    anomalies = find_anomalies(inter) if anomalies is None else anomalies
     taken = np.zeros(len(inter), bool)
     dropped = {}
     for reason, mask in anomalies.reasons().items():

@@ -191,7 +191,7 @@ def _load_lightgcn(path: Path, *, valid_ratio: float, seed: int, split: str,
     result = read_lightgcn_dir(path)
     anomalies = find_anomalies(result.train)
     if drop_anomalies and anomalies.any_row.any():
-        train, dropped = drop_anomalies_from(result.train)
+        train, dropped = drop_anomalies_from(result.train, anomalies)
         result = dataclasses.replace(result, train=train, skipped={**result.skipped, **dropped})
     if valid_ratio > 0 and result.valid is None:
         result = add_validation(result, ratio=valid_ratio, seed=seed)
@@ -220,9 +220,10 @@ def _clean(inter: Interactions, implicit_threshold: float | None, min_user_degre
         why = " (the default for these ratings; --implicit-threshold none keeps every rating)"
     if implicit_threshold not in (None, "none"):
         inter = apply(f"rows with rating < {implicit_threshold:g}{why}", lambda x: to_implicit(x, implicit_threshold))
-    anomalies = find_anomalies(inter).summary()
+    found = find_anomalies(inter)
+    anomalies = found.summary()
     if drop_anomalies:
-        inter, dropped = drop_anomalies_from(inter)
+        inter, dropped = drop_anomalies_from(inter, found)
         skipped.update(dropped)
         _refuse_empty(inter, "anomalous rows")
     inter = apply("duplicate user-item rows", drop_duplicates)

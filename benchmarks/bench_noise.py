@@ -2,25 +2,27 @@
 
 For each noise rate (0, 10, 20, 40 % extra rows, `edgegnn.data.noise.inject_noise`: a random
 unseen item for a user drawn in proportion to activity), models/gf-cf.yaml is fitted plain and
-with `training.denoise: auto` (the share chosen on validation, `edgegnn.train.denoise`); at 20 %
-models/lightgcn.yaml too, plain and with denoise 0.2 (one refit: its fits are the slow ones).
+with `training.denoise: auto` (the share chosen on validation, `edgegnn.train.denoise`), and
+models/lightgcn.yaml the same way (`--lightgcn-denoise 0.2`: one fixed share, one refit).
 Validation is 10 % of each user's clean training rows; test is the published clean split.
 Reported: test Recall@20 / NDCG@20, the share chosen, the rows dropped and how many were fake,
 and "kept": the share of the plain model's loss (against its clean fit) that denoising recovers.
 
-    python benchmarks/bench_noise.py [--rates 0,0.1,0.2,0.4] [--epochs 80]
-Writes benchmarks/results/noise.json.
+    python benchmarks/bench_noise.py [--rates 0,0.1,0.2,0.4] [--epochs 80] [--models gf-cf,lightgcn]
+        [--lightgcn-denoise auto|SHARE] [--merge]
+Writes benchmarks/results/noise.json (with --merge: adds to it, reusing its clean baselines).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 
 import numpy as np
 
-from common import REPO, gowalla_split, write_json
+from common import REPO, RESULTS, gowalla_split, write_json
 
 
 def run(split, card, epochs: int, fake=None) -> dict:
@@ -40,12 +42,11 @@ def run(split, card, epochs: int, fake=None) -> dict:
     return row
 
 
-def plan(rates) -> list[tuple[str, float, object]]:
-    """(model, noise rate, denoise share or None for the clean baseline only)."""
-    steps = [("gf-cf", rate, "auto" if rate > 0 else None) for rate in rates]
-    if 0.2 in rates:
-        steps += [("lightgcn", 0.0, None), ("lightgcn", 0.2, 0.2)]
-    return steps
+def plan(rates, models, lightgcn_share) -> list[tuple[str, float, object]]:
+    """(model, noise rate, denoise share or None for the clean baseline only); LightGCN's share is
+    `lightgcn_share` ("auto", or a number: one refit instead of three)."""
+    shares = {"gf-cf": "auto", "lightgcn": lightgcn_share}
+    return [(name, rate, shares[name] if rate > 0 else None) for name in models for rate in rates]
 
 
 def main() -> None:
@@ -53,14 +54,24 @@ def main() -> None:
     parser.add_argument("--rates", default="0,0.1,0.2,0.4")
     parser.add_argument("--epochs", type=int, default=80, help="LightGCN's epochs per fit (a count: a busy "
                                                                     "machine cannot favour one run)")
+    parser.add_argument("--models", default="gf-cf,lightgcn")
+    parser.add_argument("--lightgcn-denoise", default="auto", help="auto, or a fixed share (one refit)")
+    parser.add_argument("--merge", action="store_true", help="keep the rows of results/noise.json not rerun "
+                                                             "(a clean baseline is reused, not refitted)")
     args = parser.parse_args()
+    share = args.lightgcn_denoise if args.lightgcn_denoise == "auto" else float(args.lightgcn_denoise)
     from edgegnn.data.noise import inject_noise
     from edgegnn.models import load_model_card
 
     clean = gowalla_split(valid_ratio=0.1)
     cards = {name: load_model_card(REPO / "models" / f"{name}.yaml") for name in ("gf-cf", "lightgcn")}
-    rows = {}
-    for name, rate, share in plan([float(r) for r in args.rates.split(",")]):
+    previous = json.loads((RESULTS / "noise.json").read_text()) if args.merge else {}
+    if previous and previous.get("lightgcn_epochs") != args.epochs:
+        raise SystemExit(f"results/noise.json has {previous.get('lightgcn_epochs')} LightGCN epochs, not {args.epochs}")
+    rows = dict(previous.get("results", {}))
+    for name, rate, share in plan([float(r) for r in args.rates.split(",")], args.models.split(","), share):
+        if share is None and f"{name}@0" in rows:
+            continue                  # the clean baseline of an earlier run of the same settings
         train, fake = inject_noise(clean.train, rate, seed=0)
         split, card = dataclasses.replace(clean, train=train), cards[name]
         if share is None:
@@ -76,7 +87,9 @@ def main() -> None:
             row["kept"] = None if lost <= 0 else round((row["denoised"]["recall@20"] - row["plain"]["recall@20"]) / lost, 3)
         rows[f"{name}@{rate:g}"] = row
         print(f"{name}@{rate:g}", row, flush=True)
-    path = write_json("noise", {"rates": args.rates, "lightgcn_epochs": args.epochs, "results": rows})
+    rates = sorted({row["rate"] for row in rows.values()})
+    path = write_json("noise", {"rates": ",".join(f"{r:g}" for r in rates), "lightgcn_epochs": args.epochs,
+                                "results": rows})
     print(f"wrote {path}")
 
 

@@ -42,6 +42,9 @@ def export(
     emulators: Annotated[Optional[Path], typer.Option(
         "--emulators", help="QEMU emulator folder (scripts/setup_emulators.sh) to verify the other levels "
                             "[default: $EDGEGNN_EMULATORS; without one, this machine only]")] = None,
+    heads: Annotated[Optional[list[Path]], typer.Option(
+        "--head", help="A class head from `edgegnn classify --out` (repeatable: a user head and an item "
+                       "head): user interests as a graph output, item categories as per-item logits.")] = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
@@ -55,8 +58,11 @@ def export(
         from edgegnn.export.api import load_model
         from edgegnn.targets import load_target
 
+        from edgegnn.class_head import read_head
+
         resolved = load_target(target)          # an unknown target fails before anything loads
         model = load_model(model_path)         # a bad model file fails before the data loads
+        class_heads = [read_head(path) for path in heads or ()]
         if max_users is not None and max_users < 1:
             raise ConfigError("max-users", max_users, "must be >= 1")
         splits = _split_for(model, source)
@@ -74,7 +80,7 @@ def export(
                                    user_base=False if new_users else None, max_users=max_users,
                                    cpus=None if cpus is None else [c.strip() for c in cpus.split(",") if c.strip()],
                                    emulators=emulators if emulators is not None else "auto",
-                                   on_progress=on_progress)
+                                   heads=class_heads, on_progress=on_progress)
         finally:
             bar.stop()
         from edgegnn.runtime import read_manifest
@@ -149,6 +155,8 @@ def recommend(
     threads: Annotated[Optional[int], typer.Option("--threads", help="Runtime threads (default: the target's).")] = None,
     probabilities: Annotated[bool, typer.Option(
         "--probabilities", help="Show P(user likes item) (the artifact's calibration) instead of scores.")] = False,
+    classes: Annotated[bool, typer.Option(
+        "--classes", help="Also show the user's interest classes (artifacts exported with a user --head).")] = False,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
 ) -> None:
@@ -160,11 +168,17 @@ def recommend(
         recommender = Recommender.open(artifact, threads=threads)
         ids = [x.strip() for x in history.split(",") if x.strip()]
         result = recommender.recommend(ids, k=k, exclude_seen=not include_seen, probabilities=probabilities)
+        interests = recommender.classify(ids) if classes else None
     value = "probability" if probabilities else "score"
     if json:
         print_json({"items": [{"item": item, value: score} for item, score in result],
-                    "skipped": list(result.skipped), "truncated": result.truncated, "fallback": result.fallback})
+                    "skipped": list(result.skipped), "truncated": result.truncated, "fallback": result.fallback,
+                    **({} if interests is None else
+                       {"classes": [{"class": name, "probability": p} for name, p in interests]})})
         return
+    if interests is not None:
+        stdout.print(table("interest classes" if interests else "interest classes: no known history item",
+                           ["class", "probability"], [[name, p] for name, p in interests[:5]]))
     title = "most popular items (no known history)" if result.fallback else f"top {len(result)} for {len(ids)} history items"
     stdout.print(table(title, ["rank", "item", value], [[i + 1, item, score] for i, (item, score) in enumerate(result)]))
     if result.skipped:
@@ -200,6 +214,10 @@ def _show_summary(manifest: dict, title: str) -> None:
             ["history length", manifest["history_length"] if manifest["history_length"] else "any"],
             ["estimated memory (bytes)", manifest["graph"]["estimated_memory_bytes"]]]
     rows += [[f"file {name}", entry["bytes"]] for name, entry in sorted(manifest["files"].items())]
+    for node, head in sorted((manifest.get("class_heads") or {}).items()):
+        held_out = head.get("test")
+        rows.append([f"{node} classes", f"{len(head['classes'])}" + (
+            f" (held-out accuracy {held_out['accuracy']:.3f}, macro-F1 {held_out['macro_f1']:.3f})" if held_out else "")])
     stdout.print(table(title, ["", "value"], rows))
     _show_cpus(manifest.get("cpus"))
     metrics = manifest.get("metrics")

@@ -4,9 +4,12 @@
 
 Steps: load the data -> train LightGCN -> fold it into the edge model -> compress it three ways
 (fp32 as folded; int8; low-rank (rank d/4) + int8) -> export each for cpu-x86_64 (ONNX) and
-android-litert (TFLite), measuring Recall/NDCG@20 on the artifact -> profile the six artifacts
+android-litert (TFLite), measuring Recall/NDCG@20 on the artifact (on synthetic data, which knows
+its users' taste clusters, each artifact also classifies a user's interests from the history:
+`edgegnn.class_head`) -> profile the six artifacts
 (batch 1, history 20, 1 thread, 200 timed calls, each in a fresh process) -> print the
-comparison and write OUT/model.pt, OUT/artifacts/*, OUT/profile.json and OUT/profile.png.
+comparison and write OUT/model.pt, OUT/artifacts/*, OUT/profile.json and OUT/profile.png (and
+OUT/user_head.json).
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ def quickstart(
                                      on_epoch=lambda epoch, _: bar.update(task, completed=epoch))
             model_path = save_checkpoint(checkpoint, Path(out) / "model.pt")
             variants = _variants(checkpoint, splits, bar)
-            artifacts = _export_all(variants, splits, Path(out) / "artifacts", bar)
+            interests = _interest_head(checkpoint, source, Path(out) / "user_head.json")
+            artifacts = _export_all(variants, splits, Path(out) / "artifacts", bar,
+                                    heads=[] if interests is None else [interests["path"]])
             task = bar.add_task("profiling", total=len(artifacts), status="")
             profiled = profile(list(artifacts.values()), sweep=sweep, names=list(artifacts),
                                on_progress=lambda stage, done, total: bar.update(task, completed=done, total=total,
@@ -67,7 +72,8 @@ def quickstart(
               "variants": {name: {"recipe": list(edge.recipe), "bytes": int(edge.nbytes)}
                            for name, edge in variants.items()},
               "artifacts": {name: str(path) for name, path in artifacts.items()},
-              "profile": to_dict(profiled), "profile_json": str(json_path), "plot": str(plot_path)}
+              "profile": to_dict(profiled), "profile_json": str(json_path), "plot": str(plot_path),
+              "user_classes": None if interests is None else {k: v for k, v in interests.items() if k != "path"}}
     if json:
         print_json(report)
         return
@@ -77,6 +83,11 @@ def quickstart(
 
     stdout.print(metrics_table(f"LightGCN on {splits.source}", shown_metrics(checkpoint.metrics)))
     stdout.print(f"trained {result.epochs_run} epochs in {result.seconds:.1f} s; model: {model_path}")
+    if interests is not None:
+        test, majority = interests["test"], interests["majority"]
+        stdout.print(f"user interests (the synthetic taste clusters): held-out accuracy {test['accuracy']:.3f}, "
+                     f"macro-F1 {test['macro_f1']:.3f} (majority class {majority['accuracy']:.3f}); every artifact "
+                     "returns them: edgegnn recommend ARTIFACT --history ... --classes")
     stdout.print(results_table(profiled))
     stdout.print(f"wrote {json_path} and {plot_path}")
 
@@ -98,8 +109,30 @@ def _variants(checkpoint, splits, bar) -> dict:
     return {"fp32": edge, "int8": int8, "lowrank-int8": lowrank}
 
 
-def _export_all(variants: dict, splits, out: Path, bar) -> dict[str, Path]:
-    """Every variant for every target in TARGETS, measured on the split: {name: artifact folder}."""
+def _interest_head(checkpoint, source: DataSource, path: Path) -> dict | None:
+    """On synthetic data, which knows its users' taste clusters: the user-interest head
+    (`edgegnn.classify`) written to `path`, and its held-out figures; None on other data."""
+    import numpy as np
+
+    from edgegnn.classify import Labels, classify, write_head
+    from edgegnn.data.dataset import parse_synthetic_spec
+    from edgegnn.data.synthetic import taste_clusters
+    from edgegnn.fold import fold
+
+    spec = source.data or "synthetic"
+    if spec != "synthetic" and not spec.startswith("synthetic:"):
+        return None
+    _, clusters = taste_clusters(**parse_synthetic_spec(spec, seed=source.seed_value))
+    labels = Labels("user", np.array([f"u{u}" for u in range(len(clusters))]),
+                    np.char.add("cluster", clusters.astype(str)))
+    result = classify(fold(checkpoint), checkpoint.train, labels, seed=source.seed_value)
+    write_head(result, path)
+    return {"path": path, "test": result["test"], "majority": result["majority"], "classes": result["classes"]}
+
+
+def _export_all(variants: dict, splits, out: Path, bar, heads=()) -> dict[str, Path]:
+    """Every variant for every target in TARGETS, measured on the split, with the class `heads`:
+    {name: artifact folder}."""
     from edgegnn.export import export
 
     task = bar.add_task("export", total=len(variants) * len(TARGETS), status="")
@@ -108,6 +141,6 @@ def _export_all(variants: dict, splits, out: Path, bar) -> dict[str, Path]:
         for name, edge in variants.items():
             label = f"{name}-{target}"
             bar.update(task, status=label)
-            paths[label] = export(edge, target, split=splits, out_dir=out / label)
+            paths[label] = export(edge, target, split=splits, out_dir=out / label, heads=heads)
             bar.update(task, advance=1)
     return paths

@@ -37,8 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from edgegnn import __version__
+from edgegnn.class_head import ClassHead, attach_user_head, has_class_head, item_logits, manifest_record, read_head
 from edgegnn.edge_model import EdgeModel
-from edgegnn.errors import CheckpointError, ExportError
+from edgegnn.errors import CheckpointError, ConfigError, ExportError
+from edgegnn.runtime.manifest import ITEM_LOGITS
 from edgegnn.export import artifact
 from edgegnn.runtime import items
 from edgegnn.export.check import check_target, graph_options
@@ -59,7 +61,7 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
            user_base: np.ndarray | bool | None = None, popularity: np.ndarray | None = None,
            max_users: int | None = None, tolerance: float | None = None,
            external_data_bytes: int | None = None, cpus: Sequence[str] | None = None, emulators="auto",
-           on_progress: Callable[[str, int, int], None] | None = None) -> Path:
+           heads: Sequence = (), on_progress: Callable[[str, int, int], None] | None = None) -> Path:
     """Export `model` for `target` into `out_dir` (an artifact directory); returns its path.
 
     Args:
@@ -87,10 +89,16 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
         emulators: an emulator folder (`edgegnn.export.emulation`) for the levels other than this
             machine's; "auto": $EDGEGNN_EMULATORS if set; None: this machine only. Levels that
             cannot run here are listed in the manifest as not verified, with the reason.
+        heads: class heads (`edgegnn.class_head.ClassHead` or head.json paths from `edgegnn
+            classify --out`), at most one per node: a user head becomes the graph's
+            class_probabilities output, an item head the per-item logits file.
         on_progress: called as (stage, done, total).
     """
     target = load_target(target)
     edge, checkpoint = resolve_model(model)
+    heads = _heads(heads)
+    if "user" in heads:
+        edge = attach_user_head(edge, heads["user"])
     options = graph_options(edge, target, variant=variant, top_k=top_k, history_length=history_length,
                             precision=precision, user_base=user_base is not False)
     checked = check_target(edge, target, options)
@@ -103,8 +111,13 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
         progress("building graph", 0, 1)
         files = _write_model(edge, target, options, (inputs, outputs), tmp, external_data_bytes)
         files += artifact.write_items(tmp, edge.item_ids)
+        if "item" in heads:
+            (tmp / ITEM_LOGITS).write_bytes(item_logits(edge, heads["item"]).astype("<f4").tobytes())
+            files.append(ITEM_LOGITS)
         counts = _popularity(edge, checkpoint, split, popularity)
         manifest = _manifest(edge, target, options, checked, inputs, outputs, files, counts)
+        if heads or has_class_head(edge):
+            manifest["class_heads"] = manifest_record(edge, heads)
         manifest["history_length"] = history_length if history_length is not None else target.history_length
         artifact.write_manifest(tmp, manifest, files)
         progress("building graph", 1, 1)
@@ -142,6 +155,15 @@ def resolve_model(model) -> tuple[EdgeModel, object | None]:
     from edgegnn.fold import fold
 
     return fold(model), model            # a Checkpoint
+
+
+def _heads(heads: Sequence) -> dict:
+    """{node: ClassHead} of heads given as ClassHead objects or head.json paths (one per node)."""
+    loaded = [head if isinstance(head, ClassHead) else read_head(head) for head in heads]
+    nodes = [head.node for head in loaded]
+    if len(set(nodes)) != len(nodes):
+        raise ConfigError("heads", nodes, "at most one user head and one item head")
+    return {head.node: head for head in loaded}
 
 
 def load_model(path: str | Path):

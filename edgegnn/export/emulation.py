@@ -28,6 +28,7 @@ import numpy as np
 
 from edgegnn.cpu import LEVELS, CpuLevel
 from edgegnn.errors import ConfigError, ExportError
+from edgegnn.runtime.manifest import CLASS_OUTPUT
 
 log = logging.getLogger(__name__)
 ENV = "EDGEGNN_EMULATORS"
@@ -85,7 +86,7 @@ def find_emulators(path: str | Path | None = None) -> Emulators | None:
 
 
 def run_on_levels(emulators: Emulators | None, levels: list[str], jobs: list[tuple[Path, object]]) -> dict:
-    """{level: [((top_items, top_scores), runtime, how) per job]}: each (artifact folder, queries)
+    """{level: [((top_items, top_scores[, class_probabilities]), runtime, how) per job]}: each (artifact folder, queries)
     job run under each level; one process per level runs all jobs, the levels in parallel. An
     emulated process that fails is an ExportError."""
     if not levels or not jobs:
@@ -124,5 +125,6 @@ def _run_level(emulators: Emulators, level: CpuLevel, directories: list[Path], t
     results = []
     for run, runtime in zip(runs, report["runtimes"]):
         with np.load(run["out"]) as data:
-            results.append(((data["top_items"], data["top_scores"]), runtime, how))
+            outputs = tuple(data[name] for name in ("top_items", "top_scores", CLASS_OUTPUT) if name in data)
+            results.append((outputs, runtime, how))
     return results

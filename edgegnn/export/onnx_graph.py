@@ -72,6 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegnn.class_head import CLASS_OUTPUT, class_logits, has_class_head
 from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, exportable, to_fp16, topk_blocks, widened_int4
@@ -523,9 +524,13 @@ class _Builder:
 
     def history_scores(self, history: str, mask: str, base: str | None) -> tuple[str, str | None]:
         """score(e_u) of the model kind's device math (`edgegnn.kinds`) on `OnnxOps`, plus the
-        kind's item_scores term (graph filters' neighbour lists; then the scores are float)."""
+        kind's item_scores term (graph filters' neighbour lists; then the scores are float);
+        with a user class head, also its output (`edgegnn.class_head`)."""
         ops = OnnxOps(self, history, mask, base)
-        scores, factor = self.score(kind(self.edge.kind).encode(ops, self.edge.params))
+        e_u = kind(self.edge.kind).encode(ops, self.edge.params)
+        if has_class_head(self.edge):      # beside the scores, from the same float e_u
+            self.g.output("Softmax", [class_logits(ops, e_u)], [CLASS_OUTPUT], ["float32"], axis=-1)
+        scores, factor = self.score(e_u)
         term = item_scores(self.edge.kind, ops, self.edge.params)
         if term is None:
             return scores, factor

@@ -15,6 +15,7 @@ Inputs and outputs (`io_spec`), B = batch, H = history length, d = embedding dim
     top_items      int64 (ONNX) | int32 (TFLite) [B, K + H]  item rows, best first
     top_scores     float32 [B, K + H]
     scores         float32 [B, I] (TFLite history graphs: H is fixed, see the runtime's top_rows)
+    class_probabilities float32 [B, C] (models with a user class head, `edgegnn.class_head`)
 The graph returns K + H items (at most I) and masks nothing: the caller drops the items the
 user has seen, so K are left when at most H were seen. In-graph masking would need a scatter,
 which TFLite lacks on its fast path; dropping seen items from K + H rows is free. A user who
@@ -42,6 +43,7 @@ from typing import Literal
 
 import numpy as np
 
+from edgegnn.class_head import CLASS_OUTPUT, has_class_head
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ConfigError, ExportError
 from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
@@ -297,4 +299,8 @@ def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str, full_sc
                {"name": "top_scores", "dtype": "float32", "shape": [batch, width]}]
     if full_scores and options.variant == "history":
         outputs.append({"name": "scores", "dtype": "float32", "shape": [batch, edge.num_items]})
+    if has_class_head(edge):
+        if options.variant != "history":
+            raise ExportError("a user class head runs on history graphs (variant 'history'), not on user embeddings")
+        outputs.append({"name": CLASS_OUTPUT, "dtype": "float32", "shape": [batch, len(edge.params["classes"])]})
     return inputs, outputs

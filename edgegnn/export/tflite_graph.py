@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegnn.class_head import CLASS_OUTPUT, class_logits, has_class_head
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, base_dim, exportable, topk_blocks, widened_int4
@@ -158,6 +159,7 @@ class _Builder:
         # int8 tables the scoring FULLY_CONNECTED reads carry per-channel quantization parameters
         # (scales + int64 zero points); tables only gathered ship bare codes (their scales apart).
         self.scored = {id(leaf) for leaf in stored_leaves([self.t["item"]])}
+        self.class_output: int | None = None     # the user class head's output (`history_scores`)
 
     def const(self, name: str, value, dtype: str = "float32") -> int:
         array = np.asarray(value, dtype=dtype)
@@ -311,7 +313,13 @@ class _Builder:
         """scores [1, I]: e_u of the model kind's device math (`edgegnn.kinds`) on `TfliteOps`
         scored against the item table, plus the kind's item_scores term (if any)."""
         ops = TfliteOps(self, history, mask, base, h)
-        scores = self.matmul_transposed(kind(self.edge.kind).encode(ops, self.edge.params), self.t["item"])
+        e_u = kind(self.edge.kind).encode(ops, self.edge.params)
+        if has_class_head(self.edge):      # beside the scores, from the same float e_u
+            logits = class_logits(ops, e_u)
+            self.class_output = self.g.op("SOFTMAX", [logits], ops.shape(logits), "float32",
+                                          ("SoftmaxOptions", {"beta": 1.0}))
+            self.g.tensors[self.class_output]["name"] = CLASS_OUTPUT
+        scores = self.matmul_transposed(e_u, self.t["item"])
         term = item_scores(self.edge.kind, ops, self.edge.params)
         return scores if term is None else self.binary("ADD", scores, term, (1, self.edge.num_items))
 
@@ -515,7 +523,8 @@ def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int]
     scores = builder.history_scores(inputs[0], inputs[1], base, h)
     g.scoring = Scoring.from_ops(edge, g.scoring_ops, applies_scales=False)
     g.tensors[scores]["name"] = "scores"      # also an output: the runtime ranks it when K + H runs short
-    return g, inputs, list(builder.top_k(scores, h)) + [scores]
+    outputs = list(builder.top_k(scores, h)) + [scores]
+    return g, inputs, outputs + ([builder.class_output] if builder.class_output is not None else [])
 
 
 def build(edge: EdgeModel, options: GraphOptions) -> bytes:

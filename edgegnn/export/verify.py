@@ -26,6 +26,9 @@ returned score within its bound of the reference; every item that must be in the
 whatever the rounding (fewer than W items could reach its lowest possible score) returned,
 so top-K compare as sets and ties may reorder; scores best first.
 
+A user class head's probabilities (`edgegnn.class_head`) are checked the same way
+(`class_bound`: the head's logits on BoundOps, then the softmax's own bound).
+
 `verify_cpus` runs these checks for an artifact on this machine and, under QEMU user-mode
 (`edgegnn.export.emulation`), on each other CPU feature level its target names.
 """
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegnn.class_head import class_logits, has_class_head, probability_bound, softmax
 from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, NumpyOps, gather_rows, matmul, segment_softmax
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import Scoring
@@ -252,6 +256,26 @@ def check_outputs(reference: np.ndarray, bound: np.ndarray, items: np.ndarray, s
             "unsorted_rows": unsorted, "queries": len(items), "passed": worst <= 1 and missing == 0 and unsorted == 0}
 
 
+def class_bound(edge: EdgeModel, scoring: Scoring, queries: Queries, *, precision: str = "int8"
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(reference class probabilities float32 [B, C], bound float64 [B, C]) of a model with a user
+    class head: the head's logits on BoundOps (the e_u bound through |class_weight|), then
+    `class_head.probability_bound` through the softmax."""
+    ops = BoundOps(edge, scoring, list(queries.histories), queries.user_base, precision)
+    logits, logit_bound = class_logits(ops, kind(edge.kind).encode(ops, edge.params))
+    reference = softmax(logits)
+    return reference, probability_bound(reference, logit_bound)
+
+
+def check_classes(result: dict, reference: np.ndarray, bound: np.ndarray, probabilities: np.ndarray) -> dict:
+    """`check_outputs`' result with the class probabilities' check added (every one within its
+    bound of the reference; `passed` requires it)."""
+    ratio = np.abs(np.asarray(probabilities, np.float64) - reference) / bound
+    worst = float(ratio.max()) if ratio.size else 0.0
+    return {**result, "class_max_error_over_bound": round(worst, 4), "class_probabilities_checked": int(ratio.size),
+            "class_probabilities_out_of_bound": int((ratio > 1).sum()), "passed": result["passed"] and worst <= 1}
+
+
 def _required(reference: np.ndarray, bound: np.ndarray, width: int) -> set[int]:
     """Items that are in the top `width` whatever the rounding: at most `width` items (itself
     included) can reach its lowest possible score."""
@@ -306,19 +330,23 @@ def verify_cpus(directory: Path, edge: EdgeModel, manifest: dict, queries: Queri
 
     scoring = Scoring.from_dict(manifest["graph"]["scoring"])
     reference, bound = score_bound(edge, scoring, queries, precision=manifest["precision"])
+    classes = class_bound(edge, scoring, queries, precision=manifest["precision"]) if has_class_head(edge) else None
+
+    def check(outputs) -> dict:
+        result = check_outputs(reference, bound, *outputs[:2])
+        return result if classes is None else check_classes(result, *classes, outputs[2])
+
     host = host_cpu()
-    (items, scores), runtime = run_queries(recommender or directory, queries.histories, queries.user_base,
-                                           queries.embeddings)
+    outputs, runtime = run_queries(recommender or directory, queries.histories, queries.user_base, queries.embeddings)
     verified = [_record(host["level"], f"this machine: {describe(host)}", False, runtime,
-                        _checked(check_outputs(reference, bound, items, scores), host["level"], "this machine",
-                                 manifest))]
+                        _checked(check(outputs), host["level"], "this machine", manifest))]
     wanted = [name for name in levels if name != host["level"]]
     runnable, not_verified = [], []
     for name in wanted:
         reason = _cannot_emulate(LEVELS[name], host, emulators)
         (not_verified.append({"level": name, "reason": reason}) if reason else runnable.append(name))
     for name, [(outputs, runtime, how)] in run_on_levels(emulators, runnable, [(directory, queries)]).items():
-        result = _checked(check_outputs(reference, bound, *outputs), name, how, manifest)
+        result = _checked(check(outputs), name, how, manifest)
         verified.append(_record(name, how, True, runtime, result))
     return {"target": list(levels), "verified": verified, "not_verified": not_verified,
             "bound": "edgegnn.export.verify.score_bound (per score; top-K as sets)"}
@@ -344,8 +372,13 @@ def _checked(result: dict, level: str, how: str, manifest: dict) -> dict:
     cause = ("its integer kernels there do not give the exact integer result (e.g. int16 pair sums of u8 x s8 "
              "products that saturate on x86 without VNNI)" if integer else
              "its float kernels there differ beyond rounding")
+    if result.get("class_probabilities_out_of_bound") and not result["scores_out_of_bound"] \
+            and not result["missing_top_items"]:
+        cause = "the class head's float kernels there (matmul, softmax) differ beyond rounding"
+    classes = (f", {result['class_probabilities_out_of_bound']} of {result['class_probabilities_checked']} class "
+               "probabilities beyond theirs" if "class_probabilities_checked" in result else "")
     raise ExportError(f"the {manifest['precision']} artifact is wrong on {level} ({how}): "
                       f"{result['scores_out_of_bound']} of {result['scores_checked']} scores beyond their bound "
-                      f"(worst {result['max_error_over_bound']:.3g}x), "
+                      f"(worst {result['max_error_over_bound']:.3g}x){classes}, "
                       f"{result['missing_top_items']} top items missing; likely cause: {cause}",
                       hint="nothing was written; report this with the model, the target and this CPU")

@@ -1,7 +1,7 @@
 """Run an artifact's model file: ONNX Runtime or LiteRT, imported lazily by artifact kind.
 
 A backend takes the graph's inputs as arrays with a batch dimension and returns
-(top_items int64 [B, W], top_scores float32 [B, W]). LiteRT graphs take batch 1, so the
+(top_items int64 [B, W], top_scores float32 [B, W]) (`run`), or the outputs named (`run_outputs`). LiteRT graphs take batch 1, so the
 LiteRT backend runs one row at a time.
 """
 
@@ -57,8 +57,12 @@ class OnnxBackend:
                    threads=threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        items, scores = self.session.run(["top_items", "top_scores"], feeds)
+        items, scores = self.run_outputs(feeds, ["top_items", "top_scores"])
         return items.astype(np.int64, copy=False), scores
+
+    def run_outputs(self, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+        """The named outputs [B, ...] of one call."""
+        return self.session.run(names, feeds)
 
     def full_scores(self, feeds: dict[str, np.ndarray]) -> None:
         """None: ONNX graphs take any number of history slots, so a query is never left short
@@ -112,13 +116,18 @@ class LiteRTBackend:
         self.interpreter.invoke()
 
     def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        items, scores = self.run_outputs(feeds, ["top_items", "top_scores"])
+        return items.astype(np.int64), scores
+
+    def run_outputs(self, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+        """The named outputs [B, ...], one invocation per row."""
         rows = len(next(iter(feeds.values())))
-        items, scores = [], []
+        out: list[list[np.ndarray]] = [[] for _ in names]
         for r in range(rows):
             self._invoke(feeds, r)
-            items.append(self.interpreter.get_tensor(self.outputs["top_items"]))
-            scores.append(self.interpreter.get_tensor(self.outputs["top_scores"]))
-        return np.concatenate(items).astype(np.int64), np.concatenate(scores)
+            for values, name in zip(out, names):
+                values.append(self.interpreter.get_tensor(self.outputs[name]))
+        return [np.concatenate(values) for values in out]
 
     def full_scores(self, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
         """float32 [I]: every item's score for the one query in `feeds`; None for artifacts without

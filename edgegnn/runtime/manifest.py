@@ -18,6 +18,8 @@ FORMAT = "edgegnn-artifact"
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
+CLASS_OUTPUT = "class_probabilities"       # the graph output of a user class head (edgegnn.class_head)
+ITEM_LOGITS = "item_class_logits.f32"      # an item class head: raw little-endian float32 [I, C]
 
 
 def sha256_file(path: Path) -> str:

@@ -36,7 +36,7 @@ import numpy as np
 from edgegnn.runtime.backends import open_backend
 from edgegnn.runtime.errors import RecommendError
 from edgegnn.runtime.items import ItemIndex
-from edgegnn.runtime.manifest import read_manifest, verify_files
+from edgegnn.runtime.manifest import CLASS_OUTPUT, read_manifest, verify_files
 
 log = logging.getLogger("edgegnn.runtime")
 
@@ -221,6 +221,52 @@ class Recommender:
                                      zip(items[row][:k].tolist(), scores[row][:k].tolist())))
                 for row in range(len(x))]
 
+    # ---- classes (artifacts exported with a head, `edgegnn export --head`) -----------------------
+
+    def classes(self, node: str = "user") -> list[str] | None:
+        """The class labels of the artifact's user (interests) or item (categories) head, or None."""
+        head = (self.manifest.get("class_heads") or {}).get(node)
+        return None if head is None else list(head["classes"])
+
+    def class_probabilities(self, histories: Sequence[Iterable]) -> np.ndarray:
+        """float32 [B, C]: P(class | history) of each user's history (raw item ids) from the graph's
+        user head, in the order of `classes("user")`; a row of NaN for a history with no known
+        item (nothing to classify). Unknown ids are skipped as in `recommend`."""
+        if self.classes("user") is None:
+            raise RecommendError("this artifact has no user class head (export it with --head HEAD.json from "
+                                 "`edgegnn classify --labels users.csv --out HEAD.json`)")
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
+            raise RecommendError("histories must be a list of histories (lists of item ids)")
+        queries = [self._query(h) for h in histories]
+        out = np.full((len(queries), len(self.classes("user"))), np.nan, np.float32)
+        active = [i for i, q in enumerate(queries) if len(q.rows)]
+        if active:
+            feeds = self.feeds([queries[i].rows for i in active], None)
+            out[active] = self.backend.run_outputs(feeds, [CLASS_OUTPUT])[0]
+        return out
+
+    def classify(self, history: Iterable) -> list[tuple[str, float]]:
+        """(class, probability) of one history, most likely first; [] for no known item."""
+        probabilities = self.class_probabilities([history])[0]
+        if np.isnan(probabilities).any():
+            return []
+        order = np.argsort(-probabilities, kind="stable")
+        return [(self.classes("user")[c], float(probabilities[c])) for c in order]
+
+    def item_class_probabilities(self, item_ids: Iterable) -> np.ndarray:
+        """float32 [N, C]: P(class | item) from the artifact's per-item logits (its item head),
+        in the order of `classes("item")`; an unknown id is a RecommendError naming it."""
+        head = (self.manifest.get("class_heads") or {}).get("item")
+        if head is None:
+            raise RecommendError("this artifact has no item class head (export it with --head HEAD.json from "
+                                 "`edgegnn classify --labels items.csv --out HEAD.json`)")
+        raw = [str(x) for x in item_ids]
+        rows = np.asarray(self._rows_of(raw), np.int64)
+        if (rows < 0).any():
+            raise RecommendError(f"item {raw[int(np.flatnonzero(rows < 0)[0])]!r} is not in this artifact")
+        logits = np.memmap(self.directory / head["file"], dtype="<f4", mode="r", shape=tuple(head["shape"]))
+        return softmax(logits[rows])
+
     # ---- the graph call ------------------------------------------------------------------------
 
     def top_rows(self, histories: Sequence[np.ndarray], k: int, *, exclude: Sequence[np.ndarray] | None = None,
@@ -249,7 +295,7 @@ class Recommender:
     def _ranked_in_full(self, history: np.ndarray, exclude: np.ndarray, k: int, user_base, row: int):
         """Top k rows outside `exclude` from the query's whole score row (TFLite graphs' "scores")."""
         base = None if user_base is None else user_base[row:row + 1]
-        full = self.backend.full_scores(self._feeds([history], base))                         # [I]
+        full = self.backend.full_scores(self.feeds([history], base))                         # [I]
         if full is None:
             log.warning("this artifact has no scores output (exported before edgegnn 0.2): fewer than k items "
                         "for a history whose seen items fill its top list; export it again")
@@ -268,9 +314,9 @@ class Recommender:
 
         Histories longer than the artifact's H keep their last H rows; padding has mask 0.
         """
-        return self.backend.run(self._feeds(histories, user_base, min_width))
+        return self.backend.run(self.feeds(histories, user_base, min_width))
 
-    def _feeds(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None, min_width: int = 0) -> dict:
+    def feeds(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None, min_width: int = 0) -> dict:
         """The graph's inputs for these histories (padded with mask 0 to the width, see `run_rows`)."""
         fixed = self._inputs["history"]["shape"][1]
         limit = fixed if isinstance(fixed, int) else self.history_length
@@ -361,3 +407,10 @@ class Recommender:
         if not np.isfinite(array).all():
             raise RecommendError(f"{name} holds NaN or infinite values")
         return array
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, float32 [B, C] (shifted by the row maximum: no overflow)."""
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -7,7 +7,7 @@ runs every artifact of the job (an emulated python start costs seconds).
 QUERIES.npz (`save_queries`): "embeddings" float32 [B, d] (user variant), or "rows" int64 (the
 histories, concatenated) with "lengths" int64 [B] and optionally "user_base" float32 [B, d⁰].
 OUT.npz: "top_items" int64 [B, W], "top_scores" float32 [B, W], as the graph returned them
-(nothing removed). stdout: one JSON line {"runtimes" (one per run), "machine", "cpu"}.
+(nothing removed), and "class_probabilities" float32 [B, C] where the artifact has a user head. stdout: one JSON line {"runtimes" (one per run), "machine", "cpu"}.
 
 Imports numpy, `edgegnn.runtime` and `edgegnn.cpu` only, so that it runs unchanged in an
 aarch64 sysroot under QEMU (`edgegnn.export.emulation`) as on this machine.
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegnn.runtime.manifest import CLASS_OUTPUT
 from edgegnn.runtime.recommender import Recommender
 
 
@@ -52,14 +53,17 @@ def load_queries(path: Path) -> dict:
 def run_queries(artifact: Path | Recommender, histories: Sequence[np.ndarray] | None = None,
                 user_base: np.ndarray | None = None, embeddings: np.ndarray | None = None
                 ) -> tuple[tuple[np.ndarray, np.ndarray], str]:
-    """((top_items int64 [B, W], top_scores float32 [B, W]), "runtime version") of the graph of an
-    artifact folder (opened and verified here) or of an open Recommender."""
+    """((top_items int64 [B, W], top_scores float32 [B, W][, class_probabilities [B, C]]), "runtime
+    version") of the graph of an artifact folder (opened and verified here) or of an open
+    Recommender; the class probabilities where the artifact has a user class head."""
     recommender = artifact if isinstance(artifact, Recommender) else Recommender.open(artifact)
     if embeddings is not None:
-        outputs = recommender.backend.run({"user_embedding": np.ascontiguousarray(embeddings, np.float32)})
-    else:
-        outputs = recommender.run_rows(list(histories), user_base)
-    return outputs, recommender.backend.runtime
+        return recommender.backend.run({"user_embedding": np.ascontiguousarray(embeddings, np.float32)}), \
+            recommender.backend.runtime
+    names = ["top_items", "top_scores"] + ([CLASS_OUTPUT] if recommender.classes("user") else [])
+    outputs = recommender.backend.run_outputs(recommender.feeds(list(histories), user_base), names)
+    outputs[0] = outputs[0].astype(np.int64, copy=False)
+    return tuple(outputs), recommender.backend.runtime
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
     runtimes = []
     for run in job["runs"]:
-        (items, scores), runtime = run_queries(Path(run["artifact"]), **load_queries(Path(run["queries"])))
-        np.savez(run["out"], top_items=items, top_scores=scores)
+        outputs, runtime = run_queries(Path(run["artifact"]), **load_queries(Path(run["queries"])))
+        np.savez(run["out"], **dict(zip(["top_items", "top_scores", CLASS_OUTPUT], outputs)))
         runtimes.append(runtime)
     print(json.dumps({"runtimes": runtimes, "machine": platform.machine(), "cpu": host_cpu()}))
 

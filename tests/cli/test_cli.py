@@ -106,6 +106,14 @@ def test_quickstart_runs_the_main_job_and_reports(tmp_path):
     assert report["data"]["users"] == 200 and report["data"]["items"] == 150
     assert 0 < report["metrics"]["test"]["recall@20"] <= 1
     assert (tmp_path / "model.pt").is_file()
+    classes = report["user_classes"]         # synthetic data knows its taste clusters: a user head
+    assert classes["test"]["accuracy"] > classes["majority"]["accuracy"]
+    artifact = report["artifacts"]["int8-android-litert"]
+    shown = runner.invoke(app, ["recommend", artifact, "--history", "i1,i2,i3", "--classes", "--json"])
+    assert shown.exit_code == 0, shown.output
+    probabilities = [entry["probability"] for entry in json.loads(shown.stdout)["classes"]]
+    assert [c["class"] for c in json.loads(shown.stdout)["classes"]][0] in classes["classes"]
+    assert abs(sum(probabilities) - 1) < 1e-5 and probabilities == sorted(probabilities, reverse=True)
 
 
 def test_data_info_json_counts(tmp_path):

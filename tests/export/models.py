@@ -213,3 +213,16 @@ def padded(hist: list[np.ndarray], width: int | None = None) -> tuple[np.ndarray
         history[r, :len(h)] = h
         mask[r, :len(h)] = 1
     return history, mask
+
+
+def with_class_head(edge: EdgeModel, classes: int = 5, seed: int = 7) -> EdgeModel:
+    """`edge` with a random user class head (`edgegnn.class_head`), its logits of order 10 so
+    that the softmax is far from uniform (a wrong head is visible in the probabilities)."""
+    from edgegnn.class_head import ClassHead, attach_user_head
+
+    rng = _rng(seed)
+    width = edge.encode([np.zeros(1, np.int64)]).shape[1]
+    head = ClassHead("user", tuple(f"class{c}" for c in range(classes)), mean=rng.standard_normal(width) * 0.01,
+                     scale=np.full(width, 0.1), weights=rng.standard_normal((classes, width)),
+                     bias=rng.standard_normal(classes), metrics={})
+    return attach_user_head(edge, head)

@@ -29,7 +29,8 @@ from edgegnn.errors import ExportError
 from edgegnn.export import export, onnx_graph, tflite_graph
 from edgegnn.export.emulation import run_on_levels
 from edgegnn.export.plan import Scoring
-from edgegnn.export.verify import check_outputs, probe_queries, score_bound
+from edgegnn.class_head import has_class_head
+from edgegnn.export.verify import check_classes, check_outputs, class_bound, probe_queries, score_bound
 from edgegnn.runtime.replay import run_queries
 from edgegnn.targets import load_target
 from tests.export import models
@@ -81,6 +82,10 @@ ARTIFACTS = {   # name: (model, target, what of a big catalog's layout, extra ex
     "tflite-sage-int8": (lambda: models.sage("int8"), "android-litert", (), {}),
     "tflite-graph-filter-int8": (lambda: models.graph_filter("int8", stress=True), "android-litert", (), {}),
     "tflite-gat-int8": (lambda: models.gat("int8", stress=True), "android-litert", (), {}),
+    "onnx-gat-int8-class-head": (lambda: models.with_class_head(models.gat("int8", stress=True)), "cpu-x86_64",
+                                 (), {}),
+    "tflite-int8-class-head": (lambda: models.with_class_head(models.lightgcn("int8", stress=True)),
+                               "android-litert", (), {}),
     "tflite-user-int8": (lambda: models.lightgcn("int8-dynamic", stress=True), "android-litert", (),
                          {"variant": "user"}),
 }
@@ -126,7 +131,10 @@ def test_every_layout_is_right_on_every_cpu(matrix, name, level):
     edge, manifest, outputs, queries, _ = matrix[name]
     scoring = Scoring.from_dict(manifest["graph"]["scoring"])
     reference, bound = score_bound(edge, scoring, queries, precision=manifest["precision"])
-    result = check_outputs(reference, bound, *outputs[level])
+    result = check_outputs(reference, bound, *outputs[level][:2])
+    if has_class_head(edge):      # the user class head's probabilities, from the same e_u
+        result = check_classes(result, *class_bound(edge, scoring, queries, precision=manifest["precision"]),
+                               outputs[level][2])
     assert result["passed"], result
 
 
@@ -140,6 +148,7 @@ def test_the_matrix_covers_every_scoring_op_and_layout(matrix):
     assert {"MatMulNBits", "Concat", "GatherND", "ReduceMax"} <= ops["onnx-int8-nbits-blocks-two-stage"]
     assert {"MatMulNBits", "BitShift", "BitwiseAnd"} <= ops["onnx-int4-packed"]
     assert "REDUCE_MAX" in ops["tflite-int8-two-stage"]
+    assert "SOFTMAX" in ops["tflite-int8-class-head"] and len(matrix["tflite-int8-class-head"][2]["host"]) == 3
     stressed = matrix["onnx-int8-static"]
     assert np.abs(stressed[0].tensors["item"].q[:4]).min() == 127        # the stress rows reach the codes' edges
 

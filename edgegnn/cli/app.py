@@ -12,6 +12,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # known errors are one line; EDGEGNN_DEBUG=1 for tracebacks
     add_completion=False,
+    rich_markup_mode=None,   # click's plain help: wraps at any width, no type placeholders on flags
 )
 app.command("quickstart")(quickstart_cmd.quickstart)
 app.add_typer(data_cmd.app, name="data")
@@ -27,4 +28,23 @@ app.command("profile")(profile_cmd.profile)
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a usage mistake (an unknown option, a value outside its choices) is one line
+    on stderr naming the option, and exit 2 (click's code for usage errors), like every other
+    user mistake is one line and exit 1."""
+    import sys
+
+    try:       # typer >= 0.2x vendors click (no public name for its usage error); older typer uses click
+        from typer._click.exceptions import UsageError
+    except ImportError:
+        from click import UsageError
+
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "edgegnn"
+        sys.stderr.write(f"error: {error.format_message()} (see: {command} --help)\n")
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -47,11 +47,11 @@ def compress(
     out: Annotated[Path, typer.Option("--out", help="Folder for the compressed model (edge.npz, edge.json, recipe.yaml).")],
     share: Annotated[bool, typer.Option("--share", help="LightGCN: ship one item table (message = item · W).")] = False,
     prune: Annotated[Optional[float], typer.Option("--prune", help="Pruning sparsity in [0, 1).")] = None,
-    prune_method: Annotated[Optional[str], typer.Option("--prune-method", help="structured (default) | magnitude | items")] = None,
+    prune_method: Annotated[Optional[opt.PruneMethod], typer.Option("--prune-method", help="What --prune removes (default: structured).")] = None,
     rank: Annotated[Optional[int], typer.Option("--rank", help="Low-rank factorization of the item tables at this rank.")] = None,
     finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Distillation steps after --rank or --pq.")] = 0,
-    quantize: Annotated[Optional[str], typer.Option("--quantize", help="int8 | int4 | mixed")] = None,
-    granularity: Annotated[Optional[str], typer.Option("--granularity", help="--quantize's item-table scales: row (one per item, default) | tensor (one per table: ONNX ranks the int32 accumulators, a faster top-K).")] = None,
+    quantize: Annotated[Optional[opt.Quantize], typer.Option("--quantize", help="Static quantization of the tables and weights.")] = None,
+    granularity: Annotated[Optional[opt.Granularity], typer.Option("--granularity", help="--quantize's item-table scales: one per item (default), or one per table (ONNX ranks the int32 accumulators: a faster top-K).")] = None,
     pq: Annotated[Optional[int], typer.Option("--pq", help="Product-quantize the item tables with this many one-byte codes per row (e.g. 16).")] = None,
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="A recipe YAML (passes: [...]).")] = None,
     max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Search: largest relative Recall@20 drop (0.01 = 1%).")] = None,
@@ -69,8 +69,9 @@ def compress(
     with user_errors():
         # every flag is checked before the model and data are loaded
         budget = None if size_budget is None else parse_size(size_budget)
-        configs = _requested_configs(share=share, prune=prune, prune_method=prune_method, rank=rank, finetune_steps=finetune_steps,
-                                     quantize=quantize, granularity=granularity, pq=pq, recipe=recipe,
+        configs = _requested_configs(share=share, prune=prune, prune_method=opt.value(prune_method), rank=rank,
+                                     finetune_steps=finetune_steps, quantize=opt.value(quantize),
+                                     granularity=opt.value(granularity), pq=pq, recipe=recipe,
                                      searching=max_drop is not None or budget is not None)
         if configs is None and max_drop is None and budget is None:
             max_drop = 0.01  # nothing asked: search for the smallest model within 1 % of fp32

@@ -67,7 +67,7 @@ def info(
 def labels(
     spec: Annotated[str, typer.Argument(metavar="SYNTHETIC", help="'synthetic[:users=N,items=M,clusters=C,seed=S]'.")]
     = "synthetic",
-    node: Annotated[str, typer.Option("--node", help="item | user: whose taste clusters to write.")] = "item",
+    node: Annotated[opt.Node, typer.Option("--node", help="Whose taste clusters to write.")] = opt.Node.item,
     out: Annotated[Path, typer.Option("--out", help="The labels CSV to write (node,label).")] = Path("labels.csv"),
     seed: Annotated[int, typer.Option("--seed", help="The generator's seed unless the spec sets one.")] = 0,
     verbose: opt.Verbose = False,
@@ -78,17 +78,16 @@ def labels(
         import os
         import tempfile
 
-        from edgegnn.configs import check_choice
         from edgegnn.data.dataset import parse_synthetic_spec
         from edgegnn.data.synthetic import taste_clusters
         from edgegnn.errors import DataError
 
-        check_choice("labels", "node", node, ("item", "user"))
         if spec != "synthetic" and not spec.startswith("synthetic:"):
             raise DataError(f"only synthetic data knows its classes; got {spec!r}",
                             hint="for your own data, write a CSV with a header 'item,label' or 'user,label'")
         opt.output_file("out", out)
         item_cluster, user_cluster = taste_clusters(**parse_synthetic_spec(spec, seed=seed))
+        node = opt.value(node)
         classes, prefix = (item_cluster, "i") if node == "item" else (user_cluster, "u")
         fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, suffix=".tmp")
         with os.fdopen(fd, "w") as handle:

@@ -32,8 +32,8 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="Artifact folder to write (created or replaced atomically).")],
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="K: most items a query returns (default: the target's).")] = None,
     history_length: Annotated[Optional[int], typer.Option("--history-length", help="H: history items per query (default: the target's).")] = None,
-    variant: Annotated[str, typer.Option("--variant", help="history (history -> top-K) | user (user embedding -> top-K)")] = "history",
-    precision: Annotated[Optional[str], typer.Option("--precision", help="fp16 for an fp32 model on an fp16 target (default: the model's).")] = None,
+    variant: Annotated[opt.Variant, typer.Option("--variant", help="What a query feeds: a history, or a user embedding.")] = opt.Variant.history,
+    precision: Annotated[Optional[opt.Precision], typer.Option("--precision", help="fp16 for an fp32 model on an fp16 target (default: the model's).")] = None,
     max_users: Annotated[Optional[int], typer.Option("--max-users", help="Measure at most this many test users.")] = None,
     new_users: Annotated[bool, typer.Option("--new-users", help="Export without the user_base (e_u⁰) input.")] = False,
     cpus: Annotated[Optional[str], typer.Option(
@@ -76,7 +76,8 @@ def export(
 
         try:
             path = export_artifact(model, resolved, out_dir=out, split=splits, top_k=top_k,
-                                   history_length=history_length, variant=variant, precision=precision,
+                                   history_length=history_length, variant=opt.value(variant),
+                                   precision=opt.value(precision),
                                    user_base=False if new_users else None, max_users=max_users,
                                    cpus=None if cpus is None else [c.strip() for c in cpus.split(",") if c.strip()],
                                    emulators=emulators if emulators is not None else "auto",

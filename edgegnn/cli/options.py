@@ -1,4 +1,13 @@
-"""Options shared by several commands, declared once.
+"""Options shared by several commands, declared once, and the CLI's one dialect.
+
+The dialect, the same in every command:
+    --json            a flag: print the result as JSON on stdout (files are --out/--report PATH);
+    lists             one option, comma-separated, or repeated: `--k 10,20` = `--k 10 --k 20`
+                      (`Ints`, parsed by `ints`); a sweep's options are lists, a single run's one
+                      value (profile --threads 1,2; recommend --threads 2);
+    choices           Enums: the help lists them and click refuses another value at parse time;
+    names             --history-length, --top-k, --out (the old --history-len still works, said
+                      deprecated in the help, for one release).
 
 The data options (where the interactions come from and how they are split) are the same
 for `train`, `evaluate`, `data info`, `compress`, ...: `@data_options` adds them to a
@@ -11,6 +20,7 @@ import functools
 import inspect
 import typing
 from dataclasses import dataclass, fields
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,7 +29,87 @@ import typer
 Seed = Annotated[int, typer.Option("--seed", help="Seed for splits and training.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
-K = Annotated[list[int], typer.Option("--k", help="Cut-off K of the metrics (repeatable).")]
+K = Annotated[list[str], typer.Option("--k", metavar="K[,K...]", help="Cut-offs K of the metrics (comma-separated "
+                                                                       "or repeated).")]
+
+
+def ints(option: str, values: list[str] | str | None, default: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The integers >= 1 of a list option (`--k 10,20` or `--k 10 --k 20`; the module docstring),
+    in the order given, repeats dropped; `default` when none was given; a ConfigError naming
+    the option and the value otherwise."""
+    from edgegnn.errors import ConfigError
+
+    given = [values] if isinstance(values, str) else list(values or [])
+    parts = [part.strip() for value in given for part in str(value).split(",") if part.strip()]
+    if not parts:
+        if default:
+            return default
+        raise ConfigError(option, ",".join(map(str, given)), "give integers >= 1, comma-separated (e.g. 1,8,64)")
+    for part in parts:
+        if not part.isdigit() or int(part) < 1:
+            raise ConfigError(option, part, "must be an integer >= 1 (comma-separated or repeated, e.g. 1,8,64)")
+    return tuple(dict.fromkeys(int(part) for part in parts))
+
+
+class Variant(str, Enum):
+    history = "history"
+    user = "user"
+
+
+class Precision(str, Enum):
+    fp16 = "fp16"
+
+
+class Node(str, Enum):
+    item = "item"
+    user = "user"
+
+
+class Loss(str, Enum):
+    whole_data = "whole-data"
+    bpr = "bpr"
+    bce = "bce"
+
+
+class Optimizer(str, Enum):
+    adam = "adam"
+    adagrad = "adagrad"
+    rmsprop = "rmsprop"
+    sgd = "sgd"
+
+
+class Quantize(str, Enum):
+    int8 = "int8"
+    int4 = "int4"
+    mixed = "mixed"
+
+
+class Granularity(str, Enum):
+    row = "row"
+    tensor = "tensor"
+
+
+class PruneMethod(str, Enum):
+    structured = "structured"
+    magnitude = "magnitude"
+    items = "items"
+
+
+class DataFormat(str, Enum):
+    auto = "auto"
+    lightgcn = "lightgcn"
+    movielens = "movielens"
+    csv = "csv"
+
+
+class SplitMethod(str, Enum):
+    random = "random"
+    leave_last_out = "leave-last-out"
+
+
+def value(choice) -> str | None:
+    """The string of an Enum choice (None stays None): what the library takes."""
+    return None if choice is None else getattr(choice, "value", choice)
 
 
 def output_file(option: str, path: Path | None) -> Path | None:
@@ -45,17 +135,18 @@ class DataSource:
 
     data: Annotated[Optional[str], typer.Option(
         "--data", help="Interaction data: a LightGCN dir (train.txt/test.txt), a MovieLens file or dir, "
-                       "a CSV/TSV file, or 'synthetic[:users=N,items=M,seed=S]'. [default: synthetic; "
-                       "for a model: its own data]")] = None
-    format: Annotated[Optional[str], typer.Option("--format", help="auto | lightgcn | movielens | csv "
-                                                                    "[default: auto]")] = None
+                       "a CSV/TSV file, or synthetic (e.g. synthetic:users=N,items=M,seed=S). [default: "
+                       "synthetic; for a model: its own data]")] = None
+    format: Annotated[Optional[DataFormat], typer.Option("--format", help="The data's format. [default: auto]")
+                      ] = None
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for splits and training. [default: 0]")] = None
     test_ratio: Annotated[Optional[float], typer.Option(
         "--test-ratio", help="Per-user test share (single-file data). [default: 0.2]")] = None
     valid_ratio: Annotated[Optional[float], typer.Option(
         "--valid-ratio", help="Per-user validation share for early stopping (0 disables). [default: 0.1]")] = None
-    split: Annotated[Optional[str], typer.Option("--split", help="random | leave-last-out (by timestamp). "
-                                                                  "[default: random]")] = None
+    split: Annotated[Optional[SplitMethod], typer.Option(
+        "--split", help="How the test (and validation) rows are chosen: leave-last-out by timestamp. "
+                        "[default: random]")] = None
     implicit_threshold: Annotated[Optional[str], typer.Option(
         "--implicit-threshold", help="Keep ratings >= this as positives; 'auto': 4 of 5 stars (0.8 x the top "
                                      "rating; 1 for 0/1 ratings); 'none': every rating. [default: auto]")] = None
@@ -82,7 +173,7 @@ class DataSource:
     def given(self) -> dict:
         """The data options given on the command line (load_dataset keyword arguments + "data")."""
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "other_data"}
-        values = {name: value for name, value in values.items() if value is not None}
+        values = {name: value(given) for name, given in values.items() if given is not None}
         if "implicit_threshold" in values:
             values["implicit_threshold"] = parse_threshold(values["implicit_threshold"])
         return values

@@ -1,7 +1,7 @@
 """`edgegnn profile`: latency, memory, size and quality of artifacts, each configuration in a fresh process.
 
     edgegnn profile artifacts/cpu artifacts/android --data synthetic --batch 1,8,64 \
-        --history-len 5,50,200 --threads 1,4 --json profile.json --plot profile.png
+        --history-length 5,50,200 --threads 1,2 --report profile.json --plot profile.png
 
 Bad input (a folder that is not an artifact, a batch or history length of 0) is one line on
 stderr and exit 1; a runtime that is not installed or fails is exit 3.
@@ -19,34 +19,31 @@ from edgegnn.cli.options import DataSource, data_options
 from edgegnn.cli.output import print_json, progress, setup_logging, stdout, user_errors
 
 
-def parse_ints(name: str, text: str) -> tuple[int, ...]:
-    """(1, 8, 64) from "1,8,64"; a ConfigError naming the option otherwise."""
-    from edgegnn.errors import ConfigError
+def default_threads() -> tuple[int, ...]:
+    """1 and this machine's cores (at most 4): a thread count the machine cannot run measures nothing."""
+    import os
 
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts:
-        raise ConfigError(name, text, "give comma-separated integers >= 1, e.g. 1,8,64")
-    values = []
-    for part in parts:
-        if not part.lstrip("-").isdigit() or int(part) < 1:
-            raise ConfigError(name, part, "must be an integer >= 1 (comma-separated, e.g. 1,8,64)")
-        values.append(int(part))
-    return tuple(dict.fromkeys(values))
+    return tuple(dict.fromkeys((1, max(1, min(4, os.cpu_count() or 1)))))
 
 
 @data_options
 def profile(
     artifacts: Annotated[list[Path], typer.Argument(metavar="ARTIFACT...",
                                                     help="Artifact folders from `edgegnn export`.")],
-    batch: Annotated[str, typer.Option("--batch", help="Batch sizes (users per call), comma-separated.")] = "1,8,64",
-    history_len: Annotated[str, typer.Option("--history-len", help="History lengths, comma-separated.")] = "5,50,200",
-    threads: Annotated[str, typer.Option("--threads", help="Runtime thread counts, comma-separated.")] = "1,4",
+    batch: Annotated[Optional[list[str]], typer.Option(
+        "--batch", metavar="N[,N...]", help="Batch sizes (users per call). [default: 1,8,64]")] = None,
+    history_length: Annotated[Optional[list[str]], typer.Option(
+        "--history-length", "--history-len", metavar="H[,H...]",
+        help="History lengths (--history-len: deprecated spelling). [default: 5,50,200]")] = None,
+    threads: Annotated[Optional[list[str]], typer.Option(
+        "--threads", metavar="T[,T...]", help="Runtime thread counts. [default: 1 and this machine's cores, "
+                                              "at most 4]")] = None,
     iterations: Annotated[int, typer.Option("--iterations", help="Timed calls per configuration.")] = 200,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing.")] = 20,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON here ('-': stdout, "
-                                                                    "instead of the table).")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the Recall@20 vs size/latency PNG here.")
-                    ] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the report as JSON here.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the Recall@20 vs size/latency PNG here "
+                                                                "(.png added if missing).")] = None,
+    json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
     source: DataSource,
@@ -57,23 +54,21 @@ def profile(
         from edgegnn.profile.report import results_table, to_dict, write_json, write_plot
         from edgegnn.profile.runner import Sweep, profile as run_profile
 
-        sweep = Sweep(batches=parse_ints("batch", batch), history_lens=parse_ints("history-len", history_len),
-                      threads=parse_ints("threads", threads), iterations=iterations, warmup=warmup)
-        opt.output_file("json", json_out)          # before the sweep, not after it
-        opt.output_file("plot", plot)
-        to_stdout = json_out is not None and str(json_out) == "-"
-        result = _run(run_profile, artifacts, sweep, source, show=not to_stdout)
-        if json_out is not None and not to_stdout:
-            write_json(result, json_out)
-        if plot is not None:
-            write_plot(result, plot)
-    if to_stdout:
+        sweep = Sweep(batches=opt.ints("batch", batch, (1, 8, 64)),
+                      history_lens=opt.ints("history-length", history_length, (5, 50, 200)),
+                      threads=opt.ints("threads", threads, default_threads()), iterations=iterations, warmup=warmup)
+        opt.output_file("report", report)          # before the sweep, not after it
+        if opt.output_file("plot", plot) is not None and not plot.suffix:
+            plot = opt.output_file("plot", plot.with_suffix(".png"))        # matplotlib would add it unsaid
+        result = _run(run_profile, artifacts, sweep, source, show=not json)
+        written = [write_json(result, report)] if report is not None else []
+        written += [write_plot(result, plot)] if plot is not None else []
+    if json:
         print_json(to_dict(result))
         return
     stdout.print(results_table(result))
-    for name, path in (("json", json_out), ("plot", plot)):
-        if path is not None:
-            stdout.print(f"wrote {name}: {path}")
+    for path in written:
+        stdout.print(f"wrote {path}")
 
 
 def _split_for(artifacts: list[Path], source: DataSource):

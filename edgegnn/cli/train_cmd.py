@@ -24,9 +24,10 @@ def train(
         "--time-budget", help="Seconds: of training with --model; of the whole choice without (default 300).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="BPR batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")] = None,
-    loss: Annotated[Optional[str], typer.Option("--loss", help="whole-data | bpr | bce")] = None,
-    optimizer: Annotated[Optional[str], typer.Option(
-        "--optimizer", help="adam | adagrad | rmsprop | sgd (default: the card's; adam).")] = None,
+    loss: Annotated[Optional[opt.Loss], typer.Option("--loss", help="The training loss (default: the card's).")
+                    ] = None,
+    optimizer: Annotated[Optional[opt.Optimizer], typer.Option(
+        "--optimizer", help="torch.optim's (default: the card's; adam).")] = None,
     denoise: Annotated[Optional[str], typer.Option(
         "--denoise", help="Robust to noisy rows: drop this share of each user's training rows that a first fit "
                           "scores lowest, then fit again (e.g. 0.1), or 'auto': the share validation prefers "
@@ -51,8 +52,8 @@ def train(
             check_range("train", "time_budget", time_budget, low=0.0, low_open=True)
 
         def adjusted(card):
-            return override_training(card, learning_rate=lr, batch_size=batch_size, loss=loss,
-                                     optimizer=optimizer, seed=source.seed_value)
+            return override_training(card, learning_rate=lr, batch_size=batch_size, loss=opt.value(loss),
+                                     optimizer=opt.value(optimizer), seed=source.seed_value)
 
         if model is not None:
             from edgegnn.models import load_model_card
@@ -194,7 +195,7 @@ def shown_metrics(metrics: dict) -> dict:
 @data_options
 def evaluate(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL.pt", help="A checkpoint from `edgegnn train`.")],
-    k: opt.K = [20],
+    k: opt.K = ["20"],
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
@@ -203,16 +204,13 @@ def evaluate(
     """Full-ranking Recall/NDCG/Precision/HitRate@K of a checkpoint on the test split."""
     setup_logging(verbose)
     with user_errors():
-        from edgegnn.errors import ConfigError
         from edgegnn.train.api import evaluate as evaluate_checkpoint
         from edgegnn.train.checkpoint import load_checkpoint
 
-        bad = [value for value in k if value < 1]
-        if bad:
-            raise ConfigError("k", bad[0], "must be >= 1")
+        cutoffs = opt.ints("k", k, default=(20,))
         checkpoint = load_checkpoint(model_path)
         splits, data = source.load_for_model(checkpoint.data)
-        metrics = evaluate_checkpoint(checkpoint, splits, ks=tuple(sorted(set(k))))
+        metrics = evaluate_checkpoint(checkpoint, splits, ks=tuple(sorted(cutoffs)))
     if json:
         print_json({**metrics, "data": data})
         return

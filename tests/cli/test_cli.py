@@ -68,7 +68,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     (["evaluate", "nope.pt", "--data", DATA], "no such model file"),
     (["train", "--data", "does/not/exist", "--out", "x.pt"], "does/not/exist"),
     (["train", "--data", DATA, "--lr", "-1", "--out", "x.pt"], "learning_rate=-1.0"),
-    (["train", "--data", DATA, "--loss", "hinge", "--out", "x.pt"], "loss='hinge'"),
+
     (["train", "--data", DATA, "--epochs", "0", "--out", "x.pt"], "train.epochs=0 is invalid"),
     (["train", "--data", DATA, "--out", "tests"], "out='tests' is invalid: is a folder"),
     (["train", "--data", DATA, "--implicit-threshold", "high", "--out", "x.pt"], "implicit-threshold='high'"),
@@ -80,6 +80,28 @@ def test_user_mistakes_are_one_line_errors(args, fragment, tmp_path):
     assert fragment in result.stderr
     assert not (REPO / "x.pt").exists()         # nothing written: the checks run before training
     assert result.stderr.strip().splitlines()[0].startswith("error:")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--data", DATA, "--loss", "hinge", "--out", "x.pt"], "'hinge' is not one of 'whole-data', 'bpr', 'bce'"),
+    (["export", "x.pt", "--target", "cpu-x86_64", "--out", "a", "--variant", "both"], "--variant"),
+    (["train", "--out", "x.pt", "--no-such-flag"], "No such option: --no-such-flag"),
+])
+def test_usage_mistakes_are_one_line_and_exit_2(args, fragment):
+    result = _run(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], result.stderr
+    assert "--help" in lines[0] and not (REPO / "x.pt").exists()
+
+
+def test_list_options_take_commas_or_repeats(tmp_path):
+    model = tmp_path / "m.pt"
+    assert runner.invoke(app, ["train", "--data", DATA, "--epochs", "2", "--out", str(model)]).exit_code == 0
+    comma = runner.invoke(app, ["evaluate", str(model), "--k", "10,20", "--json"])
+    repeated = runner.invoke(app, ["evaluate", str(model), "--k", "10", "--k", "20", "--json"])
+    assert comma.exit_code == 0 and json.loads(comma.stdout) == json.loads(repeated.stdout)
+    assert {"recall@10", "recall@20"} <= set(json.loads(comma.stdout))
 
 
 def test_bad_data_line_is_reported_with_file_and_line(tmp_path):

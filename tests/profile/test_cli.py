@@ -15,13 +15,23 @@ runner = CliRunner()
 
 def test_profile_writes_json_and_plot(tiny, tmp_path):
     result = runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), str(tiny("android-litert")), "--batch", "1,2",
-                                 "--history-len", "10", "--threads", "1", "--iterations", "10", "--warmup", "2",
-                                 "--json", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png")])
+                                 "--history-length", "10", "--threads", "1", "--iterations", "10", "--warmup", "2",
+                                 "--report", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p")])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "p.json").read_text())
     assert len(data["results"]) == 4 and "definitions" in data
-    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
-    assert "p50" in result.stdout
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"        # the suffix it said it would add
+    assert "p50" in result.stdout and f"wrote {tmp_path / 'p.png'}" in result.stdout.replace("\n", "")
+
+
+def test_one_dialect_lists_are_comma_separated_or_repeated_and_json_is_a_flag(tiny):
+    args = ["profile", str(tiny("cpu-x86_64")), "--history-len", "10", "--threads", "1", "--iterations", "5",
+            "--warmup", "1", "--json"]
+    comma = runner.invoke(app, args + ["--batch", "1,2"])
+    repeated = runner.invoke(app, args + ["--batch", "1", "--batch", "2"])
+    assert comma.exit_code == 0 and repeated.exit_code == 0, comma.output + repeated.output
+    batches = [sorted({row["batch"] for row in json.loads(r.stdout)["results"]}) for r in (comma, repeated)]
+    assert batches == [[1, 2], [1, 2]]
 
 
 def _one_line_error(result, code: int, fragment: str) -> None:
@@ -32,7 +42,7 @@ def _one_line_error(result, code: int, fragment: str) -> None:
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--batch", "0"], "batch='0'"), (["--history-len", "5,0"], "history-len='0'"), (["--threads", "x"], "threads"),
+    (["--batch", "0"], "batch='0'"), (["--history-length", "5,0"], "history-length='0'"), (["--threads", "x"], "threads"),
 ])
 def test_bad_sweep_values_are_one_line_errors(tiny, args, fragment):
     _one_line_error(runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), *args]), 1, fragment)
@@ -73,8 +83,8 @@ def test_a_damaged_artifact_is_refused_before_any_run_even_without_data(tiny, tm
 
 
 def test_output_paths_are_checked_before_the_sweep(tiny, tmp_path):
-    _one_line_error(runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), "--json", str(tmp_path)]), 1,
-                    "json=")
+    _one_line_error(runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), "--report", str(tmp_path)]), 1,
+                    "report=")
     _one_line_error(runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), "--plot", str(tmp_path)]), 1,
                     "is a folder")
 

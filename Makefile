@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EMULATORS := .emulators/.ready
 
-.PHONY: install emulators quickstart test bench bench-quality clean
+.PHONY: install emulators quickstart lint test bench bench-quality clean
 
 install: $(STAMP)
 
@@ -25,8 +25,12 @@ $(EMULATORS): scripts/setup_emulators.sh | $(STAMP)
 quickstart: install
 	$(BIN)/edgegnn quickstart --out runs/quickstart
 
+# ruff's rules (pyproject.toml [tool.ruff]); `make test` runs it first
+lint: install
+	$(BIN)/ruff check edgegnn tests benchmarks scripts
+
 # The whole suite, the CPU matrix included (EDGEGNN_SKIP_CPU_MATRIX=1 skips it and the emulators).
-test: install
+test: install lint
 	@if [ "$${EDGEGNN_SKIP_CPU_MATRIX:-0}" != 1 ]; then $(MAKE) --no-print-directory emulators; fi
 	$(BIN)/python -m pytest -q
 

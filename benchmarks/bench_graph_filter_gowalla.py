@@ -29,13 +29,14 @@ USERS = 3000
 
 
 def models(split, log) -> dict:
+    from common import REPO
+
     from edgegnn.compress import Calibration, QuantizeConfig
     from edgegnn.compress.quantize import quantize
     from edgegnn.fold import fold
     from edgegnn.models import GraphFilterConfig, ModelCard, load_model_card
     from edgegnn.train.api import fit
     from edgegnn.train.checkpoint import load_checkpoint
-    from common import REPO
 
     calibration = Calibration.from_split(split, num_users=512, seed=0)
     out, fits = {}, {}
@@ -85,7 +86,7 @@ def profile_edges(edges: dict, split, *, iterations: int, warmup: int, log) -> d
                                   "ndcg@20": quality.get("ndcg@20"), "users": quality.get("users")}
     for target in TARGETS:
         reference = rows.get(f"lightgcn-int8-{target}")
-        for name, row in rows.items():
+        for row in rows.values():
             if reference and row["target"] == target:
                 row["p50_vs_lightgcn_int8"] = round(row["p50_ms"] / reference["p50_ms"], 2)
     for name, row in rows.items():

@@ -163,7 +163,7 @@ def quality(checkpoint_path: str, users: int = 10_000) -> dict:
         peak = float(np.abs(q.encode([history[u] for u in calibration])).max())
         for x_mode, levels in (("float", None), ("static", 127), ("static", 63), ("per-query", 127),
                                ("per-query", 63)):
-            def scorer(batch, x_mode=x_mode, levels=levels):
+            def scorer(batch, x_mode=x_mode, levels=levels, q=q, peak=peak):
                 x = q.encode([history[u] for u in batch])
                 if levels is not None:
                     step = peak / levels if x_mode == "static" else np.abs(x).max(1, keepdims=True) / levels

@@ -21,7 +21,6 @@ import json
 import time
 
 import numpy as np
-
 from common import REPO, RESULTS, gowalla_split, write_json
 
 
@@ -59,7 +58,7 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="keep the rows of results/noise.json not rerun "
                                                              "(a clean baseline is reused, not refitted)")
     args = parser.parse_args()
-    share = args.lightgcn_denoise if args.lightgcn_denoise == "auto" else float(args.lightgcn_denoise)
+    lightgcn_share = args.lightgcn_denoise if args.lightgcn_denoise == "auto" else float(args.lightgcn_denoise)
     from edgegnn.data.noise import inject_noise
     from edgegnn.models import load_model_card
 
@@ -69,7 +68,7 @@ def main() -> None:
     if previous and previous.get("lightgcn_epochs") != args.epochs:
         raise SystemExit(f"results/noise.json has {previous.get('lightgcn_epochs')} LightGCN epochs, not {args.epochs}")
     rows = dict(previous.get("results", {}))
-    for name, rate, share in plan([float(r) for r in args.rates.split(",")], args.models.split(","), share):
+    for name, rate, share in plan([float(r) for r in args.rates.split(",")], args.models.split(","), lightgcn_share):
         if share is None and f"{name}@0" in rows:
             continue                  # the clean baseline of an earlier run of the same settings
         train, fake = inject_noise(clean.train, rate, seed=0)

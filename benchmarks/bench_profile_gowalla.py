@@ -100,8 +100,14 @@ def run_eager(directory: Path, iterations: int, warmup: int) -> dict:
 def gowalla_models(log) -> tuple[dict, object]:
     from common import RESULTS, gowalla_split
 
-    from edgegnn.compress import (Calibration, LowRankConfig, ProductQuantizeConfig, QuantizeConfig, ShareConfig,
-                                  compress)
+    from edgegnn.compress import (
+        Calibration,
+        LowRankConfig,
+        ProductQuantizeConfig,
+        QuantizeConfig,
+        ShareConfig,
+        compress,
+    )
     from edgegnn.fold import fold
     from edgegnn.train.checkpoint import load_checkpoint
 

@@ -26,7 +26,6 @@ import time
 import types
 
 import numpy as np
-
 from common import gowalla_split, write_json
 
 REGIMES = {"dense": dict(num_users=3000, num_items=3000, mean_degree=100),
@@ -126,8 +125,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="seconds: the default's selection, LightGCN's training")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from edgegnn.models import load_model_card
     from common import REPO
+
+    from edgegnn.models import load_model_card
 
     results = {}
     for name in args.datasets.split(","):

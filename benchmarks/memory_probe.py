@@ -35,7 +35,6 @@ def main() -> None:
 
     from edgegnn.profile.probe import memory as status
     from edgegnn.profile.probe import reset_peak
-
     from edgegnn.runtime import Recommender, read_manifest
     from edgegnn.runtime.backends import open_backend
     from edgegnn.runtime.items import ItemIndex

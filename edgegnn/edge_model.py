@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from edgegnn.errors import ConfigError
-from edgegnn.kinds import KINDS, item_scores, kind as kind_module, neighbor_tensors
-from edgegnn.tensors import (DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor,
-                             Stored)
+from edgegnn.kinds import KINDS, item_scores, neighbor_tensors
+from edgegnn.kinds import kind as kind_module
+from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor, Stored
 
 ITEM_TABLES = {name: module.TABLES for name, module in KINDS.items()}
 WEIGHTS = {name: module.WEIGHTS for name, module in KINDS.items()}

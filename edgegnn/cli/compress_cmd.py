@@ -24,7 +24,17 @@ import typer
 
 from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
-from edgegnn.cli.output import data_note, print_json, progress, setup_logging, stderr, stdout, table, user_errors
+from edgegnn.cli.output import (
+    data_note,
+    next_step,
+    print_json,
+    progress,
+    setup_logging,
+    stderr,
+    stdout,
+    table,
+    user_errors,
+)
 
 _UNITS = {"": 1, "b": 1, "k": 10 ** 3, "kb": 10 ** 3, "m": 10 ** 6, "mb": 10 ** 6, "g": 10 ** 9, "gb": 10 ** 9,
           "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30}
@@ -64,7 +74,11 @@ def compress(
     *,
     source: DataSource,
 ) -> None:
-    """Compress a trained model for the device and measure every variant (Recall/NDCG@20, bytes)."""
+    """Compress a trained model for the device and measure every variant (Recall/NDCG@20, bytes).
+
+    With no pass options it searches recipes (a minute or more) for the smallest model within
+    --max-drop (default 1 %) of fp32, chosen on the validation split and reported on test.
+    """
     setup_logging(verbose)
     with user_errors():
         # every flag is checked before the model and data are loaded
@@ -76,10 +90,11 @@ def compress(
         if configs is None and max_drop is None and budget is None:
             max_drop = 0.01  # nothing asked: search for the smallest model within 1 % of fp32
         _check_numbers(out, max_users, calibration_users)
-        edge, split_, user_base, calibration, data = _prepare(model_path, source, calibration_users, new_users)
+        edge, (split_, valid), user_base, calibration, data = _prepare(model_path, source, calibration_users,
+                                                                       new_users)
         if configs is None:
-            report, model, chosen = _run_search(edge, split_, calibration, user_base, max_drop, budget, max_users,
-                                                source.seed_value, json)
+            report, model, chosen = _run_search(edge, split_, valid, calibration, user_base, max_drop, budget,
+                                                max_users, source.seed_value, json)
         else:
             report, model, chosen = _run_recipe(edge, split_, calibration, user_base, configs, max_users,
                                                 source.seed_value)
@@ -95,8 +110,14 @@ def compress(
 def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quantize, granularity, pq, recipe,
                        searching) -> list | None:
     """The recipe asked for by flags or file (None: search). Validates every value."""
-    from edgegnn.compress import (LowRankConfig, ProductQuantizeConfig, PruneConfig, QuantizeConfig, ShareConfig,
-                                  load_recipe)
+    from edgegnn.compress import (
+        LowRankConfig,
+        ProductQuantizeConfig,
+        PruneConfig,
+        QuantizeConfig,
+        ShareConfig,
+        load_recipe,
+    )
     from edgegnn.errors import ConfigError
 
     if prune is None and prune_method is not None:
@@ -157,10 +178,14 @@ def _prepare(model_path: Path, source: DataSource, calibration_users: int, new_u
         raise DataError("none of the test interactions use users and items the model knows",
                         hint="compress with the data the model was trained on")
     split_ = Split(train=checkpoint.train, test=truth, source=splits.source)
+    valid = None
+    if splits.valid is not None and len(splits.valid):
+        valid_truth, _ = remap(splits.valid, checkpoint.train.user_ids, checkpoint.train.item_ids)
+        valid = Split(train=checkpoint.train, test=valid_truth, source=splits.source) if len(valid_truth) else None
     user_base = None if new_users else user_bases(checkpoint)
     calibration = Calibration.from_split(split_, num_users=calibration_users, seed=source.seed_value,
                                          user_base=user_base)
-    return fold(checkpoint), split_, user_base, calibration, data
+    return fold(checkpoint), (split_, valid), user_base, calibration, data
 
 
 def _run_recipe(edge, split_, calibration, user_base, configs, max_users, seed):
@@ -186,8 +211,17 @@ def _run_recipe(edge, split_, calibration, user_base, configs, max_users, seed):
     return report, model, list(configs)
 
 
-def _run_search(edge, split_, calibration, user_base, max_drop, budget, max_users, seed, quiet):
-    from edgegnn.compress import search
+def _run_search(edge, split_, valid, calibration, user_base, max_drop, budget, max_users, seed, quiet):
+    """The search chooses on the validation split (`valid`; the test split only without one, said
+    in the report), and the chosen model and fp32 are then measured on the test split."""
+    import logging
+
+    from edgegnn.compress import Evaluator, search
+
+    chooser = valid if valid is not None else split_
+    if valid is None:
+        logging.getLogger("edgegnn").warning("the data has no validation split: the search chooses on the test "
+                                             "split, so its figures are optimistic (use --valid-ratio > 0)")
 
     with progress(enabled=not quiet) as bar:
         task = bar.add_task("searching recipes", total=None, status="")
@@ -195,7 +229,7 @@ def _run_search(edge, split_, calibration, user_base, max_drop, budget, max_user
         def on_point(index: int, total: int, point) -> None:
             bar.update(task, completed=index, total=total, status=point.name)
 
-        result = search(edge, split_, calibration=calibration, max_drop=max_drop, size_budget=budget,
+        result = search(edge, chooser, calibration=calibration, max_drop=max_drop, size_budget=budget,
                         max_users=max_users, user_base=user_base, seed=seed, on_point=on_point)
     base = result.baseline.metrics
     front = {id(p) for p in result.pareto}
@@ -205,7 +239,10 @@ def _run_search(edge, split_, calibration, user_base, max_drop, budget, max_user
         rows[-1].update(pareto=id(p) in front, chosen=p is result.chosen)
     chosen = None if result.chosen is None else result.chosen.name
     report = {"variants": rows, "chosen": chosen, "reason": result.reason, "users": result.users,
-              "search": result.to_dict()}
+              "search": result.to_dict(), "chosen_on": "validation" if valid is not None else "test"}
+    if result.chosen is not None and valid is not None:
+        evaluate = Evaluator(split_, user_base=user_base, max_users=max_users, seed=seed)
+        report["test"] = {"fp32": evaluate(edge), "chosen": evaluate(result.model), "users": len(evaluate.users)}
     return report, result.model, None if result.chosen is None else list(result.chosen.configs)
 
 
@@ -256,15 +293,25 @@ def _show(report: dict, as_json: bool) -> None:
         print_json(report)
         return
     rows = [[r["variant"] + (" •" if r.get("pareto") else "") + ("  ← chosen" if r["chosen"] else ""), r["bytes"],
-             f"{r['x_smaller']:.1f}x", r["recall@20"], r["ndcg@20"], f"{100 * r['relative_drop']:+.2f}%"]
+             f"{r['x_smaller']:.1f}x", r["recall@20"], r["ndcg@20"], f"{-100 * r['relative_drop']:+.2f}%"]
             for r in report["variants"]]
-    stdout.print(table(f"compress {report['model']} on {report['data']} ({report['users']:,} users)",
-                       ["variant", "bytes", "x smaller", "Recall@20", "NDCG@20", "rel. drop"], rows))
+    stdout.print(table(f"compress {report['model']} on {report['data']} ({report['users']:,} "
+                       f"{report.get('chosen_on', 'test')} users)",
+                       ["variant", "bytes", "smaller", "R@20", "N@20", "R@20 vs fp32"], rows))
     stdout.print(data_note(report["data_comparison"]))
     if report["chosen"]:
         if "reason" in report:
             stdout.print(f"{report['reason']}  (• Pareto front)")
         stdout.print(f"wrote {report['out']} (edge.npz, edge.json, recipe.yaml"
                      + (", search.json)" if "search" in report else ")"))
+        chosen = next(r for r in report["variants"] if r["chosen"])
+        change, where = 100 * -chosen["relative_drop"], f"on {report.get('chosen_on', 'test')}"
+        if "test" in report:        # chosen on validation: the figure a user can trust is the test split's
+            fp32, picked = report["test"]["fp32"]["recall@20"], report["test"]["chosen"]["recall@20"]
+            change, where = 100 * (picked - fp32) / fp32, f"on test ({report['test']['users']:,} users, not used to choose)"
+        word = "a gain" if change > 0 else "a drop" if change < 0 else "unchanged"
+        stdout.print(f"{chosen['variant']}: {chosen['x_smaller']:.1f}x smaller than fp32, Recall@20 {change:+.2f} % "
+                     f"{where} ({word})")
+        next_step(f"edgegnn export {report['out']} --target cpu-x86_64 --out artifacts/cpu")
     else:
         stdout.print(f"wrote {report['out']}/search.json only")

@@ -18,7 +18,7 @@ import typer
 
 from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
-from edgegnn.cli.output import print_json, progress, setup_logging, stdout, table, user_errors
+from edgegnn.cli.output import next_step, print_json, progress, setup_logging, stdout, table, user_errors
 
 TargetOpt = Annotated[str, typer.Option("--target", help="Target name (cpu-x86_64, arm64-linux, android-litert, "
                                                          "cuda) or a target YAML file.")]
@@ -53,12 +53,11 @@ def export(
     """Export a model for a target (ONNX or TFLite artifact), measured by running it."""
     setup_logging(verbose)
     with user_errors():
+        from edgegnn.class_head import read_head
         from edgegnn.errors import ConfigError
         from edgegnn.export import export as export_artifact
         from edgegnn.export.api import load_model
         from edgegnn.targets import load_target
-
-        from edgegnn.class_head import read_head
 
         resolved = load_target(target)          # an unknown target fails before anything loads
         model = load_model(model_path)         # a bad model file fails before the data loads
@@ -97,6 +96,7 @@ def export(
         stdout.print(f"probabilities: calibrated on validation users; test AUC {test['auc']:.3f}, log-loss "
                      f"{test['logloss']:.3f} (a constant: {test['logloss_constant']:.3f}); recommend --probabilities")
     stdout.print(f"wrote {path}")
+    next_step(f"edgegnn recommend {path} --history ITEM,ITEM", f"edgegnn profile {path}")
 
 
 def _split_for(model, source: DataSource):
@@ -184,6 +184,10 @@ def recommend(
     stdout.print(table(title, ["rank", "item", value], [[i + 1, item, score] for i, (item, score) in enumerate(result)]))
     if result.skipped:
         stdout.print(f"skipped {len(result.skipped)} unknown item id(s): {', '.join(result.skipped[:10])}")
+    if not len(result):
+        stdout.print("no recommendations: no known history item, and the artifact has no popularity list (export it "
+                     "with --data)" if result.fallback else "nothing left to recommend: the history covers every "
+                     "item the model knows (--include-seen keeps them)")
     if result.truncated:
         stdout.print(f"used the newest {recommender.history_length} history items ({result.truncated} older ones left out)")
 

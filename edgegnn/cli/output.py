@@ -17,8 +17,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from edgegnn.errors import EdgeGNNError
@@ -33,6 +32,13 @@ def setup_logging(verbose: bool = False) -> None:
     root = logging.getLogger("edgegnn")
     root.handlers[:] = [RichHandler(console=stderr, show_time=False, show_path=False, markup=False)]
     root.setLevel(level)
+
+
+def next_step(*commands: str) -> None:
+    """The command(s) to run next, one line each ("next: ..."), where a command's output ends; kept
+    whole (not wrapped) so that it can be copied, however long its paths."""
+    for command in commands:
+        stdout.print(f"[bold]next:[/] {command}", markup=True, highlight=False, soft_wrap=True)
 
 
 def fail(error: EdgeGNNError) -> None:

@@ -52,7 +52,8 @@ def profile(
     setup_logging(verbose)
     with user_errors():
         from edgegnn.profile.report import results_table, to_dict, write_json, write_plot
-        from edgegnn.profile.runner import Sweep, profile as run_profile
+        from edgegnn.profile.runner import Sweep
+        from edgegnn.profile.runner import profile as run_profile
 
         sweep = Sweep(batches=opt.ints("batch", batch, (1, 8, 64)),
                       history_lens=opt.ints("history-length", history_length, (5, 50, 200)),

@@ -21,9 +21,9 @@ import typer
 
 from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
-from edgegnn.cli.output import metrics_table, print_json, progress, setup_logging, stdout, user_errors
+from edgegnn.cli.output import metrics_table, next_step, print_json, progress, setup_logging, stdout, user_errors
 
-TARGETS = ("cpu-x86_64", "android-litert")
+TARGETS = {"cpu-x86_64": "onnx", "android-litert": "tflite"}     # target: the short name in artifact names
 
 
 @data_options
@@ -77,9 +77,8 @@ def quickstart(
     if json:
         print_json(report)
         return
-    from edgegnn.profile.report import results_table
-
     from edgegnn.cli.train_cmd import shown_metrics
+    from edgegnn.profile.report import results_table
 
     stdout.print(metrics_table(f"LightGCN on {splits.source}", shown_metrics(checkpoint.metrics)))
     stdout.print(f"trained {result.epochs_run} epochs in {result.seconds:.1f} s; model: {model_path}")
@@ -90,10 +89,12 @@ def quickstart(
                      "returns them: edgegnn recommend ARTIFACT --history ... --classes")
     stdout.print(results_table(profiled))
     stdout.print(f"wrote {json_path} and {plot_path}")
+    next_step(f"edgegnn recommend {artifacts['int8-tflite']} --history i1,i2,i3 --classes",
+              "on your data: edgegnn train --data FILE.csv --out model.pt")
 
 
 def _variants(checkpoint, splits, bar) -> dict:
-    """{"fp32": folded, "int8": per-row int8, "lowrank-int8": rank d/4 then int8} EdgeModels."""
+    """{"fp32": folded, "int8": per-row int8, "lr-int8": rank d/4 then int8} EdgeModels."""
     from edgegnn.compress import Calibration, LowRankConfig, QuantizeConfig, compress
     from edgegnn.fold import fold
 
@@ -106,7 +107,7 @@ def _variants(checkpoint, splits, bar) -> dict:
     rank = max(1, edge.embedding_dim // 4)
     lowrank = compress(edge, LowRankConfig(rank=rank), QuantizeConfig(), calibration=calibration)
     bar.update(task, advance=1, status="done")
-    return {"fp32": edge, "int8": int8, "lowrank-int8": lowrank}
+    return {"fp32": edge, "int8": int8, "lr-int8": lowrank}
 
 
 def _interest_head(checkpoint, source: DataSource, path: Path) -> dict | None:
@@ -137,9 +138,9 @@ def _export_all(variants: dict, splits, out: Path, bar, heads=()) -> dict[str, P
 
     task = bar.add_task("export", total=len(variants) * len(TARGETS), status="")
     paths = {}
-    for target in TARGETS:
+    for target, short in TARGETS.items():
         for name, edge in variants.items():
-            label = f"{name}-{target}"
+            label = f"{name}-{short}"           # short: the tables fit 80 columns
             bar.update(task, status=label)
             paths[label] = export(edge, target, split=splits, out_dir=out / label, heads=heads)
             bar.update(task, advance=1)

@@ -9,8 +9,18 @@ import typer
 
 from edgegnn.cli import options as opt
 from edgegnn.cli.options import DataSource, data_options
-from edgegnn.cli.output import (data_note, metrics_table, print_json, progress, setup_logging, stderr, stdout, table,
-                                user_errors)
+from edgegnn.cli.output import (
+    data_note,
+    metrics_table,
+    next_step,
+    print_json,
+    progress,
+    setup_logging,
+    stderr,
+    stdout,
+    table,
+    user_errors,
+)
 
 
 @data_options
@@ -87,6 +97,8 @@ def train(
         stdout.print(_denoise_line(denoise))
     if card_file is not None:
         stdout.print(f"the chosen card: {card_file} (reuse it with --model)")
+    next_step(f"edgegnn compress {out} --out {out.with_suffix('')}-edge   (or export it as it is: "
+              f"edgegnn export {out} --target cpu-x86_64 --out artifacts/cpu)")
 
 
 def _denoise_line(record: dict) -> str:
@@ -195,7 +207,7 @@ def shown_metrics(metrics: dict) -> dict:
 @data_options
 def evaluate(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL.pt", help="A checkpoint from `edgegnn train`.")],
-    k: opt.K = ["20"],
+    k: opt.K = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
@@ -240,3 +252,4 @@ def import_pyg(
         return
     stdout.print(metrics_table(f"imported {state}", {"test": checkpoint.metrics["test"]}))
     stdout.print(f"wrote {out}")
+    next_step(f"edgegnn compress {out} --out {out.with_suffix('')}-edge")

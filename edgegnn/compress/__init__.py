@@ -12,8 +12,15 @@ recipe under a Recall drop and/or size budget; recipes and models save and load 
 """
 
 from edgegnn.compress.calibration import Calibration
-from edgegnn.compress.configs import (CONFIG_TYPES, LowRankConfig, PassConfig, ProductQuantizeConfig, PruneConfig,
-                                     QuantizeConfig, ShareConfig)
+from edgegnn.compress.configs import (
+                                     CONFIG_TYPES,
+                                     LowRankConfig,
+                                     PassConfig,
+                                     ProductQuantizeConfig,
+                                     PruneConfig,
+                                     QuantizeConfig,
+                                     ShareConfig,
+)
 from edgegnn.compress.io import load_edge_model, save_edge_model
 from edgegnn.compress.measure import Evaluator, measure
 from edgegnn.compress.pipeline import REGISTRY, compress

@@ -244,7 +244,6 @@ class TorchOps:
 
     def history_attention(self, table: str):
         """Σ_h softmax(a)_h m_h over each history, through PyG's segment softmax."""
-        import torch
         from torch_geometric.utils import softmax
 
         index, segment = self.aggregation["index"], self.aggregation["segment"]

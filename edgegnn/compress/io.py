@@ -30,8 +30,17 @@ import numpy as np
 
 from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel
 from edgegnn.errors import CheckpointError, EdgeGNNError
-from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
-                             QuantizedSparseTensor, QuantizedTensor, RowScaledTensor, SparseTensor, Stored)
+from edgegnn.tensors import (
+    DenseTensor,
+    LowRankTensor,
+    MixedQuantizedTensor,
+    ProductQuantizedTensor,
+    QuantizedSparseTensor,
+    QuantizedTensor,
+    RowScaledTensor,
+    SparseTensor,
+    Stored,
+)
 
 log = logging.getLogger(__name__)
 FORMAT = "edgegnn-edge-model"

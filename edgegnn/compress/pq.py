@@ -23,8 +23,8 @@ import numpy as np
 
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.configs import ProductQuantizeConfig
-from edgegnn.compress.registry import register_pass
 from edgegnn.compress.kmeans import kmeans
+from edgegnn.compress.registry import register_pass
 from edgegnn.compress.tensor_ops import resolve_tensors
 from edgegnn.edge_model import ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError

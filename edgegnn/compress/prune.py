@@ -29,7 +29,14 @@ import numpy as np
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.configs import PruneConfig
 from edgegnn.compress.registry import register_pass
-from edgegnn.compress.tensor_ops import eligible_tensors, map_leaves, project_cols, resolve_tensors, take_cols, take_rows
+from edgegnn.compress.tensor_ops import (
+    eligible_tensors,
+    map_leaves,
+    project_cols,
+    resolve_tensors,
+    take_cols,
+    take_rows,
+)
 from edgegnn.edge_model import ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError
 from edgegnn.kinds import neighbor_tensors

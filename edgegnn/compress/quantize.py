@@ -35,8 +35,15 @@ from edgegnn.compress.tensor_ops import eligible_tensors, map_leaves, resolve_te
 from edgegnn.edge_model import ACTIVATION_LEVELS, ITEM_TABLES, EdgeModel
 from edgegnn.errors import ConfigError
 from edgegnn.kinds import kind
-from edgegnn.tensors import (LowRankTensor, MixedQuantizedTensor, QuantizedSparseTensor, RowScaledTensor,
-                             SparseTensor, Stored, quantize_rows)
+from edgegnn.tensors import (
+    LowRankTensor,
+    MixedQuantizedTensor,
+    QuantizedSparseTensor,
+    RowScaledTensor,
+    SparseTensor,
+    Stored,
+    quantize_rows,
+)
 
 log = logging.getLogger(__name__)
 

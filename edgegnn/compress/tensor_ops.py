@@ -16,8 +16,17 @@ import numpy as np
 from edgegnn.edge_model import ITEM_TABLES, WEIGHTS, EdgeModel
 from edgegnn.errors import ConfigError
 from edgegnn.kinds import neighbor_tensors
-from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
-                             QuantizedSparseTensor, QuantizedTensor, RowScaledTensor, SparseTensor, Stored)
+from edgegnn.tensors import (
+    DenseTensor,
+    LowRankTensor,
+    MixedQuantizedTensor,
+    ProductQuantizedTensor,
+    QuantizedSparseTensor,
+    QuantizedTensor,
+    RowScaledTensor,
+    SparseTensor,
+    Stored,
+)
 
 Memo = dict[int, Stored]
 

@@ -23,10 +23,9 @@ from pathlib import Path
 from edgegnn.data.anomalies import drop_anomalies as drop_anomalies_from
 from edgegnn.data.anomalies import find_anomalies
 from edgegnn.data.interactions import Interactions, Split
-from edgegnn.data.loaders import (find_movielens_file, read_csv, read_lightgcn_dir,
-                                  read_movielens)
-from edgegnn.data.splits import add_validation, split_leave_last_out, split_random
+from edgegnn.data.loaders import find_movielens_file, read_csv, read_lightgcn_dir, read_movielens
 from edgegnn.data.provenance import record_for
+from edgegnn.data.splits import add_validation, split_leave_last_out, split_random
 from edgegnn.data.synthetic import make_synthetic
 from edgegnn.data.transforms import drop_duplicates, k_core, reindex, to_implicit
 from edgegnn.errors import DataError

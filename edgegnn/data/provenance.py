@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgegnn.runtime.manifest import sha256_file as sha256   # the runtime's (light: hashlib only)
+from edgegnn.runtime.manifest import sha256_file as sha256  # the runtime's (light: hashlib only)
 
 log = logging.getLogger(__name__)
 

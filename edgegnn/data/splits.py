@@ -99,7 +99,7 @@ def drop_unseen(train: Interactions, held: Interactions, name: str
         if mask.any():
             key = f"{name} rows with {reason} unseen in train"
             counts[key] = int(mask.sum())
-            logger.warning("dropped %d %s", counts[key], key)
+            logger.info("dropped %d %s", counts[key], key)     # `data info` shows the counts; not per command
     if not counts:
         return held, counts
     return held.select(~(bad_user | bad_item)), counts

@@ -40,11 +40,11 @@ from edgegnn import __version__
 from edgegnn.class_head import ClassHead, attach_user_head, has_class_head, item_logits, manifest_record, read_head
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import CheckpointError, ConfigError, ExportError
-from edgegnn.runtime.manifest import ITEM_LOGITS
 from edgegnn.export import artifact
-from edgegnn.runtime import items
 from edgegnn.export.check import check_target, graph_options
 from edgegnn.export.plan import GraphOptions, io_spec
+from edgegnn.runtime import items
+from edgegnn.runtime.manifest import ITEM_LOGITS
 from edgegnn.targets import Target, load_target
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,6 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
             log.warning("variant %r takes user embeddings, not histories: no metrics measured", variant)
         elif split is not None:
             from edgegnn.data.provenance import DataRecord, compare
-
             from edgegnn.export.probability import probability_record
 
             manifest["metrics"] = _measure(edge, data, recommender, options, tolerance, progress)

@@ -46,8 +46,16 @@ import numpy as np
 from edgegnn.class_head import CLASS_OUTPUT, has_class_head
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ConfigError, ExportError
-from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor,
-                             QuantizedSparseTensor, QuantizedTensor, RowScaledTensor, SparseTensor)
+from edgegnn.tensors import (
+    DenseTensor,
+    LowRankTensor,
+    MixedQuantizedTensor,
+    ProductQuantizedTensor,
+    QuantizedSparseTensor,
+    QuantizedTensor,
+    RowScaledTensor,
+    SparseTensor,
+)
 
 VARIANTS = ("history", "user")
 

@@ -1,7 +1,14 @@
 """GNN recommenders (torch + PyG) and their model cards."""
 
-from edgegnn.models.card import (GATConfig, GraphFilterConfig, LightGCNConfig, ModelCard, SAGEConfig, TrainConfig,
-                                 load_model_card)
+from edgegnn.models.card import (
+    GATConfig,
+    GraphFilterConfig,
+    LightGCNConfig,
+    ModelCard,
+    SAGEConfig,
+    TrainConfig,
+    load_model_card,
+)
 
 
 def build_model(card_model, num_users: int, num_items: int):

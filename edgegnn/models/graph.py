@@ -8,8 +8,8 @@ normalized adjacency once, with PyG's `gcn_norm`, and keep it as a sparse CSR ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import warnings
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np

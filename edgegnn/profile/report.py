@@ -34,8 +34,7 @@ ARTIFACT_FIELDS = {
 # per artifact; the others one row per configuration, the artifacts of a configuration adjacent.
 CONFIG = [("artifact", "artifact", None, None), ("B", "batch", None, "batch"),
           ("H", "history_used", None, "history_used"), ("thr", "threads", None, "threads")]
-ARTIFACT_ROWS = [("target", "target", None, "target"), ("prec", "precision", None, "precision"),
-                 ("recipe", "recipe", None, "recipe"),
+ARTIFACT_ROWS = [("target", "target", None, "target"), ("recipe", "recipe", None, "recipe"),
                  ("disk KiB", "disk_bytes", 1024, "disk_bytes"), ("R@20", "recall@20", None, "recall@20"),
                  ("N@20", "ndcg@20", None, "ndcg@20")]
 US = 1e-3    # ms -> µs
@@ -45,7 +44,10 @@ LATENCY = CONFIG + [("p50", "p50_ms", US, "p50_ms"), ("p90", "p90_ms", US, "p90_
 COLD = CONFIG + [("load", "load_ms", None, "load_ms"), ("1st", "first_inference_ms", None, "first_inference_ms"),
                  ("base", "baseline_rss", MIB, "baseline_rss"), ("+load", "load_peak_growth", MIB, "load_peak_growth"),
                  ("+run", "run_peak_growth", MIB, "run_peak_growth"), ("peak", "peak_rss", MIB, "peak_rss")]
-TABLES = {"artifacts": ARTIFACT_ROWS, "steady-state latency (µs)": LATENCY, "cold start (ms) and memory (MiB)": COLD}
+TABLES = {"artifacts": ARTIFACT_ROWS, "steady-state latency (µs)": LATENCY, "cold start (ms), memory (MiB)": COLD}
+PASS_LABELS = {"low_rank": lambda e: f"rank{e.get('rank')}", "share": lambda e: "share",
+               "prune": lambda e: f"prune{e.get('sparsity')}", "product_quantize": lambda e: f"pq{e.get('subvectors')}",
+               "quantize": lambda e: str(e.get("precision", "int8"))}
 
 
 def definitions() -> dict[str, str]:
@@ -72,9 +74,16 @@ def artifact_columns(result) -> dict[str, list]:
     out = {}
     for info in result.artifacts.values():
         values = {**info, **{k: v for k, v in (info.get("quality") or {}).items() if "@" in k}}
-        values["recipe"] = " + ".join(values.get("recipe") or []) or "none"
+        values["recipe"] = recipe_label((info.get("manifest") or {}).get("recipe") or [], info.get("precision"))
         out[info["name"]] = [_scaled(values.get(key), scale) for _, key, scale, _ in ARTIFACT_ROWS]
     return out
+
+
+def recipe_label(entries: list[dict], precision: str | None) -> str:
+    """A recipe in a few characters: "fp32", "int8", "rank8+int8", "share+int4" (each pass and its
+    main setting; the precision of what shipped when nothing was applied)."""
+    labels = [PASS_LABELS.get(entry.get("pass"), lambda e: str(e.get("pass")))(entry) for entry in entries]
+    return "+".join(labels) or str(precision or "none")
 
 
 def config_rows(result, columns) -> list[list]:
@@ -109,7 +118,7 @@ def results_table(result):
         side.add_row(name, *(_fmt(v) for v in values))
     tables = [side]
     for title, spec in list(TABLES.items())[1:]:
-        table = Table(title=f"{title}: each configuration measured in a fresh process", title_justify="left",
+        table = Table(title=title, title_justify="left",
                       box=box.SIMPLE_HEAD, pad_edge=False)
         for i, (header, *_) in enumerate(spec):
             if i == 0:       # long names wrap; numbers never do
@@ -122,16 +131,17 @@ def results_table(result):
     return Group(*tables, caption(result))
 
 
+LEGEND = ("each configuration measured in a fresh process. B users per call, H history items used, thr runtime threads; p50-max: latency of one call; "
+          "load: open the artifact; 1st: first call; base: the process before loading; +load, +run: peak "
+          "memory growth while loading, running; peak: the process's peak (each definition in full: the "
+          "JSON report's 'definitions', --report)")
+
+
 def caption(result) -> str:
-    """Definitions of the tables' columns, plus the skipped and emulated artifacts' messages."""
+    """A short legend of the tables' columns (the full definitions are in the JSON report), the
+    summary against the baseline, and the skipped and emulated artifacts' messages."""
     defs = definitions()
-    seen, lines = set(), []
-    for spec in TABLES.values():
-        for header, _, scale, key in spec:
-            if key and (header, key) not in seen:
-                seen.add((header, key))
-                unit = {US: " (µs)", MIB: " (MiB)"}.get(scale, "" if not key.endswith("_ms") else " (ms)")
-                lines.append(f"{header}{unit}: {defs[key]}")
+    lines = [LEGEND]
     if any(info["status"] != "ok" for info in result.artifacts.values()):
         lines.append(f"status: {defs['status']}")
     for info in result.artifacts.values():
@@ -139,12 +149,54 @@ def caption(result) -> str:
             verdict = "match" if info.get("correct") else "DIFFER FROM"
             extra = "" if "correct" not in info else f" (answers {verdict} native)"
             lines.append(f"{info['name']}: {info['status']}: {info['message']}{extra}")
+    lines += quality_lines(result)
+    return "\n".join(lines + summary_lines(result))
+
+
+def quality_lines(result) -> list[str]:
+    """Where each R@20/N@20 comes from, one line for all artifacts that share the source."""
+    said: dict[str, list[str]] = {}
+    for info in result.artifacts.values():
         quality = info.get("quality")
         if quality:
             popular = quality.get("popularity")
             against = "" if not popular else f"; popularity R@20 {popular['recall@20']:.4f} on the same users"
-            lines.append(f"{info['name']}: R@20/N@20 {quality['source']} ({quality.get('users')} users){against}")
-    return "\n".join(lines)
+            said.setdefault(f"R@20/N@20 {quality['source']} ({quality.get('users')} users){against}",
+                            []).append(info["name"])
+    if len(said) == 1:
+        return [next(iter(said))]
+    return [f"{', '.join(names)}: {line}" for line, names in said.items()]
+
+
+def summary_lines(result) -> list[str]:
+    """One line per compressed artifact against the fp32 artifact of its target, in the ratios a
+    user decides on: "int8-onnx vs fp32-onnx: 3.7x smaller, 1.2x faster (p50, B=1 H=20 thr=1),
+    Recall@20 -0.1 %". Latency is compared at the sweep's first configuration, measured ones only."""
+    infos = [info for info in result.artifacts.values() if info["status"] == "ok"]
+    first = min(result.rows, key=lambda r: (r["batch"], r["history_len"], r["threads"]), default=None)
+    p50 = {row["artifact"]: row.get("p50_ms") for row in result.rows if first is not None and row["status"] == "ok"
+           and (row["batch"], row["history_len"], row["threads"]) == (first["batch"], first["history_len"],
+                                                                      first["threads"])}
+    lines = []
+    for info in infos:
+        base = next((b for b in infos if b["target"] == info["target"] and b["precision"] == "fp32"
+                     and not b.get("recipe")), None)
+        if base is None or base is info:
+            continue
+        parts = [f"{base['disk_bytes'] / info['disk_bytes']:.1f}x smaller"]
+        if p50.get(info["name"]) and p50.get(base["name"]):
+            ratio = p50[base["name"]] / p50[info["name"]]
+            speed = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+            parts.append(f"{speed} (p50, B={first['batch']} H={first['history_len']} thr={first['threads']})")
+        recall, base_recall = ((x.get("quality") or {}).get("recall@20") for x in (info, base))
+        if recall is not None and base_recall:
+            parts.append(f"Recall@20 {100 * (recall - base_recall) / base_recall:+.1f} %")
+        lines.append(f"{info['name']} vs {base['name']}: " + ", ".join(parts))
+        if p50.get(info["name"]) and p50.get(base["name"]) and p50[info["name"]] > p50[base["name"]]:
+            lines.append(f"  slower at this size: {base['name']}'s {base['disk_bytes'] / 1024:,.0f} KiB fit in the CPU "
+                         "cache, so fewer bytes save no memory traffic while the smaller form adds steps "
+                         "(quantize, rescale, two matmuls); compression pays in time on large catalogs")
+    return lines
 
 
 def plot_points(result) -> list[dict]:

@@ -259,7 +259,7 @@ def quality(path: str | Path, split) -> dict:
     """
     import numpy as np
 
-    from edgegnn.export.evaluate import CUTOFF, ranking_sums, eval_data
+    from edgegnn.export.evaluate import CUTOFF, eval_data, ranking_sums
     from edgegnn.metrics import popularity_metrics
     from edgegnn.runtime import Recommender
 

@@ -8,6 +8,7 @@ LiteRT backend runs one row at a time.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +94,9 @@ class LiteRTBackend:
         if delegate == "none":
             kwargs["experimental_op_resolver_type"] = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads, **kwargs)
-            self.interpreter.allocate_tensors()
+            with _quiet_native_stderr():
+                self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads, **kwargs)
+                self.interpreter.allocate_tensors()
             runner = self.interpreter.get_signature_runner("serving_default")
             self.inputs = {name: d["index"] for name, d in runner.get_input_details().items()}
             self.outputs = {name: d["index"] for name, d in runner.get_output_details().items()}
@@ -136,6 +138,26 @@ class LiteRTBackend:
             return None
         self._invoke(feeds, 0)
         return self.interpreter.get_tensor(self.outputs["scores"])[0]
+
+
+@contextmanager
+def _quiet_native_stderr():
+    """File descriptor 2 sent to /dev/null for the block: LiteRT's C++ logs "INFO: Created TensorFlow
+    Lite XNNPACK delegate for CPU." on every interpreter, past Python's sys.stderr, and has no
+    switch for it. Its errors still surface: a failed load raises, and the one line names it.
+    (Other threads' stderr output during the block is lost too: the block is one constructor.)"""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _version(package: str) -> str:

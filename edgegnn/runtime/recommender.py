@@ -9,13 +9,15 @@ Only numpy and the artifact's runtime (onnxruntime for model.onnx, ai_edge_liter
 model.tflite) are imported, the runtime lazily when an artifact of its kind is opened.
 
 What happens to a history (raw item ids, oldest first):
-    unknown ids        skipped, logged, and listed in `Recommendation.skipped`;
+    unknown ids        skipped and listed in `Recommendation.skipped` (logged at debug level);
     repeated ids       counted once (the user's ego-graph is a set of items);
     too long           the newest H items are kept, H = the artifact's history length
                        (`Recommender.history_length`, None = any length);
     empty (or only unknown ids) and no user_base
                        popularity fallback: the most popular training items, scored by
-                       their share of training interactions (`Recommendation.fallback` True).
+                       their share of training interactions (`Recommendation.fallback` True);
+                       an artifact without that list answers empty (warned once);
+    None, floats, ...  refused (RecommendError naming the position): ids are strings or integers.
 With `exclude_seen` (default) every known history item is left out of the results, also
 those older than the window H, and k items come back whenever the catalog holds k unseen
 ones (`top_rows`): the graph returns K + W items for W history slots, so an ONNX query is fed
@@ -25,9 +27,9 @@ when its list runs short the query's whole score row (the graph's "scores" outpu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +96,7 @@ class Recommender:
         self.items = items          # row <-> raw id, memory-mapped (edgegnn.runtime.items)
         self.backend = backend
         self._inputs = {spec["name"]: spec for spec in manifest["inputs"]}
+        self._said_no_popularity = False
 
     @classmethod
     def open(cls, path: str | Path, *, threads: int | None = None, providers: list[str] | None = None,
@@ -342,9 +345,15 @@ class Recommender:
         if isinstance(history, (str, bytes)):
             raise RecommendError("a history must be a list of item ids, not one string")
         try:
-            raw = [str(x) for x in history]
+            items = list(history)
         except TypeError:
             raise RecommendError(f"a history must be a list of item ids, not {type(history).__name__}") from None
+        bad = next((i for i, x in enumerate(items) if x is None or isinstance(x, (float, bool, bytes))
+                    or not isinstance(x, (str, int, np.integer))), None)
+        if bad is not None:
+            raise RecommendError(f"history item {bad} is {items[bad]!r} ({type(items[bad]).__name__}): item ids are "
+                                 "strings or integers")
+        raw = [str(x) for x in items]
         rows, skipped, seen = [], [], set()
         for item, row in zip(reversed(raw), reversed(self._rows_of(raw))):   # newest first: keep the last repeat
             if row < 0:
@@ -356,7 +365,8 @@ class Recommender:
         skipped.reverse()
         if skipped:
             shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-            log.warning("skipped %d item id(s) the model does not know: %s", len(skipped), shown)
+            # debug, not warning: the result says it (`Recommendation.skipped`), once, where the caller shows it
+            log.debug("skipped %d item id(s) the model does not know: %s", len(skipped), shown)
         limit = self.history_length
         truncated = max(0, len(rows) - limit) if limit else 0
         return _Query(np.array(rows[truncated:], np.int64), frozenset(seen), tuple(skipped), truncated)
@@ -367,9 +377,12 @@ class Recommender:
 
     def _popular(self, query: _Query, k: int) -> Recommendation:
         popularity = self.manifest.get("popularity")
-        if not popularity:
-            raise RecommendError("the history holds no item this model knows, and the artifact has no popularity "
-                                 "list to fall back on (export it with --data)")
+        if not popularity:     # one new user must not fail a batch: an empty answer, said once
+            if not self._said_no_popularity:
+                log.warning("a history holds no item this model knows, and the artifact has no popularity list to "
+                            "fall back on (export it with --data): such users get no recommendations")
+                self._said_no_popularity = True
+            return Recommendation((), query.skipped, query.truncated, fallback=True)
         total = float(popularity.get("total", 1) or 1)
         pairs = tuple((self.items.id_of(row), count / total) for row, count in
                       zip(popularity["rows"][:k], popularity["counts"][:k]))

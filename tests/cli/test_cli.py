@@ -130,7 +130,7 @@ def test_quickstart_runs_the_main_job_and_reports(tmp_path):
     assert (tmp_path / "model.pt").is_file()
     classes = report["user_classes"]         # synthetic data knows its taste clusters: a user head
     assert classes["test"]["accuracy"] > classes["majority"]["accuracy"]
-    artifact = report["artifacts"]["int8-android-litert"]
+    artifact = report["artifacts"]["int8-tflite"]
     shown = runner.invoke(app, ["recommend", artifact, "--history", "i1,i2,i3", "--classes", "--json"])
     assert shown.exit_code == 0, shown.output
     probabilities = [entry["probability"] for entry in json.loads(shown.stdout)["classes"]]

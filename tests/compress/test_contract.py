@@ -15,8 +15,19 @@ import numpy as np
 import pytest
 import yaml
 
-from edgegnn.compress import (REGISTRY, LowRankConfig, ProductQuantizeConfig, PruneConfig, QuantizeConfig, compress,
-                              configs_from_entries, load_recipe, recipe_yaml, save_edge_model, save_recipe)
+from edgegnn.compress import (
+    REGISTRY,
+    LowRankConfig,
+    ProductQuantizeConfig,
+    PruneConfig,
+    QuantizeConfig,
+    compress,
+    configs_from_entries,
+    load_recipe,
+    recipe_yaml,
+    save_edge_model,
+    save_recipe,
+)
 from tests.compress import one_torch_thread, random_calibration, random_edge, same_snapshot, snapshot
 
 single_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)

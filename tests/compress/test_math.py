@@ -6,8 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgegnn.compress import (Calibration, LowRankConfig, PruneConfig, QuantizeConfig, compress, load_edge_model,
-                              save_edge_model)
+from edgegnn.compress import (
+    Calibration,
+    LowRankConfig,
+    PruneConfig,
+    QuantizeConfig,
+    compress,
+    load_edge_model,
+    save_edge_model,
+)
 from edgegnn.compress.io import pack_int4, unpack_int4
 from edgegnn.edge_model import ACTIVATION_LEVELS, gather_rows, matmul, matmul_transposed
 from edgegnn.errors import CheckpointError, ConfigError

@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 import yaml
 
-from edgegnn.compress import (CONFIG_TYPES, REGISTRY, ProductQuantizeConfig, QuantizeConfig, ShareConfig, compress,
-                              configs_from_entries, load_edge_model, recipe_yaml, save_edge_model)
+from edgegnn.compress import (
+    CONFIG_TYPES,
+    REGISTRY,
+    ProductQuantizeConfig,
+    QuantizeConfig,
+    ShareConfig,
+    compress,
+    configs_from_entries,
+    load_edge_model,
+    recipe_yaml,
+    save_edge_model,
+)
 from edgegnn.compress.kmeans import kmeans
 from edgegnn.edge_model import gather_rows, matmul, matmul_transposed
 from edgegnn.errors import ConfigError

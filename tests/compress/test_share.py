@@ -9,9 +9,22 @@ import numpy as np
 import pytest
 import yaml
 
-from edgegnn.compress import (CONFIG_TYPES, REGISTRY, Calibration, LowRankConfig, ProductQuantizeConfig, PruneConfig,
-                              QuantizeConfig, ShareConfig, compress, configs_from_entries, load_edge_model, measure,
-                              recipe_yaml, save_edge_model)
+from edgegnn.compress import (
+    CONFIG_TYPES,
+    REGISTRY,
+    Calibration,
+    LowRankConfig,
+    ProductQuantizeConfig,
+    PruneConfig,
+    QuantizeConfig,
+    ShareConfig,
+    compress,
+    configs_from_entries,
+    load_edge_model,
+    measure,
+    recipe_yaml,
+    save_edge_model,
+)
 from edgegnn.edge_model import gather_rows, matmul, matmul_transposed
 from edgegnn.errors import ConfigError
 from edgegnn.tensors import DenseTensor, LowRankTensor, RowScaledTensor

@@ -7,8 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from edgegnn.data import (Interactions, Split, add_validation, split_leave_last_out,
-                          split_random)
+from edgegnn.data import Interactions, Split, add_validation, split_leave_last_out, split_random
 from edgegnn.errors import DataError
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from edgegnn.edge_eval import evaluate_edge_model, histories_from_csr
 from edgegnn.fold import fold, user_bases

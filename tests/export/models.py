@@ -9,8 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel
-from edgegnn.tensors import (DenseTensor, LowRankTensor, MixedQuantizedTensor, ProductQuantizedTensor, RowScaledTensor,
-                             quantize_rows)
+from edgegnn.tensors import (
+    DenseTensor,
+    LowRankTensor,
+    MixedQuantizedTensor,
+    ProductQuantizedTensor,
+    RowScaledTensor,
+    quantize_rows,
+)
 
 ITEMS, DIM, HIDDEN, RANK = 300, 16, 8, 6
 

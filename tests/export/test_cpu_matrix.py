@@ -25,11 +25,11 @@ from unittest import mock
 import numpy as np
 import pytest
 
+from edgegnn.class_head import has_class_head
 from edgegnn.errors import ExportError
 from edgegnn.export import export, onnx_graph, tflite_graph
 from edgegnn.export.emulation import run_on_levels
 from edgegnn.export.plan import Scoring
-from edgegnn.class_head import has_class_head
 from edgegnn.export.verify import check_classes, check_outputs, class_bound, probe_queries, score_bound
 from edgegnn.runtime.replay import run_queries
 from edgegnn.targets import load_target

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgegnn.cpu import LEVELS, host_cpu, level_of
-from edgegnn.errors import ConfigError, ExportError
+from edgegnn.errors import ConfigError
 from edgegnn.export import export, onnx_graph
 from edgegnn.export.emulation import find_emulators
 from edgegnn.export.plan import GraphOptions, io_spec

@@ -64,7 +64,7 @@ def test_quickstart_runs_the_whole_pipeline(tmp_path):
                                  "--iterations", "10", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report["variants"]) == {"fp32", "int8", "lowrank-int8"}
+    assert set(report["variants"]) == {"fp32", "int8", "lr-int8"}
     assert len(report["artifacts"]) == 6 and len(report["profile"]["results"]) == 6
     assert (tmp_path / "profile.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((tmp_path / "profile.json").read_text())
@@ -93,3 +93,28 @@ def test_output_paths_are_checked_before_the_sweep(tiny, tmp_path):
 def test_a_missing_artifact_is_a_user_error(command, tmp_path):
     args = [command[0], str(tmp_path / "nothing"), *command[1:]]
     _one_line_error(runner.invoke(app, args), 1, "no such artifact directory")
+
+
+def test_the_quickstart_reads_well_at_80_columns(tmp_path):
+    """On an 80-column terminal: no line wider, every artifact name whole in the tables, ratios
+    against fp32, the next command, and a quiet stderr (no LiteRT banner, no repeated line)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if k != "EDGEGNN_DEBUG"}, "COLUMNS": "80", "TERM": "dumb"}
+    done = subprocess.run([sys.executable, "-m", "edgegnn", "quickstart", "--data", "synthetic:users=120,items=90,seed=1",
+                           "--epochs", "2", "--iterations", "10", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # a command to run next stays whole (copy-paste), however long its paths; nothing else is wider
+    assert max(len(line) for line in lines if not line.startswith("next:")) <= 80
+    for name in ("fp32-onnx", "int8-onnx", "lr-int8-onnx", "fp32-tflite", "int8-tflite", "lr-int8-tflite"):
+        rows = [line for line in lines if line.split()[:1] == [name] and "vs" not in line.split()[1:2]]
+        assert len(rows) == 3, name          # its row in each of the 3 tables, whole
+    text = " ".join(done.stdout.split())
+    assert "int8-onnx vs fp32-onnx:" in text and "x smaller" in text and "next: edgegnn recommend" in text
+    assert "XNNPACK" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == len(set(errors)), done.stderr

@@ -74,7 +74,7 @@ def test_sweep_rejects_empty_or_zero_values(field, value):
 
 @pytest.mark.cpu_matrix
 def test_arm_artifact_runs_emulated_and_reports_correctness_only(tiny, emulators, monkeypatch):
-    from edgegnn.profile.report import config_rows, LATENCY
+    from edgegnn.profile.report import LATENCY, config_rows
 
     monkeypatch.setenv("EDGEGNN_EMULATORS", str(emulators.root))
     result = profile([tiny("arm64-linux")], sweep=Sweep(iterations=5, warmup=1))

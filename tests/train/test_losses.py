@@ -9,7 +9,7 @@ from edgegnn.train.losses import bpr_loss, whole_data_loss
 
 def test_whole_data_loss_equals_explicit_sum_over_all_pairs():
     torch.manual_seed(0)
-    U, I, d = 7, 9, 4
+    U, I, d = 7, 9, 4  # noqa: E741 -- the paper's notation
     user_emb, item_emb = torch.randn(U, d, dtype=torch.float64), torch.randn(I, d, dtype=torch.float64)
     observed = torch.zeros(U, I, dtype=torch.bool)
     pairs = torch.tensor([[0, 1], [0, 3], [2, 2], [4, 8], [6, 0], [6, 5]])

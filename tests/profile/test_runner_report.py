@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from edgegnn.errors import ConfigError
-from edgegnn.profile.report import definitions, pareto, results_table, to_dict, write_json, write_plot
+from edgegnn.profile.report import pareto, results_table, to_dict, write_json, write_plot
 from edgegnn.profile.runner import Sweep, profile
 
 
@@ -36,9 +36,9 @@ def test_report_table_json_and_png(artifacts, small_split, tmp_path):
     console = Console(record=True, width=160)
     console.print(results_table(result))
     text = console.export_text()
-    assert "p50 (µs): " + definitions()["p50_ms"][:30] in text
+    assert "p50-max: latency of one call" in text and "definitions" in text     # the short legend
     assert all(info["name"] in text for info in result.artifacts.values())
-    assert text.count("popularity R@20") == len(result.artifacts)
+    assert text.count("popularity R@20") == 1        # one source line for the artifacts that share it
     assert to_dict(result)["sweep"]["iterations"] == 10
 
 

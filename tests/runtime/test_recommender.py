@@ -56,7 +56,7 @@ def test_recommend_returns_the_simulation_s_top_items_by_raw_id(artifacts, train
 
 def test_unknown_ids_are_skipped_logged_and_reported(artifacts, caplog):
     rec = Recommender.open(artifacts("cpu-x86_64"))
-    with caplog.at_level(logging.WARNING, logger="edgegnn.runtime"):
+    with caplog.at_level(logging.DEBUG, logger="edgegnn.runtime"):
         result = rec.recommend(["i3", "nope", 7, "i9"], k=5)
     assert result.skipped == ("nope", "7")
     assert "skipped 2 item id(s)" in caplog.text and "nope" in caplog.text

@@ -10,7 +10,8 @@ and "kept": the share of the plain model's loss (against its clean fit) that den
 
     python benchmarks/bench_noise.py [--rates 0,0.1,0.2,0.4] [--epochs 80] [--models gf-cf,lightgcn]
         [--lightgcn-denoise auto|SHARE] [--merge]
-Writes benchmarks/results/noise.json (with --merge: adds to it, reusing its clean baselines).
+Writes benchmarks/results/noise.json (with --merge: adds to it, reusing its clean baselines); each
+row names the CPU level that measured it ("cpu"), the file's "machine" is the latest run's.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def main() -> None:
                                                              "(a clean baseline is reused, not refitted)")
     args = parser.parse_args()
     lightgcn_share = args.lightgcn_denoise if args.lightgcn_denoise == "auto" else float(args.lightgcn_denoise)
+    from edgegnn.cpu import host_cpu
     from edgegnn.data.noise import inject_noise
     from edgegnn.models import load_model_card
 
@@ -68,6 +70,8 @@ def main() -> None:
     if previous and previous.get("lightgcn_epochs") != args.epochs:
         raise SystemExit(f"results/noise.json has {previous.get('lightgcn_epochs')} LightGCN epochs, not {args.epochs}")
     rows = dict(previous.get("results", {}))
+    for row in rows.values():                     # rows of a run before rows named their CPU
+        row.setdefault("cpu", previous["machine"]["cpu"]["level"])
     for name, rate, share in plan([float(r) for r in args.rates.split(",")], args.models.split(","), lightgcn_share):
         if share is None and f"{name}@0" in rows:
             continue                  # the clean baseline of an earlier run of the same settings
@@ -84,11 +88,13 @@ def main() -> None:
             base = rows[f"{name}@0"]["plain"]["recall@20"]
             lost = base - row["plain"]["recall@20"]
             row["kept"] = None if lost <= 0 else round((row["denoised"]["recall@20"] - row["plain"]["recall@20"]) / lost, 3)
+        row["cpu"] = host_cpu()["level"]
         rows[f"{name}@{rate:g}"] = row
         print(f"{name}@{rate:g}", row, flush=True)
     rates = sorted({row["rate"] for row in rows.values()})
+    notes = {"note": previous["note"]} if "note" in previous else {}     # how earlier rows were obtained
     path = write_json("noise", {"rates": ",".join(f"{r:g}" for r in rates), "lightgcn_epochs": args.epochs,
-                                "results": rows})
+                                "results": rows, **notes})
     print(f"wrote {path}")
 
 

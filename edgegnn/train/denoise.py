@@ -12,7 +12,11 @@ so that it serves every kind, the closed-form graph filters included. With
     3. drop each user's floor(ρ · n_u) lowest-scoring items (n_u the user's training items);
     4. fit again on the rest.
 How much noise a data set holds is not known, so ρ = "auto" chooses it: each of AUTO_SHARES is
-refitted from the same first fit's scores and the best validation Recall wins. Validation rows
+refitted from the same first fit's scores, and the smallest share whose validation Recall is
+within one standard error of the best one wins (the one-standard-error rule: a refit that wins
+by less than the sampling noise of the validation users does not earn the rows it drops).
+Recall is a mean over n users of values in [0, 1], so its standard error is at most
+sqrt(m (1 - m) / n) for a mean m (Bhatia-Davis); that bound is the margin. Validation rows
 are themselves noisy in real data, but a fake row is unpredictable to every model alike, so the
 ranking of the fits on validation still follows their quality on the real rows.
 Each fit is a whole fit (a trained kind's gets the whole `time_budget`): a share costs twice
@@ -40,7 +44,7 @@ def denoised_fit(split: Split, card, fit, **fit_options):
     """(checkpoint, result) of `fit` on `split` with the card's denoise share applied (above);
     `fit` is `edgegnn.train.api.fit`, called with the share set to 0. The share "auto" tries
     AUTO_SHARES (0 included: the first fit itself) and keeps the best validation Recall@max(ks)
-    (ties: the smaller share); the test split takes no part in the choice."""
+    by the one-standard-error rule (`one_standard_error_choice`); the test split takes no part."""
     share = card.training.denoise
     plain = dataclasses.replace(card, training=dataclasses.replace(card.training, denoise=0.0))
     if share == "auto" and (split.valid is None or not len(split.valid)):
@@ -60,8 +64,8 @@ def denoised_fit(split: Split, card, fit, **fit_options):
             fits[candidate] = fit(cleaned, plain, **fit_options)
         valid = fits[candidate][0].metrics.get("valid")
         if valid:
-            tried[candidate] = valid[metric]
-    chosen = max(tried, key=lambda s: (tried[s], -s)) if share == "auto" else share
+            tried[candidate], users = valid[metric], valid["users"]
+    chosen = one_standard_error_choice(tried, users) if share == "auto" else share
     checkpoint, result = fits[chosen]
     checkpoint.card = card
     dropped = len(split.train) - len(checkpoint.train)
@@ -70,6 +74,15 @@ def denoised_fit(split: Split, card, fit, **fit_options):
                                      # what denoising bought, on the same test split (no choice reads it)
                                      "first_fit_test": first[0].metrics.get("test")}
     return checkpoint, result
+
+
+def one_standard_error_choice(recall_by_share: dict[float, float], users: int) -> float:
+    """The smallest share whose validation Recall m_s is at least m* - sqrt(m* (1 - m*) / users),
+    m* the best one: the Bhatia-Davis bound on the standard error of a mean of `users` values in
+    [0, 1]."""
+    best = max(recall_by_share.values())
+    margin = float(np.sqrt(best * (1.0 - best) / max(users, 1)))
+    return min(share for share, recall in recall_by_share.items() if recall >= best - margin)
 
 
 def lowest_per_user(train: Interactions, scores: np.ndarray, share: float) -> np.ndarray:

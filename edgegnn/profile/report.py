@@ -4,8 +4,8 @@ Every figure is defined once (`definitions()`): the table's caption lists the de
 its columns, the JSON carries all of them in a `definitions` block. The plot shows Recall@20
 against bytes on disk and against p50 latency (at the smallest batch, history length and
 thread count of the sweep) with the Pareto front marked: the artifacts no other artifact beats
-on both axes (higher Recall@20, and smaller or faster). It is drawn with matplotlib's Agg
-backend (no display needed).
+on both axes (higher Recall@20, and smaller or faster), in the table's units (KiB, µs). It is
+drawn with matplotlib's Agg backend (no display needed).
 """
 
 from __future__ import annotations
@@ -226,36 +226,58 @@ def pareto(points: list[dict], x: str) -> list[dict]:
     return sorted(front, key=lambda p: p[x])
 
 
-def write_plot(result, path: str | Path) -> Path:
-    """PNG: Recall@20 vs disk size and vs p50 latency, Pareto fronts marked."""
+MARKERS = "osD^vP*Xhp<>"
+
+
+def plot_figure(result):
+    """The matplotlib Figure: Recall@20 vs disk KiB and vs p50 µs (the table's units), the Pareto
+    fronts marked. Each artifact has its own colour and marker, named once in a legend under
+    the panels: names written beside the points overlap when artifacts are close in size or
+    speed, which they are (an int8 ONNX and an int8 TFLite file differ by a few KiB)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     points = plot_points(result)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    styles = {p["name"]: (plt.get_cmap("tab10")(i % 10), MARKERS[i % len(MARKERS)]) for i, p in enumerate(points)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     panels = [("disk_bytes", "model size on disk (KiB)", 1024),
-              ("p50_ms", "p50 latency (ms, first configuration of the sweep)", 1)]
+              ("p50_ms", "p50 latency (µs, first configuration of the sweep)", US)]
     for ax, (key, label, scale) in zip(axes, panels):
-        usable = [p for p in points if p.get(key) is not None]
-        ax.set_xlabel(label)
-        ax.set_ylabel("Recall@20")
-        ax.grid(alpha=0.3)
-        if not usable:
-            ax.text(0.5, 0.5, "no artifact with Recall@20 and this figure\n(give --data, or export with --data)",
-                    ha="center", va="center", transform=ax.transAxes)
-            continue
-        ax.scatter([p[key] / scale for p in usable], [p["recall@20"] for p in usable], color="tab:blue", zorder=2)
-        for p in usable:
-            ax.annotate(p["name"], (p[key] / scale, p["recall@20"]), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")
-        front = pareto(usable, key)
-        ax.plot([p[key] / scale for p in front], [p["recall@20"] for p in front], color="tab:red", marker="o",
-                markerfacecolor="none", markersize=11, label="Pareto front", zorder=3)
-        ax.legend(loc="lower right", fontsize=8)
+        _plot_panel(ax, [p for p in points if p.get(key) is not None], key, label, scale, styles)
+    handles = [plt.Line2D([], [], color=color, marker=marker, linestyle="none", label=name)
+               for name, (color, marker) in styles.items()]
+    handles.append(plt.Line2D([], [], color="tab:red", marker="o", markerfacecolor="none", label="Pareto front"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
     fig.suptitle("Recall@20 vs size and latency (higher and further left is better)")
-    fig.tight_layout()
+    rows = -(-len(handles) // min(4, len(handles)))
+    fig.tight_layout(rect=(0, 0.04 + 0.045 * rows, 1, 1))
+    return fig
+
+
+def _plot_panel(ax, usable: list[dict], key: str, label: str, scale: float, styles: dict) -> None:
+    """One panel: each artifact's point in its style, the Pareto front over `key` joined in red."""
+    ax.set_xlabel(label)
+    ax.set_ylabel("Recall@20")
+    ax.grid(alpha=0.3)
+    if not usable:
+        ax.text(0.5, 0.5, "no artifact with Recall@20 and this figure\n(give --data, or export with --data)",
+                ha="center", va="center", transform=ax.transAxes)
+        return
+    for p in usable:
+        color, marker = styles[p["name"]]
+        ax.scatter([p[key] / scale], [p["recall@20"]], color=color, marker=marker, s=40, zorder=2)
+    front = pareto(usable, key)
+    ax.plot([p[key] / scale for p in front], [p["recall@20"] for p in front], color="tab:red", marker="o",
+            markerfacecolor="none", markersize=12, zorder=3)
+
+
+def write_plot(result, path: str | Path) -> Path:
+    """Save `plot_figure(result)` as a PNG at `path` (parents created)."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_figure(result)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from edgegnn.errors import ConfigError
-from edgegnn.profile.report import pareto, results_table, to_dict, write_json, write_plot
+from edgegnn.profile.report import pareto, plot_figure, plot_points, results_table, to_dict, write_json, write_plot
 from edgegnn.profile.runner import Sweep, profile
 
 
@@ -33,6 +33,13 @@ def test_report_table_json_and_png(artifacts, small_split, tmp_path):
         assert set(row) - {"artifact", "path", "status"} <= defined
     png = write_plot(result, tmp_path / "p.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    figure = plot_figure(result)         # the table's units; artifacts named in one legend, not beside points
+    size, latency = figure.axes
+    assert "KiB" in size.get_xlabel() and "µs" in latency.get_xlabel()
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == [*(i["name"] for i in result.artifacts.values()), "Pareto front"]
+    assert not size.texts and not latency.texts
+    p50_us = sorted(1e3 * p["p50_ms"] for p in plot_points(result))
+    assert sorted(float(c.get_offsets()[0][0]) for c in latency.collections) == pytest.approx(p50_us)
     console = Console(record=True, width=160)
     console.print(results_table(result))
     text = console.export_text()

@@ -31,7 +31,7 @@ bash "$RECIPE"
 if [ -x .venv/bin/python ]; then
   PINS=$(.venv/bin/python - <<'PY'
 import importlib.metadata as md
-print(" ".join(f"{name}=={md.version(name)}" for name in ("numpy", "onnxruntime", "ai-edge-litert")))
+print(" ".join(f"{name}=={md.version(name)}" for name in ("numpy", "onnxruntime", "ai-edge-litert", "fastjsonschema")))
 PY
 )
   echo "pinning the aarch64 runtime to the host's: $PINS" >&2

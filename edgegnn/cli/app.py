@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from edgegnn.cli import classify_cmd, compress_cmd, data_cmd, export_cmd, profile_cmd, quickstart_cmd, train_cmd
+from edgegnn.cli import (
+    classify_cmd,
+    compress_cmd,
+    data_cmd,
+    demo_cmd,
+    export_cmd,
+    profile_cmd,
+    quickstart_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="edgegnn",
@@ -25,6 +34,7 @@ app.command("export")(export_cmd.export)
 app.command("inspect")(export_cmd.inspect)
 app.command("recommend")(export_cmd.recommend)
 app.command("profile")(profile_cmd.profile)
+app.command("demo")(demo_cmd.demo)
 
 
 def main() -> None:

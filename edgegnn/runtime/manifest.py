@@ -3,11 +3,15 @@
 An artifact directory holds the model file(s), the item index (row <-> raw item id,
 `edgegnn.runtime.items`) and `manifest.json`. The manifest lists each file with its sha256
 and size; the runtime refuses an artifact whose files do not match (naming the file), whose
-manifest is newer than it understands, or that is not an edgegnn artifact at all.
+manifest is newer than it understands, that breaks the manifest's JSON Schema
+(artifact.schema.json beside this module: the format other runtimes implement, docs/artifact.md),
+or that is not an edgegnn artifact at all. The schema is checked with fastjsonschema: pure
+Python, no dependencies, compiled once per process to a validating function.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -17,6 +21,7 @@ from edgegnn.runtime.errors import ArtifactError, NotAnArtifactError
 FORMAT = "edgegnn-artifact"
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+SCHEMA = Path(__file__).with_name("artifact.schema.json")
 _CHUNK = 1 << 20
 CLASS_OUTPUT = "class_probabilities"       # the graph output of a user class head (edgegnn.class_head)
 ITEM_LOGITS = "item_class_logits.f32"      # an item class head: raw little-endian float32 [I, C]
@@ -55,10 +60,27 @@ def read_manifest(directory: str | Path) -> dict:
     if version > SCHEMA_VERSION:
         raise ArtifactError(f"{path}: manifest schema version {version} is newer than this runtime "
                             f"supports ({SCHEMA_VERSION})", hint="upgrade edgegnn to open this artifact")
-    for key in ("files", "model_file", "inputs", "outputs", "top_k", "variant", "num_items", "target"):
-        if key not in manifest:
-            raise ArtifactError(f"{path}: the manifest has no '{key}'")
+    check_schema(manifest, path)
     return manifest
+
+
+def check_schema(manifest: dict, where: str | Path = MANIFEST) -> None:
+    """Raise ArtifactError naming the field when `manifest` breaks artifact.schema.json."""
+    import fastjsonschema
+
+    try:
+        _schema_validator()(manifest)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        field = exc.message.removeprefix("data.").removeprefix("data ")
+        raise ArtifactError(f"{where}: the manifest breaks the artifact schema: {field}",
+                            hint="export the artifact again; docs/artifact.md describes every field") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_validator():
+    import fastjsonschema
+
+    return fastjsonschema.compile(json.loads(SCHEMA.read_text()))
 
 
 def verify_files(directory: str | Path, manifest: dict) -> None:

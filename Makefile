@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EMULATORS := .emulators/.ready
 
-.PHONY: install emulators quickstart lint test bench bench-quality clean
+.PHONY: install emulators js quickstart lint test bench bench-quality clean
 
 install: $(STAMP)
 
@@ -22,6 +22,16 @@ emulators: $(EMULATORS)
 $(EMULATORS): scripts/setup_emulators.sh | $(STAMP)
 	bash scripts/setup_emulators.sh
 
+# The JavaScript runtime's packages (onnxruntime-node/web, playwright-core) from its lockfile.
+# ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's install script would try to download a CUDA
+# provider (runtimes/js/.npmrc says the same for a plain `npm ci` there).
+JS_STAMP := runtimes/js/node_modules/.installed
+js: $(JS_STAMP)
+
+$(JS_STAMP): runtimes/js/package.json runtimes/js/package-lock.json
+	cd runtimes/js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 quickstart: install
 	$(BIN)/edgegnn quickstart --out runs/quickstart
 
@@ -29,9 +39,11 @@ quickstart: install
 lint: install
 	$(BIN)/ruff check edgegnn tests benchmarks scripts
 
-# The whole suite, the CPU matrix included (EDGEGNN_SKIP_CPU_MATRIX=1 skips it and the emulators).
+# The whole suite, the CPU matrix included (EDGEGNN_SKIP_CPU_MATRIX=1 skips it and the emulators),
+# and the JavaScript runtime under Node and headless Chromium (EDGEGNN_SKIP_JS=1 skips them).
 test: install lint
 	@if [ "$${EDGEGNN_SKIP_CPU_MATRIX:-0}" != 1 ]; then $(MAKE) --no-print-directory emulators; fi
+	@if [ "$${EDGEGNN_SKIP_JS:-0}" != 1 ]; then $(MAKE) --no-print-directory js; fi
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -78,8 +78,10 @@ def main() -> None:
                 rows.append({"artifact": name, "precision": precision, **figures,
                              "model_load_peak_vs_fp32_tables": figures["model_load_peak_growth"] / fp32_table_bytes})
                 print(f"{name:36s} disk {figures['disk_bytes'] / 1e6:7.1f} MB  model load peak "
-                      f"+{figures['model_load_peak_growth'] / 1e6:7.1f} MB  open peak +{figures['load_peak_growth'] / 1e6:7.1f} MB"
-                      f"  resident +{figures['load_rss_growth'] / 1e6:7.1f} MB  run +{figures['run_peak_growth'] / 1e6:5.1f} MB")
+                      f"+{figures['model_load_peak_growth'] / 1e6:7.1f} MB  "
+                      f"open peak +{figures['load_peak_growth'] / 1e6:7.1f} MB"
+                      f"  resident +{figures['load_rss_growth'] / 1e6:7.1f} MB  "
+                      f"run +{figures['run_peak_growth'] / 1e6:5.1f} MB")
     path = write_json("export_memory", {
         "items": args.items, "dim": args.dim, "fp32_table_bytes": fp32_table_bytes, "results": rows,
         "definitions": "see benchmarks/memory_probe.py; growth figures are bytes over the baseline process "

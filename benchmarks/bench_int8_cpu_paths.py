@@ -48,7 +48,8 @@ options = ort.SessionOptions(); options.intra_op_num_threads = 1
 for name in job["variants"]:
     session = ort.InferenceSession(f"{job['dir']}/{name}.onnx", options, providers=["CPUExecutionProvider"])
     x = np.load(f"{job['dir']}/{name}-x.npy")
-    np.save(f"{job['dir']}/{job['level']}-{name}-y.npy", np.concatenate([session.run(None, {"x": row[None]})[0] for row in x]))
+    np.save(f"{job['dir']}/{job['level']}-{name}-y.npy",
+            np.concatenate([session.run(None, {"x": row[None]})[0] for row in x]))
 print("ok")
 """
 
@@ -106,7 +107,8 @@ def exactness(emulators, levels) -> dict:
             if done.returncode != 0:
                 raise SystemExit(f"{level}: {done.stderr[-500:]}")
             key = f"{host_cpu()['level']} (this machine)" if level == "host" else level
-            out[key] = {name: float((np.load(f"{tmp}/{level}-{name}-y.npy") != exact[name]).mean()) for name in VARIANTS}
+            out[key] = {name: float((np.load(f"{tmp}/{level}-{name}-y.npy") != exact[name]).mean())
+                        for name in VARIANTS}
             print(key, out[key], flush=True)
     return out
 
@@ -194,7 +196,8 @@ def main() -> None:
     result = {"variants": {name: {"x_zero_point": v[0], "x_range": [v[1], v[2]], "codes": v[3]}
                            for name, v in VARIANTS.items()},
               "exactness_wrong_fraction": exactness(emulators, levels),
-              "speed_this_machine": {str(rows): speed(rows, args.rounds, args.iterations) for rows in (4096, 40981, 262144)}}
+              "speed_this_machine": {str(rows): speed(rows, args.rounds, args.iterations)
+                                     for rows in (4096, 40981, 262144)}}
     print(json.dumps(result["speed_this_machine"], indent=1), flush=True)
     if args.checkpoint:
         result["quality_gowalla"] = {"checkpoint": relative(args.checkpoint), **quality(args.checkpoint)}

@@ -87,7 +87,8 @@ def main() -> None:
                    "plain": {"recall@20": first["recall@20"], "ndcg@20": first["ndcg@20"]}}
             base = rows[f"{name}@0"]["plain"]["recall@20"]
             lost = base - row["plain"]["recall@20"]
-            row["kept"] = None if lost <= 0 else round((row["denoised"]["recall@20"] - row["plain"]["recall@20"]) / lost, 3)
+            row["kept"] = None if lost <= 0 else round(
+                (row["denoised"]["recall@20"] - row["plain"]["recall@20"]) / lost, 3)
         row["cpu"] = host_cpu()["level"]
         rows[f"{name}@{rate:g}"] = row
         print(f"{name}@{rate:g}", row, flush=True)

@@ -52,7 +52,8 @@ def _graphs(table: np.ndarray, user_scale: float, k: int, score_peak: float) -> 
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", dim])],
             [helper.make_tensor_value_info("top_scores", out_type, ["B", k]),
              helper.make_tensor_value_info("top_items", TensorProto.INT64, ["B", k])], inits)
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)],
+        return helper.make_model(graph,
+                                 opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)],
                                  ir_version=10,
                                  producer_name="bench")
 
@@ -70,25 +71,30 @@ def _graphs(table: np.ndarray, user_scale: float, k: int, score_peak: float) -> 
     rescale = [helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
                helper.make_node("Mul", ["accf", "cs"], ["scores"])]
     out["mmi_s8s8"] = model(quant_s8 + [helper.make_node("MatMulInteger", ["xq", "qT"], ["acc"])] + rescale,
-                            static + [A(np.ascontiguousarray(q.T), "qT"), A((scale * user_scale).astype(np.float32), "cs")])
+                            static + [A(np.ascontiguousarray(q.T), "qT"),
+                                      A((scale * user_scale).astype(np.float32), "cs")])
     # what edgegnn exports: the same clip range in 63 levels around zero point 64 (uint8 values 1..127),
     # MLAS's u8s8 path with no int16 pair sum that can saturate
     scale7 = user_scale * 127 / USER_LEVELS
     static_u8 = [A(np.array(scale7, np.float32), "xs"), A(np.array(USER_ZERO_POINT, np.uint8), "xz"),
-                 A(np.array(-USER_LEVELS * scale7, np.float32), "lo"), A(np.array(USER_LEVELS * scale7, np.float32), "hi")]
+                 A(np.array(-USER_LEVELS * scale7, np.float32), "lo"),
+                 A(np.array(USER_LEVELS * scale7, np.float32), "hi")]
     out["mmi_u8s8_static"] = model(
-        [helper.make_node("Clip", ["x", "lo", "hi"], ["xc"]), helper.make_node("QuantizeLinear", ["xc", "xs", "xz"], ["xq"]),
+        [helper.make_node("Clip", ["x", "lo", "hi"], ["xc"]),
+         helper.make_node("QuantizeLinear", ["xc", "xs", "xz"], ["xq"]),
          helper.make_node("MatMulInteger", ["xq", "qT", "xz"], ["acc"])] + rescale,
         static_u8 + [A(np.ascontiguousarray(q.T), "qT"), A((scale * scale7).astype(np.float32), "cs")])
     # ... and without a static scale: one symmetric scale per user row, computed in the graph
     row = [helper.make_node("Abs", ["x"], ["ax"]), helper.make_node("ReduceMax", ["ax", "one"], ["mx"], keepdims=1),
            helper.make_node("Max", ["mx", "tiny"], ["mx2"]), helper.make_node("Div", ["mx2", "levels"], ["rs"]),
            helper.make_node("Div", ["x", "rs"], ["xd"]), helper.make_node("Round", ["xd"], ["xr"]),
-           helper.make_node("Add", ["xr", "zero_f"], ["xa"]), helper.make_node("Cast", ["xa"], ["xq"], to=TensorProto.UINT8),
+           helper.make_node("Add", ["xr", "zero_f"], ["xa"]),
+           helper.make_node("Cast", ["xa"], ["xq"], to=TensorProto.UINT8),
            helper.make_node("MatMulInteger", ["xq", "qT", "zero_u8"], ["acc"]),
            helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
            helper.make_node("Mul", ["accf", "rs"], ["t"]), helper.make_node("Mul", ["t", "s"], ["scores"])]
-    out["mmi_u8s8_rowdyn"] = model(row, [A(np.ascontiguousarray(q.T), "qT"), A(scale, "s"), A(np.array([1], np.int64), "one"),
+    out["mmi_u8s8_rowdyn"] = model(row, [A(np.ascontiguousarray(q.T), "qT"), A(scale, "s"),
+                                         A(np.array([1], np.int64), "one"),
                                          A(np.array(1e-30, np.float32), "tiny"),
                                          A(np.array(USER_LEVELS, np.float32), "levels"),
                                          A(np.array(USER_ZERO_POINT, np.float32), "zero_f"),
@@ -106,7 +112,8 @@ def _graphs(table: np.ndarray, user_scale: float, k: int, score_peak: float) -> 
                           helper.make_node("DequantizeLinear", ["acc", "ys", "yz"], ["scores"])]
     out["qlinear_s8s8"] = model(qlinear, static + [A(np.ascontiguousarray(q.T), "qT"), A(scale, "ws"),
                                                    A(np.zeros(num_items, np.int8), "wz8"),
-                                                   A(np.array(out_scale, np.float32), "ys"), A(np.array(0, np.int8), "yz")])
+                                                   A(np.array(out_scale, np.float32), "ys"),
+                                                   A(np.array(0, np.int8), "yz")])
     # MatMulNBits (ORT contrib op): codes q + 128 as uint8, one block per row (d rounded up to a power
     # of two, padded with code 0), per-row scales, accuracy level 4 (x quantized per query, int8 compute)
     block = max(16, 1 << (dim - 1).bit_length())
@@ -177,10 +184,12 @@ def main() -> None:
                 row[f"p90_us_b{batch}"] = float(np.percentile(t, 90))
         results[name] = row
         print(f"{name:14s} {row.get('p50_us_b1', float('nan')):9.1f} us (b1) "
-              f"{row.get('p50_us_b32', float('nan')):9.1f} us (b32)  overlap {row.get('top20_overlap_vs_fp32', '-')}  {status[name]}")
-    path = write_json("onnx_int8_ops" if args.items == 40981 else f"onnx_int8_ops_{args.items}", {"items": args.items, "dim": args.dim, "threads": 1, "k": 20,
-                                        "onnxruntime": ort.__version__, "results": results,
-                                        "note": "p50 of session.run in microseconds; interleaved rounds; noisy shared machine"})
+              f"{row.get('p50_us_b32', float('nan')):9.1f} us (b32)  "
+              f"overlap {row.get('top20_overlap_vs_fp32', '-')}  {status[name]}")
+    path = write_json("onnx_int8_ops" if args.items == 40981 else f"onnx_int8_ops_{args.items}",
+                      {"items": args.items, "dim": args.dim, "threads": 1, "k": 20,
+                       "onnxruntime": ort.__version__, "results": results,
+                       "note": "p50 of session.run in microseconds; interleaved rounds; noisy shared machine"})
     print(f"wrote {path}")
 
 

@@ -339,7 +339,8 @@ def main() -> None:
     for name, row in rows.items():
         recall = f"{row['recall@20']:.4f}" if row["recall@20"] is not None else "-"
         print(f"{name:32s} {row['p50_ms']:8.3f} {row['p90_ms']:8.3f} {row['p99_ms']:8.3f} "
-              f"{row['disk_bytes'] / 1e6:8.1f} {row['load_peak_growth'] / 1e6:10.1f} {row['load_peak_vs_disk']:7.2f} {row['model_load_peak_vs_disk']:11.2f} "
+              f"{row['disk_bytes'] / 1e6:8.1f} {row['load_peak_growth'] / 1e6:10.1f} {row['load_peak_vs_disk']:7.2f} "
+              f"{row['model_load_peak_vs_disk']:11.2f} "
               f"{row['run_peak_growth'] / 1e6:9.1f} {recall:>7s}")
     for key, e in eager.items():
         print(f"{'torch-eager-' + key:32s} {e['p50_ms']:8.3f} {e['p90_ms']:8.3f} {e['p99_ms']:8.3f}")

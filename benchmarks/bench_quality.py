@@ -1,6 +1,7 @@
 """Recommendation quality side by side, one run: edgegnn's default, each model kind, implicit ALS, popularity.
 
-Rows: the default, models/gf-cf.yaml, models/chebycf.yaml, models/bspm.yaml, models/lightgcn.yaml, implicit ALS, popularity.
+Rows: the default, models/gf-cf.yaml, models/chebycf.yaml, models/bspm.yaml, models/lightgcn.yaml,
+implicit ALS, popularity.
 Datasets: the LightGCN paper's Gowalla split (train.txt / test.txt), and two synthetic regimes
 made in code -- "dense" (3,000 users x 3,000 items, ~100 interactions a user) and "sparse"
 (6,000 users x 12,000 items, ~8 a user) -- split per user 70 / 10 / 20 (train / valid / test).
@@ -122,7 +123,8 @@ def _test(metrics: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", default="gowalla,dense,sparse")
-    parser.add_argument("--budget", type=float, default=300.0, help="seconds: the default's selection, LightGCN's training")
+    parser.add_argument("--budget", type=float, default=300.0,
+                        help="seconds: the default's selection, LightGCN's training")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from common import REPO

@@ -11,9 +11,10 @@ Figures (bytes, from /proc/self/status; writing 5 to /proc/self/clear_refs reset
     run_peak_growth         peak RSS over 20 queries (history of 10 items) minus RSS after opening
     disk_bytes              bytes of the model file(s) on disk
 The /proc readers live in edgegnn.profile.probe (`memory`, `reset_peak`), which `edgegnn profile`
-runs per configuration with latency figures too. The artifact is opened as Recommender.open does it, in two measured phases (model, then the
-item index), skipping the checksum pass so that reading the file for hashing is not counted;
-the runtime is imported before the baseline so that its libraries are not counted either.
+runs per configuration with latency figures too. The artifact is opened as Recommender.open does
+it, in two measured phases (model, then the item index), skipping the checksum pass so that
+reading the file for hashing is not counted; the runtime is imported before the baseline so that
+its libraries are not counted either.
 """
 
 from __future__ import annotations

@@ -95,7 +95,8 @@ class Target:
 
         for name in check_levels(self.cpus, "target.cpus"):
             if self.arch != "any" and LEVELS[name].arch != self.arch:
-                raise ConfigError("target.cpus", name, f"a {LEVELS[name].arch} level; this target's arch is {self.arch}")
+                raise ConfigError("target.cpus", name,
+                                  f"a {LEVELS[name].arch} level; this target's arch is {self.arch}")
 
     def _check_runtime_fields(self) -> None:
         if self.runtime == "onnxruntime":

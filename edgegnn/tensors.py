@@ -107,7 +107,8 @@ class QuantizedTensor:
         return self.q.astype(np.float32) * self.scale.astype(np.float32)[:, None]
 
     def describe(self) -> dict:
-        return {"storage": f"int{self.bits}", "axis": 0, "scale": f"per-row {self.scale.dtype}", "shape": list(self.shape)}
+        return {"storage": f"int{self.bits}", "axis": 0, "scale": f"per-row {self.scale.dtype}",
+                "shape": list(self.shape)}
 
 
 @dataclass(frozen=True, eq=False)

@@ -54,20 +54,31 @@ def parse_size(text: str) -> int:
 @data_options
 def compress(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL.pt", help="A checkpoint from `edgegnn train`.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the compressed model (edge.npz, edge.json, recipe.yaml).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the compressed model "
+                                                    "(edge.npz, edge.json, recipe.yaml).")],
     share: Annotated[bool, typer.Option("--share", help="LightGCN: ship one item table (message = item · W).")] = False,
     prune: Annotated[Optional[float], typer.Option("--prune", help="Pruning sparsity in [0, 1).")] = None,
-    prune_method: Annotated[Optional[opt.PruneMethod], typer.Option("--prune-method", help="What --prune removes (default: structured).")] = None,
-    rank: Annotated[Optional[int], typer.Option("--rank", help="Low-rank factorization of the item tables at this rank.")] = None,
-    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Distillation steps after --rank or --pq.")] = 0,
-    quantize: Annotated[Optional[opt.Quantize], typer.Option("--quantize", help="Static quantization of the tables and weights.")] = None,
-    granularity: Annotated[Optional[opt.Granularity], typer.Option("--granularity", help="--quantize's item-table scales: one per item (default), or one per table (ONNX ranks the int32 accumulators: a faster top-K).")] = None,
-    pq: Annotated[Optional[int], typer.Option("--pq", help="Product-quantize the item tables with this many one-byte codes per row (e.g. 16).")] = None,
+    prune_method: Annotated[Optional[opt.PruneMethod], typer.Option(
+        "--prune-method", help="What --prune removes (default: structured).")] = None,
+    rank: Annotated[Optional[int], typer.Option("--rank", help="Low-rank factorization of the item tables "
+                                                               "at this rank.")] = None,
+    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Distillation steps "
+                                                                         "after --rank or --pq.")] = 0,
+    quantize: Annotated[Optional[opt.Quantize], typer.Option("--quantize", help="Static quantization of the tables "
+                                                                                "and weights.")] = None,
+    granularity: Annotated[Optional[opt.Granularity], typer.Option(
+        "--granularity", help="--quantize's item-table scales: one per item (default), or one per table "
+                              "(ONNX ranks the int32 accumulators: a faster top-K).")] = None,
+    pq: Annotated[Optional[int], typer.Option("--pq", help="Product-quantize the item tables "
+                                                           "with this many one-byte codes per row (e.g. 16).")] = None,
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="A recipe YAML (passes: [...]).")] = None,
-    max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Search: largest relative Recall@20 drop (0.01 = 1%).")] = None,
-    size_budget: Annotated[Optional[str], typer.Option("--size-budget", help="Search: largest model size, e.g. 2MB, 500KB, 1.5MiB.")] = None,
+    max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Search: largest relative Recall@20 drop "
+                                                                         "(0.01 = 1%).")] = None,
+    size_budget: Annotated[Optional[str], typer.Option("--size-budget", help="Search: largest model size, "
+                                                                             "e.g. 2MB, 500KB, 1.5MiB.")] = None,
     max_users: Annotated[int, typer.Option("--max-users", help="Users in the evaluation sample.")] = 2000,
-    calibration_users: Annotated[int, typer.Option("--calibration-users", help="Training users that calibrate the passes.")] = 512,
+    calibration_users: Annotated[int, typer.Option("--calibration-users", help="Training users "
+                                                                               "that calibrate the passes.")] = 512,
     new_users: Annotated[bool, typer.Option("--new-users", help="Measure users as new (no e_u⁰ input).")] = False,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
@@ -135,7 +146,8 @@ def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quan
         raise ConfigError("recipe", str(recipe), f"give either --recipe or pass flags ({', '.join(flags)}), not both")
     if searching and (flags or recipe is not None):
         given = flags + (["--recipe"] if recipe is not None else [])
-        raise ConfigError("max-drop/size-budget", "search", f"the search picks the passes itself; drop {', '.join(given)}")
+        raise ConfigError("max-drop/size-budget", "search",
+                          f"the search picks the passes itself; drop {', '.join(given)}")
     if recipe is not None:
         return load_recipe(recipe)
     configs: list = [ShareConfig()] if share else []
@@ -308,7 +320,8 @@ def _show(report: dict, as_json: bool) -> None:
         change, where = 100 * -chosen["relative_drop"], f"on {report.get('chosen_on', 'test')}"
         if "test" in report:        # chosen on validation: the figure a user can trust is the test split's
             fp32, picked = report["test"]["fp32"]["recall@20"], report["test"]["chosen"]["recall@20"]
-            change, where = 100 * (picked - fp32) / fp32, f"on test ({report['test']['users']:,} users, not used to choose)"
+            change, where = (100 * (picked - fp32) / fp32,
+                             f"on test ({report['test']['users']:,} users, not used to choose)")
         word = "a gain" if change > 0 else "a drop" if change < 0 else "unchanged"
         stdout.print(f"{chosen['variant']}: {chosen['x_smaller']:.1f}x smaller than fp32, Recall@20 {change:+.2f} % "
                      f"{where} ({word})")

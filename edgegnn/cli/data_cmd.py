@@ -18,8 +18,10 @@ app = typer.Typer(help="Download, describe and label interaction data.", no_args
 @app.command("fetch")
 def fetch(
     name: Annotated[str, typer.Argument(help="movielens-100k | movielens-1m")],
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Default: $EDGEGNN_CACHE or ~/.cache/edgegnn.")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="Download from this address instead of the official one.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Default: $EDGEGNN_CACHE "
+                                                                          "or ~/.cache/edgegnn.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Download from this address "
+                                                             "instead of the official one.")] = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
 ) -> None:

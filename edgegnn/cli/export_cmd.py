@@ -30,11 +30,16 @@ def export(
                                                help="A checkpoint, or a folder from `edgegnn compress --out`.")],
     target: TargetOpt,
     out: Annotated[Path, typer.Option("--out", help="Artifact folder to write (created or replaced atomically).")],
-    top_k: Annotated[Optional[int], typer.Option("--top-k", help="K: most items a query returns (default: the target's).")] = None,
-    history_length: Annotated[Optional[int], typer.Option("--history-length", help="H: history items per query (default: the target's).")] = None,
-    variant: Annotated[opt.Variant, typer.Option("--variant", help="What a query feeds: a history, or a user embedding.")] = opt.Variant.history,
-    precision: Annotated[Optional[opt.Precision], typer.Option("--precision", help="fp16 for an fp32 model on an fp16 target (default: the model's).")] = None,
-    max_users: Annotated[Optional[int], typer.Option("--max-users", help="Measure at most this many test users.")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="K: most items a query returns "
+                                                                 "(default: the target's).")] = None,
+    history_length: Annotated[Optional[int], typer.Option("--history-length", help="H: history items per query "
+                                                                                   "(default: the target's).")] = None,
+    variant: Annotated[opt.Variant, typer.Option(
+        "--variant", help="What a query feeds: a history, or a user embedding.")] = opt.Variant.history,
+    precision: Annotated[Optional[opt.Precision], typer.Option(
+        "--precision", help="fp16 for an fp32 model on an fp16 target (default: the model's).")] = None,
+    max_users: Annotated[Optional[int], typer.Option("--max-users", help="Measure at most "
+                                                                         "this many test users.")] = None,
     new_users: Annotated[bool, typer.Option("--new-users", help="Export without the user_base (e_u⁰) input.")] = False,
     cpus: Annotated[Optional[str], typer.Option(
         "--cpus", help="CPU feature levels to verify on, comma-separated (default: the target's; see "
@@ -150,10 +155,13 @@ def inspect(
 
 def recommend(
     artifact: Annotated[Path, typer.Argument(metavar="ARTIFACT", help="An artifact folder from `edgegnn export`.")],
-    history: Annotated[str, typer.Option("--history", help="Raw item ids, oldest first, comma-separated (may be empty).")],
+    history: Annotated[str, typer.Option("--history", help="Raw item ids, oldest first, "
+                                                           "comma-separated (may be empty).")],
     k: Annotated[int, typer.Option("--k", help="How many items to recommend.")] = 10,
-    include_seen: Annotated[bool, typer.Option("--include-seen", help="Keep the history's items in the results.")] = False,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Runtime threads (default: the target's).")] = None,
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="Keep the history's items "
+                                                                      "in the results.")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Runtime threads "
+                                                                     "(default: the target's).")] = None,
     probabilities: Annotated[bool, typer.Option(
         "--probabilities", help="Show P(user likes item) (the artifact's calibration) instead of scores.")] = False,
     classes: Annotated[bool, typer.Option(
@@ -180,8 +188,10 @@ def recommend(
     if interests is not None:
         stdout.print(table("interest classes" if interests else "interest classes: no known history item",
                            ["class", "probability"], [[name, p] for name, p in interests[:5]]))
-    title = "most popular items (no known history)" if result.fallback else f"top {len(result)} for {len(ids)} history items"
-    stdout.print(table(title, ["rank", "item", value], [[i + 1, item, score] for i, (item, score) in enumerate(result)]))
+    title = ("most popular items (no known history)" if result.fallback else
+             f"top {len(result)} for {len(ids)} history items")
+    stdout.print(table(title, ["rank", "item", value],
+                       [[i + 1, item, score] for i, (item, score) in enumerate(result)]))
     if result.skipped:
         stdout.print(f"skipped {len(result.skipped)} unknown item id(s): {', '.join(result.skipped[:10])}")
     if not len(result):
@@ -189,7 +199,8 @@ def recommend(
                      "with --data)" if result.fallback else "nothing left to recommend: the history covers every "
                      "item the model knows (--include-seen keeps them)")
     if result.truncated:
-        stdout.print(f"used the newest {recommender.history_length} history items ({result.truncated} older ones left out)")
+        stdout.print(f"used the newest {recommender.history_length} history items "
+                     f"({result.truncated} older ones left out)")
 
 
 def _show_cpus(cpus: dict | None) -> None:
@@ -222,13 +233,15 @@ def _show_summary(manifest: dict, title: str) -> None:
     for node, head in sorted((manifest.get("class_heads") or {}).items()):
         held_out = head.get("test")
         rows.append([f"{node} classes", f"{len(head['classes'])}" + (
-            f" (held-out accuracy {held_out['accuracy']:.3f}, macro-F1 {held_out['macro_f1']:.3f})" if held_out else "")])
+            f" (held-out accuracy {held_out['accuracy']:.3f}, "
+            f"macro-F1 {held_out['macro_f1']:.3f})" if held_out else "")])
     stdout.print(table(title, ["", "value"], rows))
     _show_cpus(manifest.get("cpus"))
     metrics = manifest.get("metrics")
     if metrics:
         names = sorted(metrics["artifact"])
         stdout.print(table(f"measured on {metrics['users']:,} test users ({metrics['users_as']}), "
-                           f"tolerance {metrics['tolerance']:g}", ["metric", "artifact", "simulation", "reference", "popularity"],
+                           f"tolerance {metrics['tolerance']:g}",
+                           ["metric", "artifact", "simulation", "reference", "popularity"],
                            [[n, metrics["artifact"][n], metrics["simulation"][n], metrics["reference"][n],
                              metrics.get("popularity", {}).get(n, "")] for n in names]))

@@ -29,8 +29,9 @@ import typer
 Seed = Annotated[int, typer.Option("--seed", help="Seed for splits and training.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
-K = Annotated[Optional[list[str]], typer.Option("--k", metavar="K[,K...]", help="Cut-offs K of the metrics "
-                                                                                 "(comma-separated or repeated). [default: 20]")]
+K = Annotated[Optional[list[str]], typer.Option(
+    "--k", metavar="K[,K...]", help="Cut-offs K of the metrics "
+                                    "(comma-separated or repeated). [default: 20]")]
 
 
 def ints(option: str, values: list[str] | str | None, default: tuple[int, ...] = ()) -> tuple[int, ...]:

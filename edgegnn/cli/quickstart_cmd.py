@@ -28,7 +28,8 @@ TARGETS = {"cpu-x86_64": "onnx", "android-litert": "tflite"}     # target: the s
 
 @data_options
 def quickstart(
-    out: Annotated[Path, typer.Option("--out", help="Output folder for the model, artifacts and report.")] = Path("runs/quickstart"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder for the model, "
+                                                    "artifacts and report.")] = Path("runs/quickstart"),
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 200,
     iterations: Annotated[int, typer.Option("--iterations", help="Timed calls per artifact in the profile.")] = 200,
     json: opt.Json = False,

@@ -28,7 +28,8 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Where to write the checkpoint (MODEL.pt).")],
     model: Annotated[Optional[Path], typer.Option(
         "--model", help="A model card YAML (models/*.yaml). Default: choose on the data's validation split among "
-                        "graph filters and LightGCN, within --time-budget; the choice is written as MODEL.card.yaml.")] = None,
+                        "graph filters and LightGCN, within --time-budget; the choice is written as "
+                        "MODEL.card.yaml.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs of a trained kind (default: the card's).")] = None,
     time_budget: Annotated[Optional[float], typer.Option(
         "--time-budget", help="Seconds: of training with --model; of the whole choice without (default 300).")] = None,
@@ -233,7 +234,8 @@ def evaluate(
 
 @data_options
 def import_pyg(
-    state: Annotated[Path, typer.Argument(metavar="STATE.pt", help="state_dict of torch_geometric.nn.models.LightGCN.")],
+    state: Annotated[Path, typer.Argument(metavar="STATE.pt",
+                                          help="state_dict of torch_geometric.nn.models.LightGCN.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the edgegnn checkpoint.")],
     json: opt.Json = False,
     verbose: opt.Verbose = False,

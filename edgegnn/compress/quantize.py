@@ -88,7 +88,8 @@ def _quantize_tensor(tensor: Stored, bits: int, int4_rows: np.ndarray | None, sc
     """
     def build() -> Stored:
         if isinstance(tensor, LowRankTensor):
-            return LowRankTensor(_quantize_tensor(tensor.left, bits, int4_rows, scale_dtype, memo, per_tensor=per_tensor),
+            return LowRankTensor(_quantize_tensor(tensor.left, bits, int4_rows, scale_dtype, memo,
+                                                  per_tensor=per_tensor),
                                  _quantize_tensor(tensor.right, bits, None, scale_dtype, memo))
         return RowScaledTensor(_quantize_tensor(tensor.base, bits, int4_rows, scale_dtype, memo, per_tensor=per_tensor),
                                tensor.row_scale)
@@ -110,7 +111,8 @@ def _quantize_leaf(leaf: Stored, bits: int, int4_rows: np.ndarray | None, scale_
     return quantize_rows_mixed(values, int4_rows, scale_dtype)
 
 
-def quantize_rows_mixed(values: np.ndarray, int4_rows: np.ndarray, scale_dtype: str = "float32") -> MixedQuantizedTensor:
+def quantize_rows_mixed(values: np.ndarray, int4_rows: np.ndarray,
+                        scale_dtype: str = "float32") -> MixedQuantizedTensor:
     """Per-row int8, except the rows marked in `int4_rows` (bool [R]) in int4."""
     head = quantize_rows(values, 8, scale_dtype=scale_dtype)
     tail = quantize_rows(values[int4_rows], 4, scale_dtype=scale_dtype)

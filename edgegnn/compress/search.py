@@ -207,7 +207,8 @@ def choose(points: Sequence[SearchPoint], *, max_drop: float | None,
     if not fits:
         best = min(points, key=lambda p: (p.relative_drop, p.bytes))
         smallest = min(points, key=lambda p: (p.bytes, p.relative_drop))
-        return None, (f"no recipe meets {wanted}: the most accurate, {best.name}, drops {100 * best.relative_drop:.2f}% "
+        return None, (f"no recipe meets {wanted}: the most accurate, {best.name}, "
+                      f"drops {100 * best.relative_drop:.2f}% "
                       f"at {best.bytes:,} bytes; the smallest, {smallest.name}, is {smallest.bytes:,} bytes")
     chosen = min(fits, key=lambda p: (p.bytes, -p.recall))
     return chosen, (f"{chosen.name} is the smallest recipe with {wanted}: {chosen.bytes:,} bytes, "

@@ -288,7 +288,8 @@ def _measure(edge, data, recommender, options: GraphOptions, tolerance, progress
                      on_batch=lambda done, total: progress("measuring artifact", done, total))
     allowed = TOLERANCE[options.precision] if tolerance is None else float(tolerance)
     delta = {k: abs(result["artifact"][k] - result["simulation"][k]) for k in result["artifact"]}
-    result.update(tolerance=allowed, delta=delta, users_as="known (e_u0 input)" if base is not None else "new (no e_u0)",
+    result.update(tolerance=allowed, delta=delta,
+                  users_as="known (e_u0 input)" if base is not None else "new (no e_u0)",
                   protocol="test users; history = training items (newest H kept); the 20 best items outside the "
                            "user's training items (the artifact: Recommender.top_rows); simulation = numpy EdgeModel "
                            "on the same histories, in the artifact's arithmetic (static scales the graph ignores "

@@ -86,9 +86,9 @@ def find_emulators(path: str | Path | None = None) -> Emulators | None:
 
 
 def run_on_levels(emulators: Emulators | None, levels: list[str], jobs: list[tuple[Path, object]]) -> dict:
-    """{level: [((top_items, top_scores[, class_probabilities]), runtime, how) per job]}: each (artifact folder, queries)
-    job run under each level; one process per level runs all jobs, the levels in parallel. An
-    emulated process that fails is an ExportError."""
+    """{level: [((top_items, top_scores[, class_probabilities]), runtime, how) per job]}: each
+    (artifact folder, queries) job run under each level; one process per level runs all jobs,
+    the levels in parallel. An emulated process that fails is an ExportError."""
     if not levels or not jobs:
         return {}
     from edgegnn.runtime.replay import save_queries

@@ -240,7 +240,8 @@ def _exportable(tensor, memo: dict[int, object]):
         out = tensor
     elif isinstance(tensor, QuantizedTensor):  # int8, int4 and int8+int4 alike: the codes fit int8
         # pure int4 stays marked (it may ship packed); scales keep their dtype (graphs widen float16)
-        out = tensor if type(tensor) is QuantizedTensor else QuantizedTensor(np.asarray(tensor.q, np.int8), tensor.scale, 8)
+        out = (tensor if type(tensor) is QuantizedTensor else
+               QuantizedTensor(np.asarray(tensor.q, np.int8), tensor.scale, 8))
     elif isinstance(tensor, QuantizedSparseTensor):
         codes = np.zeros(tensor.shape, dtype=np.int8)
         codes[tensor.row_of_values(), tensor.indices] = tensor.q

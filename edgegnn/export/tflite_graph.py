@@ -167,7 +167,8 @@ class _Builder:
 
     def reshape(self, x: int, shape) -> int:
         new_shape = self.const("shape", list(shape), "int32")
-        return self.g.op("RESHAPE", [x, new_shape], shape, self.g.dtype(x), ("ReshapeOptions", {"newShape": list(shape)}))
+        return self.g.op("RESHAPE", [x, new_shape], shape, self.g.dtype(x),
+                         ("ReshapeOptions", {"newShape": list(shape)}))
 
     def binary(self, code: str, a: int, b: int, shape) -> int:
         return self.g.op(code, [a, b], shape, "float32", (f"{code.title()}Options", {}))
@@ -463,7 +464,8 @@ class TfliteOps:
         table = b.t[ids]
         items, count = table.shape
         if table.values.dtype == np.uint16:
-            stored = g.table(table, "neighbor_items", lambda: (table.values.astype(np.int32) - (1 << 15)).astype(np.int16),
+            stored = g.table(table, "neighbor_items",
+                             lambda: (table.values.astype(np.int32) - (1 << 15)).astype(np.int16),
                              table.shape, "int16")
             picked = g.op("GATHER", [stored, self.index], (h, count), "int16", ("GatherOptions", {"axis": 0}))
             picked = g.op("ADD", [g.op("CAST", [picked], (h, count), "int32"), b.const("shift", [1 << 15], "int32")],
@@ -552,7 +554,8 @@ def _pack(g: TfliteGraph, inputs: list[int], outputs: list[int], edge: EdgeModel
     for t in g.tensors:
         buffer = 0
         if t["data"] is not None:
-            buffers.append(_AlignedBuffer(np.ascontiguousarray(t["data"](), dtype=t["dtype"]).reshape(-1).view(np.uint8)))
+            buffers.append(_AlignedBuffer(np.ascontiguousarray(t["data"](), dtype=t["dtype"])
+                                          .reshape(-1).view(np.uint8)))
             buffer = len(buffers) - 1
         tensors.append(schema.TensorT(shape=np.array(t["shape"], np.int32), type=_TYPES[t["dtype"]], buffer=buffer,
                                       name=t["name"], quantization=_quantization(schema, t["quant"])))

@@ -247,7 +247,8 @@ def check_outputs(reference: np.ndarray, bound: np.ndarray, items: np.ndarray, s
     expected = np.take_along_axis(reference, items, axis=1).astype(np.float64)
     allowed = np.take_along_axis(bound, items, axis=1)
     ratio = np.abs(np.asarray(scores, np.float64) - expected) / allowed
-    missing = sum(len(required_items(reference[r], bound[r], width) - set(items[r].tolist())) for r in range(len(items)))
+    missing = sum(len(required_items(reference[r], bound[r], width) - set(items[r].tolist()))
+                  for r in range(len(items)))
     slack = FLOAT_RTOL * np.abs(reference).max(axis=1, keepdims=True)
     unsorted = int((np.diff(scores, axis=1) > slack).any(axis=1).sum())
     worst = float(ratio.max()) if ratio.size else 0.0

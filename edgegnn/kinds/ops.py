@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-OPS = ("history_pool", "history_attention", "user_base", "has", "matmul", "matmul_t", "add", "scale", "relu", "bias", "activation",
-       "neighbor_scores")
+OPS = ("history_pool", "history_attention", "user_base", "has", "matmul", "matmul_t", "add", "scale", "relu", "bias",
+       "activation", "neighbor_scores")
 POOL_NORMS = ("sqrt", "mean", "sum")
 
 

@@ -18,5 +18,5 @@ def build_model(card_model, num_users: int, num_items: int):
     return kind(card_model.type).build_model(card_model, num_users, num_items)
 
 
-__all__ = ["GATConfig", "GraphFilterConfig", "LightGCNConfig", "SAGEConfig", "TrainConfig", "ModelCard", "load_model_card",
-           "build_model"]
+__all__ = ["GATConfig", "GraphFilterConfig", "LightGCNConfig", "SAGEConfig", "TrainConfig", "ModelCard",
+           "load_model_card", "build_model"]

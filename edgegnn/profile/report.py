@@ -131,7 +131,8 @@ def results_table(result):
     return Group(*tables, caption(result))
 
 
-LEGEND = ("each configuration measured in a fresh process. B users per call, H history items used, thr runtime threads; p50-max: latency of one call; "
+LEGEND = ("each configuration measured in a fresh process. B users per call, H history items used, "
+          "thr runtime threads; p50-max: latency of one call; "
           "load: open the artifact; 1st: first call; base: the process before loading; +load, +run: peak "
           "memory growth while loading, running; peak: the process's peak (each definition in full: the "
           "JSON report's 'definitions', --report)")

@@ -92,7 +92,8 @@ def _fit_closed_form(split: Split, card: ModelCard, *, ks, measure_test: bool = 
                                    history=[], best_metrics=valid)
 
 
-def remap(interactions: Interactions, user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[Interactions, dict[str, int]]:
+def remap(interactions: Interactions, user_ids: np.ndarray,
+          item_ids: np.ndarray) -> tuple[Interactions, dict[str, int]]:
     """Express `interactions` in another id space (by raw id); rows with unknown ids are dropped.
 
     Returns the remapped interactions and counts of dropped rows by reason.

@@ -165,7 +165,8 @@ def _try(card: ModelCard, split: Split, left: float, trials: list[Trial], trains
 
     estimate = _estimate(card, trials)
     if left <= 0 or (estimate is not None and estimate > left):
-        return Trial(card, None, estimate or 0.0, note=f"skipped: needs ~{estimate or 0:.0f} s, {max(left, 0):.0f} s left")
+        return Trial(card, None, estimate or 0.0,
+                     note=f"skipped: needs ~{estimate or 0:.0f} s, {max(left, 0):.0f} s left")
     card = trained(card) if trains else card
     begin = time.perf_counter()
     checkpoint, _ = fit(_sampled(split), card, ks=ks, time_budget=left if trains else None, measure_test=False)

@@ -141,7 +141,8 @@ def test_recipe_files_report_unknown_passes_and_keys_with_the_file_name(tmp_path
     from edgegnn.errors import ConfigError
 
     cases = {"unknown_pass.yaml": ("passes:\n  - {pass: distill}\n", "passes[0].pass='distill'"),
-             "unknown_key.yaml": ("passes:\n  - {pass: quantize, precison: int8}\n", "precison='int8' is invalid: unknown key"),
+             "unknown_key.yaml": ("passes:\n  - {pass: quantize, precison: int8}\n",
+                                  "precison='int8' is invalid: unknown key"),
              "bad_type.yaml": ("passes:\n  - {pass: low_rank, rank: big}\n", "rank='big'"),
              "top_level.yaml": ("recipe: []\n", "recipe=[] is invalid: unknown key")}
     for name, (text, fragment) in cases.items():

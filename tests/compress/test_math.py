@@ -214,7 +214,8 @@ def test_save_load_is_byte_identical_and_exact(kind, tmp_path):
         assert loaded.nbytes == model.nbytes and loaded.recipe == model.recipe
         assert list(loaded.item_ids) == list(model.item_ids) and loaded.activation_scales == model.activation_scales
         histories, base = calibration.for_model(model)
-        np.testing.assert_array_equal(loaded.score(loaded.encode(histories, base)), model.score(model.encode(histories, base)))
+        np.testing.assert_array_equal(loaded.score(loaded.encode(histories, base)),
+                                      model.score(model.encode(histories, base)))
         arrays = len(np.load(first / "edge.npz").files)
         assert (first / "edge.npz").stat().st_size <= model.nbytes + 400 * arrays  # int4 packed: no hidden bytes
     shared = load_edge_model(tmp_path / "0a")

@@ -97,7 +97,8 @@ def test_contract_and_composition_after_share(tmp_path):
     assert message.base.right is shared.tensors["message"].base.right  # W keeps its storage
     w_bytes, s_bytes, norm_bytes = 4 * DIM * DIM, 2 * NUM_ITEMS, 2 * NUM_ITEMS
     assert out.nbytes == NUM_ITEMS * 4 + 4 * 16 * (DIM // 4) * 4 + w_bytes + s_bytes + norm_bytes
-    plain = compress(shared, ProductQuantizeConfig(subvectors=4, centroids=16, normalize=False), calibration=calibration)
+    plain = compress(shared, ProductQuantizeConfig(subvectors=4, centroids=16, normalize=False),
+                     calibration=calibration)
     assert isinstance(plain.tensors["item"], ProductQuantizedTensor) and plain.nbytes == out.nbytes - norm_bytes
     assert plain.tensors["message"].base.left is plain.tensors["item"]
     # int8 rows after PQ would grow the table back: both orders still run the device math
@@ -121,7 +122,8 @@ def test_save_load_round_trip_and_determinism(tmp_path):
     np.testing.assert_array_equal(loaded.score(loaded.encode(HISTORIES)), out.score(out.encode(HISTORIES)))
     other_seed = compress(edge, ShareConfig(), ProductQuantizeConfig(subvectors=4, centroids=16, seed=1),
                           calibration=calibration)
-    same_seed = compress(edge, ShareConfig(), ProductQuantizeConfig(subvectors=4, centroids=16), calibration=calibration)
+    same_seed = compress(edge, ShareConfig(), ProductQuantizeConfig(subvectors=4, centroids=16),
+                         calibration=calibration)
     first = compress(edge, ShareConfig(), ProductQuantizeConfig(subvectors=4, centroids=16), calibration=calibration)
     assert np.array_equal(same_seed.tensors["item"].base.codes, first.tensors["item"].base.codes)
     assert np.array_equal(same_seed.tensors["item"].base.codebooks, first.tensors["item"].base.codebooks)
@@ -156,10 +158,12 @@ def test_distilling_the_codebooks_lowers_the_kl_and_keeps_the_codes():
 
 
 @pytest.mark.parametrize("build, fragment", [
-    (lambda: ProductQuantizeConfig(centroids=300), "product_quantize.centroids=300 is invalid: must satisfy 2 <= centroids <= 256"),
+    (lambda: ProductQuantizeConfig(centroids=300),
+     "product_quantize.centroids=300 is invalid: must satisfy 2 <= centroids <= 256"),
     (lambda: ProductQuantizeConfig(centroids=1), "product_quantize.centroids=1"),
     (lambda: ProductQuantizeConfig(subvectors=0), "product_quantize.subvectors=0"),
-    (lambda: ProductQuantizeConfig(codebook_dtype="int8"), "product_quantize.codebook_dtype='int8' is invalid: allowed"),
+    (lambda: ProductQuantizeConfig(codebook_dtype="int8"),
+     "product_quantize.codebook_dtype='int8' is invalid: allowed"),
     (lambda: ProductQuantizeConfig(popularity_power=-1.0), "product_quantize.popularity_power=-1.0"),
     (lambda: ProductQuantizeConfig(subvectors="16"), "product_quantize.subvectors='16'"),
     (lambda: ProductQuantizeConfig.from_dict({"codebooks": 4}), "codebooks=4 is invalid: unknown key"),

@@ -152,13 +152,15 @@ def sage(kind: str = "fp32", seed: int = 0) -> EdgeModel:
     biases = {"b1": rng.standard_normal(HIDDEN).astype(np.float32) * 0.1,
               "b2": rng.standard_normal(DIM).astype(np.float32) * 0.1}
     store = DenseTensor if kind == "fp32" else quantize_rows
-    tensors = {**{n: store(v) for n, v in {**tables, **weights}.items()}, **{n: DenseTensor(v) for n, v in biases.items()}}
+    tensors = {**{n: store(v) for n, v in {**tables, **weights}.items()},
+               **{n: DenseTensor(v) for n, v in biases.items()}}
     edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS))
     if kind == "fp32":
         return edge
     h1 = edge.raw_activation("h1", [rng.choice(ITEMS, 5, replace=False) for _ in range(64)],
                           rng.standard_normal((64, DIM)).astype(np.float32))
-    edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS), activation_scales={"h1": float(np.abs(h1).max() / ACTIVATION_LEVELS["h1"])})
+    edge = EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS),
+                     activation_scales={"h1": float(np.abs(h1).max() / ACTIVATION_LEVELS["h1"])})
     return EdgeModel(kind="sage", tensors=tensors, item_ids=_ids(ITEMS),
                      activation_scales={"h1": edge.activation_scales["h1"], "user": user_scale(edge)})
 
@@ -193,7 +195,8 @@ def gat(kind: str = "fp32", seed: int = 0, stress: bool = False) -> EdgeModel:
     bias = DenseTensor((_rng(seed + 6).standard_normal(DIM) * 0.1).astype(np.float32))
     if kind == "lowrank":
         u, s, vt = np.linalg.svd(table, full_matrices=False)
-        stored = LowRankTensor(DenseTensor((u[:, :4] * s[:4]).astype(np.float32)), DenseTensor(vt[:4].T.astype(np.float32)))
+        stored = LowRankTensor(DenseTensor((u[:, :4] * s[:4]).astype(np.float32)),
+                               DenseTensor(vt[:4].T.astype(np.float32)))
         tensors = {"message": stored, "item": DenseTensor(item), "bias": bias}
     else:
         store = quantize_rows if kind == "int8" else DenseTensor

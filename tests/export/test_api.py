@@ -34,7 +34,8 @@ def test_manifest_describes_the_artifact(artifacts):
     directory = artifacts("android-litert", "int8")
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["schema_version"] == 1 and manifest["format"] == "edgegnn-artifact"
-    assert sorted(os.listdir(directory)) == ["items.npy", "items_sorted.npy", "items_sorted_rows.npy", "manifest.json", "model.tflite"]
+    assert sorted(os.listdir(directory)) == ["items.npy", "items_sorted.npy", "items_sorted_rows.npy", "manifest.json",
+                                             "model.tflite"]
     for name, entry in manifest["files"].items():
         assert entry == {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size}
     assert [i["name"] for i in manifest["inputs"]] == ["history", "history_mask", "user_base"]
@@ -77,7 +78,8 @@ def test_an_existing_artifact_is_replaced_but_other_folders_are_refused(tmp_path
     edge = models.lightgcn("fp32")
     out = export(edge, "cpu-x86_64", out_dir=tmp_path / "art")
     export(edge, "android-litert", out_dir=out)
-    assert sorted(os.listdir(out)) == ["items.npy", "items_sorted.npy", "items_sorted_rows.npy", "manifest.json", "model.tflite"]
+    assert sorted(os.listdir(out)) == ["items.npy", "items_sorted.npy", "items_sorted_rows.npy", "manifest.json",
+                                       "model.tflite"]
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")

@@ -68,7 +68,8 @@ def test_export_of_a_model_without_a_data_record_warns_that_it_has_no_popularity
     from tests.export import models
 
     save_edge_model(models.lightgcn("fp32"), tmp_path / "edge")
-    result = runner.invoke(app, ["export", str(tmp_path / "edge"), "--target", "cpu-x86_64", "--out", str(tmp_path / "a")])
+    result = runner.invoke(app, ["export", str(tmp_path / "edge"), "--target", "cpu-x86_64",
+                                 "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     assert "no popularity fallback" in result.stderr
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["metrics"] is None

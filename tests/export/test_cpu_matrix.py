@@ -144,7 +144,8 @@ def test_the_matrix_covers_every_scoring_op_and_layout(matrix):
     assert scorings >= {("MatMul", "float"), ("MatMulInteger", "static-7bit"), ("MatMulInteger", "per-query-7bit"),
                         ("MatMulNBits", "runtime-8bit"), ("lookup", "float"), ("FULLY_CONNECTED", "float"),
                         ("FULLY_CONNECTED-hybrid", "runtime-8bit")}
-    ops = {name: set(m["graph"]["ops"]["float"]) | set(m["graph"]["ops"]["int8"]) for name, (_, m, _, _, _) in matrix.items()}
+    ops = {name: set(m["graph"]["ops"]["float"]) | set(m["graph"]["ops"]["int8"])
+           for name, (_, m, _, _, _) in matrix.items()}
     assert {"MatMulNBits", "Concat", "GatherND", "ReduceMax"} <= ops["onnx-int8-nbits-blocks-two-stage"]
     assert {"MatMulNBits", "BitShift", "BitwiseAnd"} <= ops["onnx-int4-packed"]
     assert "REDUCE_MAX" in ops["tflite-int8-two-stage"]
@@ -181,7 +182,8 @@ def test_export_refuses_an_artifact_that_is_wrong_on_one_cpu(emulators, tmp_path
             mock.patch.object(onnx_graph, "USER_LEVELS", 127), mock.patch.object(onnx_graph, "USER_ZERO_POINT", 128), \
             mock.patch("edgegnn.export.verify._QUERY_STEPS", {"float": None, "static-7bit": None,
                                                               "per-query-7bit": 127, "runtime-8bit": 127}):
-        with pytest.raises(ExportError, match=r"wrong on x86-64-v3 \((QEMU user-mode -cpu Haswell|this machine)\).*saturate"):
+        with pytest.raises(ExportError,
+                           match=r"wrong on x86-64-v3 \((QEMU user-mode -cpu Haswell|this machine)\).*saturate"):
             export(models.lightgcn("int8-dynamic", stress=True), "cpu-x86_64", out_dir=tmp_path / "a",
                    cpus=("x86-64-v3",), emulators=emulators.root)
     assert list(tmp_path.iterdir()) == []

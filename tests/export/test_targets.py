@@ -16,7 +16,8 @@ from tests.export import models
 def test_the_shipped_targets_load_and_are_frozen():
     assert set(available_targets()) >= {"cpu-x86_64", "arm64-linux", "android-litert", "cuda"}
     cpu, android = load_target("cpu-x86_64"), load_target("android-litert")
-    assert (cpu.runtime, cpu.format, cpu.providers, cpu.arch) == ("onnxruntime", "onnx", ("CPUExecutionProvider",), "x86_64")
+    assert (cpu.runtime, cpu.format, cpu.providers, cpu.arch) == ("onnxruntime", "onnx", ("CPUExecutionProvider",),
+                                                                  "x86_64")
     assert (android.format, android.delegate, android.history_length, android.batch) == ("tflite", "xnnpack", 64, 1)
     assert load_target("arm64-linux").arch == "aarch64"
     assert load_target("cuda").providers[0] == "CUDAExecutionProvider" and "fp16" in load_target("cuda").precisions

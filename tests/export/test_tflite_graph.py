@@ -44,7 +44,8 @@ def run(edge, options: GraphOptions, feeds: list[dict], delegate: bool = True):
     from ai_edge_litert.interpreter import OpResolverType
 
     kwargs = {} if delegate else {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-    runner = Interpreter(model_content=tflite_graph.build(edge, options), **kwargs).get_signature_runner("serving_default")
+    runner = (Interpreter(model_content=tflite_graph.build(edge, options), **kwargs)
+              .get_signature_runner("serving_default"))
     outs = [runner(**feed) for feed in feeds]
     return np.concatenate([o["top_items"] for o in outs]), np.concatenate([o["top_scores"] for o in outs])
 

@@ -87,7 +87,8 @@ def test_host_cpu_names_its_level_and_flags():
     assert level_of("x86_64", {"sse4_2", "avx", "avx2", "fma"}) == "x86-64-v3"
     assert level_of("x86_64", {"avx2", "fma", "avx512f", "avx512bw", "avx512vl"}) == "x86-64-v4"
     assert level_of("x86_64", {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"}) == "x86-64-v4-vnni"
-    assert level_of("aarch64", {"asimd"}) == "armv8.0" and level_of("aarch64", {"asimd", "asimddp"}) == "armv8.2-dotprod"
+    assert (level_of("aarch64", {"asimd"}) == "armv8.0"
+            and level_of("aarch64", {"asimd", "asimddp"}) == "armv8.2-dotprod")
     arm = host_cpu("processor : 0\nFeatures : fp asimd asimddp sve i8mm\nCPU part : 0xd40\n")
     assert "asimddp" in arm["flags"] or arm["arch"] != "aarch64"
 

@@ -74,13 +74,15 @@ def test_a_new_kind_runs_on_every_backend_from_its_module_alone(monkeypatch):
     hist = models.histories(4, 5, items=120)
     base = rng.standard_normal((4, 8)).astype(np.float32)
     np.testing.assert_allclose(edge.encode(hist, base),
-                               [edge.tensors["rows"].values[h].mean(0) + 0.5 * b for h, b in zip(hist, base)], rtol=1e-5)
+                               [edge.tensors["rows"].values[h].mean(0) + 0.5 * b for h, b in zip(hist, base)],
+                               rtol=1e-5)
     options = GraphOptions(top_k=6)
     import onnxruntime as ort
     session = ort.InferenceSession(onnx_graph.build(edge, options, io_spec(edge, options, index_dtype="int64"))
                                    .SerializeToString(), providers=["CPUExecutionProvider"])
     history, mask = models.padded(hist)
-    items, scores = session.run(["top_items", "top_scores"], {"history": history, "history_mask": mask, "user_base": base})
+    items, scores = session.run(["top_items", "top_scores"],
+                                {"history": history, "history_mask": mask, "user_base": base})
     check_top(edge, hist, base, items, scores, options=options, exact=True)
     from ai_edge_litert.interpreter import Interpreter
     fixed = GraphOptions(top_k=6, history_length=5, batch=1)

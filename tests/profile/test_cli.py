@@ -42,7 +42,8 @@ def _one_line_error(result, code: int, fragment: str) -> None:
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--batch", "0"], "batch='0'"), (["--history-length", "5,0"], "history-length='0'"), (["--threads", "x"], "threads"),
+    (["--batch", "0"], "batch='0'"), (["--history-length", "5,0"], "history-length='0'"),
+    (["--threads", "x"], "threads"),
 ])
 def test_bad_sweep_values_are_one_line_errors(tiny, args, fragment):
     _one_line_error(runner.invoke(app, ["profile", str(tiny("cpu-x86_64")), *args]), 1, fragment)
@@ -103,7 +104,8 @@ def test_the_quickstart_reads_well_at_80_columns(tmp_path):
     import sys
 
     env = {**{k: v for k, v in os.environ.items() if k != "EDGEGNN_DEBUG"}, "COLUMNS": "80", "TERM": "dumb"}
-    done = subprocess.run([sys.executable, "-m", "edgegnn", "quickstart", "--data", "synthetic:users=120,items=90,seed=1",
+    done = subprocess.run([sys.executable, "-m", "edgegnn", "quickstart",
+                           "--data", "synthetic:users=120,items=90,seed=1",
                            "--epochs", "2", "--iterations", "10", "--out", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr

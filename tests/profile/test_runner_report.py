@@ -36,7 +36,8 @@ def test_report_table_json_and_png(artifacts, small_split, tmp_path):
     figure = plot_figure(result)         # the table's units; artifacts named in one legend, not beside points
     size, latency = figure.axes
     assert "KiB" in size.get_xlabel() and "µs" in latency.get_xlabel()
-    assert [t.get_text() for t in figure.legends[0].get_texts()] == [*(i["name"] for i in result.artifacts.values()), "Pareto front"]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == [*(i["name"] for i in result.artifacts.values()),
+                                                                     "Pareto front"]
     assert not size.texts and not latency.texts
     p50_us = sorted(1e3 * p["p50_ms"] for p in plot_points(result))
     assert sorted(float(c.get_offsets()[0][0]) for c in latency.collections) == pytest.approx(p50_us)

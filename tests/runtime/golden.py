@@ -134,7 +134,8 @@ def _bounds(rec: Recommender, edge, case: dict) -> dict:
     for item, score in case["expected"]["items"]:          # the golden's own answer is a right one
         reference_score, allowed_error = record["candidates"][item]
         if abs(score - reference_score) > allowed_error:
-            raise AssertionError(f"{item}: the Python runtime's score {score} is outside {reference_score}±{allowed_error}")
+            raise AssertionError(f"{item}: the Python runtime's score {score} is outside "
+                                 f"{reference_score}±{allowed_error}")
     return record
 
 

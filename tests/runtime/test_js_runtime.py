@@ -48,7 +48,8 @@ def golden() -> dict:
 def test_every_golden_manifest_meets_the_schema(golden):
     for entry in golden["artifacts"] + golden["refused"]:
         check_schema(json.loads((GOLDEN / entry["dir"] / "manifest.json").read_text()), entry["dir"])
-    kinds = {json.loads((GOLDEN / e["dir"] / "manifest.json").read_text())["model"]["kind"] for e in golden["artifacts"]}
+    kinds = {json.loads((GOLDEN / e["dir"] / "manifest.json").read_text())["model"]["kind"]
+             for e in golden["artifacts"]}
     assert {"lightgcn", "sage", "gat", "graph-filter"} <= kinds, kinds
     assert sum("bounded" in case for entry in golden["artifacts"] for case in entry["cases"]) >= 10
 
@@ -96,7 +97,8 @@ def test_the_demo_command_serves_the_page_runtime_and_artifact(golden):
         types = {path: response.headers["Content-Type"] for path, response in pages.items()}
         assert types["ort/ort-wasm-simd-threaded.wasm"] == "application/wasm"
         assert types["src/browser.js"] == types["ort/ort.wasm.min.mjs"] == "text/javascript"
-        assert json.loads(pages["artifact/manifest.json"].read()) == json.loads((artifact / "manifest.json").read_text())
+        assert (json.loads(pages["artifact/manifest.json"].read())
+                == json.loads((artifact / "manifest.json").read_text()))
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(url + "artifact/../../../etc/passwd", timeout=10)
     finally:

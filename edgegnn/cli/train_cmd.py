@@ -98,8 +98,8 @@ def train(
         stdout.print(_denoise_line(denoise))
     if card_file is not None:
         stdout.print(f"the chosen card: {card_file} (reuse it with --model)")
-    next_step(f"edgegnn compress {out} --out {out.with_suffix('')}-edge   (or export it as it is: "
-              f"edgegnn export {out} --target cpu-x86_64 --out artifacts/cpu)")
+    next_step(f"edgegnn compress {out} --out {out.with_suffix('')}-edge",
+              f"edgegnn export {out} --target cpu-x86_64 --out artifacts/cpu   (as it is)")
 
 
 def _denoise_line(record: dict) -> str:

@@ -21,6 +21,8 @@ import numpy as np
 
 from edgegnn.errors import ConfigError
 
+ASSIGN_CELLS = 1 << 24      # distance-matrix cells per chunk of `assign` (64 MB of float32)
+
 
 def kmeans(points: np.ndarray, k: int, *, seed: int = 0, iterations: int = 25,
            weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +64,10 @@ def assign(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     matrix is float32 (this is the inner loop of Lloyd's iterations).
     """
     p32, c32 = points.astype(np.float32), centroids.astype(np.float32)
-    return np.argmin((c32 ** 2).sum(1)[None, :] - 2.0 * (p32 @ c32.T), axis=1)
+    norms = (c32 ** 2).sum(1)[None, :]
+    step = max(1, ASSIGN_CELLS // max(len(c32), 1))       # [step, K] float32 at a time
+    return np.concatenate([np.argmin(norms - 2.0 * (p32[i:i + step] @ c32.T), axis=1)
+                           for i in range(0, len(p32), step)] or [np.zeros(0, np.int64)])
 
 
 def _sq_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:

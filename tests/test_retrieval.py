@@ -1,0 +1,72 @@
+"""Inverted lists: every item in one list within capacity, deterministic, exact when every list is
+probed, and an nprobe chosen as the smallest that reaches the overlap asked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgegnn.errors import ConfigError
+from edgegnn.retrieval import PAD, build_lists, choose_nprobe, dot_rows, exact_top, overlap, search
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    """6,000 items in 40 uneven clusters (d=16) and 200 queries."""
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((40, 16)) * 3
+    sizes = rng.dirichlet(np.ones(40) * 0.7) * 6000
+    owner = np.repeat(np.arange(40), np.maximum(sizes.astype(int), 1))[:6000]
+    owner = np.r_[owner, rng.integers(0, 40, 6000 - len(owner))]
+    items = (centers[owner] + rng.standard_normal((6000, 16))).astype(np.float32)
+    queries = (centers[rng.integers(0, 40, 200)] + rng.standard_normal((200, 16))).astype(np.float32)
+    return items, queries
+
+
+def test_every_item_is_in_one_list_within_capacity(catalog):
+    items, _ = catalog
+    inverted = build_lists(items, 64, slack=1.2, seed=3)
+    rows = inverted.rows
+    assert rows.shape == (64, int(np.ceil(1.2 * 6000 / 64)))
+    placed = rows[rows != PAD]
+    assert np.array_equal(np.sort(placed), np.arange(6000))                     # each item exactly once
+    for row in rows:                                                            # padding only at the end
+        filled = np.flatnonzero(row != PAD)
+        assert filled.size == 0 or filled[-1] == filled.size - 1
+    again = build_lists(items, 64, slack=1.2, seed=3)
+    assert np.array_equal(again.rows, rows) and np.array_equal(again.centroids, inverted.centroids)
+
+
+def test_lists_follow_the_clusters_and_probing_all_is_exact(catalog):
+    items, queries = catalog
+    inverted = build_lists(items, 64, seed=0)
+    exact = exact_top(items, queries, 20)
+    found, scores = search(inverted, dot_rows(items), queries, 64, 20)
+    assert np.array_equal(found, exact)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    overlaps = [overlap(search(inverted, dot_rows(items), queries, p, 20)[0], exact) for p in (1, 4, 16)]
+    assert overlaps[0] < overlaps[1] < overlaps[2] and overlaps[2] > 0.9, overlaps
+    touched = 4 * inverted.capacity / len(items)
+    assert overlaps[1] > 0.5 and touched < 0.1            # a few % of the catalog finds most of the top 20
+
+
+def test_nprobe_is_the_smallest_that_reaches_the_target(catalog):
+    items, queries = catalog
+    inverted = build_lists(items, 64, seed=0)
+    nprobe, tried = choose_nprobe(inverted, items, queries[:100], 20, target=0.95)
+    assert tried[nprobe] >= 0.95 and all(v < 0.95 for p, v in tried.items() if p < nprobe)
+    assert list(tried) == sorted(tried) and nprobe < 64
+
+
+def test_a_short_list_pads_and_bad_settings_are_one_line(catalog):
+    items, queries = catalog
+    small = build_lists(items[:30], 8, slack=2.0)
+    found, scores = search(small, dot_rows(items[:30]), queries[:3], 1, 20)   # one list: fewer than 20 items
+    assert (found == PAD).any() and np.isneginf(scores[found == PAD]).all()
+    for nprobe in (0, 9, 1.5, True):
+        with pytest.raises(ConfigError, match=r"nprobe=.* is invalid: an integer in \[1, 8\]"):
+            small.probe(queries[:1], nprobe)
+    with pytest.raises(ConfigError, match="lists=0 is invalid"):
+        build_lists(items, 0)
+    with pytest.raises(ConfigError, match="slack=0.5 is invalid"):
+        build_lists(items, 8, slack=0.5)

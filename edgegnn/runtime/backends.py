@@ -1,8 +1,8 @@
 """Run an artifact's model file: ONNX Runtime or LiteRT, imported lazily by artifact kind.
 
 A backend takes the graph's inputs as arrays with a batch dimension and returns
-(top_items int64 [B, W], top_scores float32 [B, W]) (`run`), or the outputs named (`run_outputs`). LiteRT graphs take batch 1, so the
-LiteRT backend runs one row at a time.
+(top_items int64 [B, W], top_scores float32 [B, W]) (`run`), or the outputs named
+(`run_outputs`). LiteRT graphs take batch 1, so the LiteRT backend runs one row at a time.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ runs every artifact of the job (an emulated python start costs seconds).
 QUERIES.npz (`save_queries`): "embeddings" float32 [B, d] (user variant), or "rows" int64 (the
 histories, concatenated) with "lengths" int64 [B] and optionally "user_base" float32 [B, d⁰].
 OUT.npz: "top_items" int64 [B, W], "top_scores" float32 [B, W], as the graph returned them
-(nothing removed), and "class_probabilities" float32 [B, C] where the artifact has a user head. stdout: one JSON line {"runtimes" (one per run), "machine", "cpu"}.
+(nothing removed), and "class_probabilities" float32 [B, C] where the artifact has a user head.
+stdout: one JSON line {"runtimes" (one per run), "machine", "cpu"}.
 
 Imports numpy, `edgegnn.runtime` and `edgegnn.cpu` only, so that it runs unchanged in an
 aarch64 sysroot under QEMU (`edgegnn.export.emulation`) as on this machine.

@@ -8,8 +8,8 @@ maps it without copying, so opening costs no memory and a lookup touches a few p
     items_sorted_rows.npy   int32 [I] the row of each sorted id
 
 Row -> id reads items.npy; id -> row is `np.searchsorted` over items_sorted.npy (log2(I) pages
-touched per id). A JSON list of Python strings, as artifacts had before (items.json, still
-read), costs ~65 bytes per id in memory: 65 MB of a 1M-item catalog, a third of its int8 model.
+touched per id). A JSON list of Python strings, as artifacts had before (items.json, still read), costs ~65
+bytes per id in memory: 65 MB of a 1M-item catalog, a third of its int8 model.
 Ids must not end in NUL characters (fixed-width bytes drop them); exports check it.
 """
 
@@ -48,12 +48,21 @@ def write_item_index(directory: Path, item_ids) -> list[str]:
 class ItemIndex:
     """Row <-> raw id lookups over the (memory-mapped) index files.
 
+    Lookups are vectorized over a query's ids and hold no state: safe to share between threads.
+    (No cache of recent ids: measured, benchmarks/bench_runtime_overhead.py, a 4096-id cache saved
+    ~23 µs a call for a returning user and cost ~40 µs for a new one, its dicts cold in memory
+    after each graph run.)
+
     Attributes:
         ids: S{w} [I] (bytes) raw id by row; decode with `id_of`.
     """
 
     def __init__(self, ids: np.ndarray, sorted_ids: np.ndarray, sorted_rows: np.ndarray) -> None:
-        self.ids, self._sorted, self._rows = ids, sorted_ids, sorted_rows
+        self.ids = ids
+        # Lookups go through plain ndarray views of the same (mapped) buffers: numpy.memmap runs
+        # Python code (__getitem__, __array_finalize__) on every index and every ufunc result, a
+        # few microseconds each, several times per query. The views copy nothing.
+        self._by_row, self._sorted, self._rows = (a.view(np.ndarray) for a in (ids, sorted_ids, sorted_rows))
 
     @classmethod
     def open(cls, directory: str | Path, manifest: dict) -> "ItemIndex":
@@ -77,18 +86,31 @@ class ItemIndex:
         return len(self.ids)
 
     def id_of(self, row: int) -> str:
-        return self.ids[row].decode("utf-8")
+        return self._by_row[row].decode("utf-8")
+
+    def ids_of(self, rows) -> list[str]:
+        """The raw id of each row (a list of ints or int [N]), in one gather."""
+        return list(map(bytes.decode, self._by_row[rows].tolist()))      # tolist drops the NUL padding
 
     def rows_of(self, item_ids) -> np.ndarray:
-        """int64 [N]: the row of each raw id, -1 for ids not in the catalog."""
-        encoded = [str(x).encode("utf-8") for x in item_ids]
-        if len(self) == 0:
-            return np.full(len(encoded), -1, dtype=np.int64)
-        query = np.array(encoded, dtype=self._sorted.dtype)      # ids longer than the width are cut here:
-        whole = np.char.str_len(query) == [len(e) for e in encoded]  # a cut id is not in the catalog
-        position = np.minimum(np.searchsorted(self._sorted, query), len(self) - 1)
-        found = (self._sorted[position] == query) & whole
-        return np.where(found, self._rows[position], -1).astype(np.int64)
+        """int64 [N]: the row of each raw id (str or int), -1 for ids not in the catalog."""
+        return np.array(self.row_list([str(x) for x in item_ids]), dtype=np.int64)
+
+    def row_list(self, item_ids: list[str]) -> list[int]:
+        """`rows_of` for ids that are already strings, as a list (what a query loops over): one
+        binary search over the sorted ids for all of them.
+
+        The candidate each id lands on is compared with the id's own bytes in Python, where
+        `tolist` has stripped the NUL padding: an id cut to the catalog's width (longer than every
+        catalog id) or one ending in NUL cannot match.
+        """
+        encoded = [x.encode("utf-8") for x in item_ids]
+        if len(self) == 0 or not encoded:
+            return [-1] * len(encoded)
+        position = self._sorted.searchsorted(np.array(encoded, dtype=self._sorted.dtype))   # [N] in [0, I]
+        found = self._sorted.take(position, mode="clip").tolist()           # clip: past the end is a miss
+        rows = self._rows.take(position, mode="clip").tolist()
+        return [row if match == raw else -1 for row, match, raw in zip(rows, found, encoded)]
 
     def all_ids(self) -> np.ndarray:
         """str [I]: every raw id by row (materialized: for evaluation, not for queries)."""

@@ -30,8 +30,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,14 +75,21 @@ class Recommendation(Sequence):
         return [item for item, _ in self.items]
 
 
-@dataclass(frozen=True)
-class _Query:
-    """One history in the model's terms: rows fed to the graph, rows to exclude, what was dropped."""
+class _Query(NamedTuple):
+    """One history in the model's terms (a tuple: built once per query, cheaper than a dataclass).
 
-    rows: np.ndarray
-    seen: frozenset = field(default_factory=frozenset)
-    skipped: tuple[str, ...] = ()
-    truncated: int = 0
+    Attributes:
+        rows: int [n <= H] (a list) the rows fed to the graph, oldest first: each known item once
+            (where it was seen last), the newest H.
+        seen: every known row of the history (also those older than H): what `exclude_seen` leaves out.
+        skipped: the unknown ids, in the order given.
+        truncated: known items left out of `rows` because the history was longer than H.
+    """
+
+    rows: list[int]
+    seen: set[int]
+    skipped: tuple[str, ...]
+    truncated: int
 
 
 class Recommender:
@@ -97,6 +106,10 @@ class Recommender:
         self.backend = backend
         self._inputs = {spec["name"]: spec for spec in manifest["inputs"]}
         self._said_no_popularity = False
+        self._masks: dict[int, np.ndarray] = {}     # width -> read-only mask of ones (`_ones`)
+        slots = self._inputs["history"]["shape"][1] if "history" in self._inputs else None
+        self._slots = slots if isinstance(slots, int) else None      # W of a fixed-H graph (TFLite), else None
+        self._limit = self._slots if self._slots is not None else self.history_length   # rows kept per history
 
     @classmethod
     def open(cls, path: str | Path, *, threads: int | None = None, providers: list[str] | None = None,
@@ -165,9 +178,19 @@ class Recommender:
             probabilities: give P(user likes item) instead of the score (`calibration`); a
                 popularity fallback gets the model's probability for an empty history, σ(b).
         """
-        base = None if user_base is None else self._user_base(user_base, batch=None)[None, :]
-        return self.recommend_batch([history], k, exclude_seen=exclude_seen, user_base=base,
-                                    probabilities=probabilities)[0]
+        if user_base is not None or probabilities:
+            base = None if user_base is None else self._user_base(user_base, batch=None)[None, :]
+            return self.recommend_batch([history], k, exclude_seen=exclude_seen, user_base=base,
+                                        probabilities=probabilities)[0]
+        # One history, no user_base: recommend_batch's steps for a batch of one, without its
+        # per-batch lists (what a serving loop calls; tests check that both answer alike).
+        self._check_history_query(k)
+        query = self._query(history)
+        if not query.rows:
+            return self._popular(query, k)
+        seen = query.seen if exclude_seen else set()
+        [(rows, scores)] = self._top_lists([query.rows], k, [seen], None, min_width=len(seen))
+        return Recommendation(tuple(zip(self.items.ids_of(rows), scores)), query.skipped, query.truncated)
 
     def recommend_batch(self, histories: Sequence[Iterable], k: int = 10, *, exclude_seen: bool = True,
                         user_base: np.ndarray | None = None, probabilities: bool = False) -> list[Recommendation]:
@@ -181,25 +204,22 @@ class Recommender:
         if probabilities and self.calibration is None:
             raise RecommendError("this artifact has no probability calibration (export it with --data that has a "
                                  "validation split)")
-        if self.manifest["variant"] != "history":
-            raise RecommendError("this artifact takes user embeddings: use recommend_embedding()")
-        self._check_k(k)
+        self._check_history_query(k)
         if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
             raise RecommendError("histories must be a list of histories (lists of item ids)")
         base = None if user_base is None else self._user_base(user_base, batch=len(histories))
-        queries = [self._query(h) for h in histories]
+        queries = self._queries(histories)
         active = [i for i, q in enumerate(queries) if len(q.rows) or base is not None]
         results: list[Recommendation | None] = [None] * len(queries)
         if active:
-            exclude = [np.fromiter(queries[i].seen, np.int64) if exclude_seen else np.zeros(0, np.int64)
-                       for i in active]
-            rows, scores = self.top_rows([queries[i].rows for i in active], k, exclude=exclude,
-                                         user_base=None if base is None else base[active])
-            for row, i in enumerate(active):
-                kept = rows[row] >= 0
-                pairs = tuple((self.items.id_of(r), float(v)) for r, v in zip(rows[row][kept].tolist(),
-                                                                             scores[row][kept].tolist()))
+            exclude = [queries[i].seen if exclude_seen else set() for i in active]
+            picks = self._top_lists([queries[i].rows for i in active], k, exclude,
+                                    None if base is None else base[active], min_width=max(len(e) for e in exclude))
+            ids, start = self.items.ids_of([row for rows, _ in picks for row in rows]), 0   # one gather for all
+            for i, (rows, scores) in zip(active, picks):
+                pairs = tuple(zip(ids[start:start + len(rows)], scores))
                 results[i] = Recommendation(pairs, queries[i].skipped, queries[i].truncated)
+                start += len(rows)
         for i, query in enumerate(queries):
             if results[i] is None:
                 results[i] = self._popular(query, k)
@@ -220,8 +240,7 @@ class Recommender:
         self._check_k(k)
         x = self._float_matrix("user_embedding", user_embedding, self._inputs["user_embedding"]["shape"][1])
         items, scores = self.backend.run({"user_embedding": x})
-        return [Recommendation(tuple((self.items.id_of(r), float(v)) for r, v in
-                                     zip(items[row][:k].tolist(), scores[row][:k].tolist())))
+        return [Recommendation(tuple(zip(self.items.ids_of(items[row][:k].tolist()), scores[row][:k].tolist())))
                 for row in range(len(x))]
 
     # ---- classes (artifacts exported with a head, `edgegnn export --head`) -----------------------
@@ -240,7 +259,7 @@ class Recommender:
                                  "`edgegnn classify --labels users.csv --out HEAD.json`)")
         if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
             raise RecommendError("histories must be a list of histories (lists of item ids)")
-        queries = [self._query(h) for h in histories]
+        queries = self._queries(histories)
         out = np.full((len(queries), len(self.classes("user"))), np.nan, np.float32)
         active = [i for i, q in enumerate(queries) if len(q.rows)]
         if active:
@@ -282,20 +301,41 @@ class Recommender:
         holds k rows not excluded (see the module docstring).
         """
         exclude = [np.asarray(h, np.int64) for h in (histories if exclude is None else exclude)]
-        width = max([len(e) for e in exclude] + [0])
-        items, scores = self.run_rows(histories, user_base, min_width=width)
-        rows = np.full((len(items), k), -1, np.int64)
-        values = np.full((len(items), k), np.nan, np.float32)
-        for r in range(len(items)):
-            kept = ~np.isin(items[r], exclude[r])
-            picked, picked_scores = items[r][kept][:k], scores[r][kept][:k]
-            if len(picked) < k and len(picked) < self.num_items - len(np.unique(exclude[r])):
-                picked, picked_scores = self._ranked_in_full(histories[r], exclude[r], k, user_base, r) or \
-                    (picked, picked_scores)
+        picks = self._top_lists(histories, k, [set(e.tolist()) for e in exclude], user_base,
+                                min_width=max([len(e) for e in exclude] + [0]))
+        rows = np.full((len(picks), k), -1, np.int64)
+        values = np.full((len(picks), k), np.nan, np.float32)
+        for r, (picked, picked_scores) in enumerate(picks):
             rows[r, :len(picked)], values[r, :len(picked)] = picked, picked_scores
         return rows, values
 
-    def _ranked_in_full(self, history: np.ndarray, exclude: np.ndarray, k: int, user_base, row: int):
+    def _top_lists(self, histories: Sequence[Sequence[int]], k: int, exclude: Sequence[set[int]],
+                   user_base: np.ndarray | None, *, min_width: int) -> list[tuple[list[int], list[float]]]:
+        """`top_rows` as Python lists, one (rows, scores) pair of lists per history, best first:
+        what `recommend_batch` turns into (id, score) pairs without building arrays in between.
+
+        Args:
+            exclude: per history, the rows to leave out (a set: a graph row is tested in O(1)).
+            min_width: history slots to feed at least (the most rows excluded, see the module docstring).
+        """
+        items, scores = self.backend.run(self.feeds(histories, user_base, min_width))      # = run_rows
+        items, scores = items.tolist(), scores.astype(np.float32, copy=False).tolist()   # float32: as top_rows'
+        out = []
+        for r, seen in enumerate(exclude):
+            rows, values = items[r], scores[r]
+            if seen.isdisjoint(rows[:k]):                 # the graph's first k are all unseen: they are the answer
+                picked, picked_scores = rows[:k], values[:k]
+            else:
+                unseen = [row not in seen for row in rows]
+                picked, picked_scores = list(compress(rows, unseen))[:k], list(compress(values, unseen))[:k]
+            if len(picked) < k and len(picked) < self.num_items - len(seen):     # seen items filled the list
+                picked, picked_scores = self._ranked_in_full(histories[r], seen, k, user_base, r) or \
+                    (picked, picked_scores)
+            out.append((picked, picked_scores))
+        return out
+
+    def _ranked_in_full(self, history: Sequence[int], exclude: set[int], k: int, user_base,
+                        row: int) -> tuple[list[int], list[float]] | None:
         """Top k rows outside `exclude` from the query's whole score row (TFLite graphs' "scores")."""
         base = None if user_base is None else user_base[row:row + 1]
         full = self.backend.full_scores(self.feeds([history], base))                         # [I]
@@ -304,10 +344,10 @@ class Recommender:
                         "for a history whose seen items fill its top list; export it again")
             return None
         full = full.astype(np.float32)
-        full[exclude] = -np.inf
+        full[np.fromiter(exclude, np.int64, len(exclude))] = -np.inf
         top = np.argsort(-full, kind="stable")[:k]
         top = top[np.isfinite(full[top])]
-        return top, full[top]
+        return top.tolist(), full[top].tolist()
 
     def run_rows(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None, *,
                  min_width: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -319,17 +359,20 @@ class Recommender:
         """
         return self.backend.run(self.feeds(histories, user_base, min_width))
 
-    def feeds(self, histories: Sequence[np.ndarray], user_base: np.ndarray | None, min_width: int = 0) -> dict:
-        """The graph's inputs for these histories (padded with mask 0 to the width, see `run_rows`)."""
-        fixed = self._inputs["history"]["shape"][1]
-        limit = fixed if isinstance(fixed, int) else self.history_length
-        kept = [np.asarray(h, np.int64)[-limit:] if limit else np.asarray(h, np.int64) for h in histories]
-        width = fixed if isinstance(fixed, int) else max(1, min_width, max(len(h) for h in kept))
-        history = np.zeros((len(kept), width), np.int32)
-        mask = np.zeros((len(kept), width), np.float32)
-        for r, rows in enumerate(kept):
-            history[r, :len(rows)] = rows
-            mask[r, :len(rows)] = 1.0
+    def feeds(self, histories: Sequence[Sequence[int]], user_base: np.ndarray | None, min_width: int = 0) -> dict:
+        """The graph's inputs for these histories (item rows: arrays or lists), padded with mask 0
+        to the width (see `run_rows`): {"history": int32 [B, W], "history_mask": float32 [B, W], ...}."""
+        limit = self._limit
+        kept = [h[-limit:] for h in histories] if limit else histories
+        width = self._slots if self._slots is not None else max(1, min_width, max(map(len, kept)))
+        if len(kept) == 1 and len(kept[0]) == width:     # one history filling every slot (ONNX, batch 1): no padding
+            history, mask = np.array(kept, np.int32), self._ones(width)
+        else:
+            history = np.zeros((len(kept), width), np.int32)
+            mask = np.zeros((len(kept), width), np.float32)
+            for r, rows in enumerate(kept):
+                history[r, :len(rows)] = rows
+                mask[r, :len(rows)] = 1.0
         feeds = {"history": history, "history_mask": mask}
         if self.has_user_base:
             dim = self._inputs["user_base"]["shape"][1]
@@ -339,41 +382,72 @@ class Recommender:
             raise RecommendError("this artifact was exported without a user_base input")
         return feeds
 
+    def _ones(self, width: int) -> np.ndarray:
+        """float32 [1, width] of ones, the mask of an unpadded history: made once per width and
+        shared, read-only (the runtimes only read their inputs), so threads may share it too."""
+        mask = self._masks.get(width)
+        if mask is None:
+            mask = np.ones((1, width), np.float32)
+            mask.flags.writeable = False
+            if len(self._masks) < 256:      # a bound: ONNX widths follow the users' history lengths
+                self._masks[width] = mask
+        return mask
+
     # ---- helpers -------------------------------------------------------------------------------
 
+    def _queries(self, histories: Sequence[Iterable]) -> list[_Query]:
+        """`_query` of each history, their ids looked up in one search."""
+        raws = [self._raw_ids(h) for h in histories]
+        found = self.items.row_list([item for raw in raws for item in raw])
+        queries, start = [], 0
+        for raw in raws:
+            queries.append(self._known(raw, found[start:start + len(raw)]))
+            start += len(raw)
+        return queries
+
     def _query(self, history: Iterable) -> _Query:
-        if isinstance(history, (str, bytes)):
-            raise RecommendError("a history must be a list of item ids, not one string")
-        try:
-            items = list(history)
-        except TypeError:
-            raise RecommendError(f"a history must be a list of item ids, not {type(history).__name__}") from None
-        bad = next((i for i, x in enumerate(items) if x is None or isinstance(x, (float, bool, bytes))
-                    or not isinstance(x, (str, int, np.integer))), None)
-        if bad is not None:
-            raise RecommendError(f"history item {bad} is {items[bad]!r} ({type(items[bad]).__name__}): item ids are "
-                                 "strings or integers")
-        raw = [str(x) for x in items]
-        rows, skipped, seen = [], [], set()
-        for item, row in zip(reversed(raw), reversed(self._rows_of(raw))):   # newest first: keep the last repeat
-            if row < 0:
-                skipped.append(item)
-            elif row not in seen:
-                seen.add(row)
-                rows.append(row)
-        rows.reverse()
-        skipped.reverse()
+        """One history (raw ids, oldest first) in the model's terms; the rules: the module docstring."""
+        raw = self._raw_ids(history)
+        return self._known(raw, self.items.row_list(raw))
+
+    def _known(self, raw: list[str], found: list[int]) -> _Query:
+        """The query of a history's raw ids and their rows (`ItemIndex.row_list`, -1 = unknown)."""
+        seen = set(found)
+        if len(seen) == len(found) and -1 not in seen:      # every id known, none repeated: the rows as given
+            rows, skipped = found, []
+        else:
+            rows, skipped = _known_once(raw, found)
+            seen.discard(-1)
         if skipped:
             shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
             # debug, not warning: the result says it (`Recommendation.skipped`), once, where the caller shows it
             log.debug("skipped %d item id(s) the model does not know: %s", len(skipped), shown)
         limit = self.history_length
         truncated = max(0, len(rows) - limit) if limit else 0
-        return _Query(np.array(rows[truncated:], np.int64), frozenset(seen), tuple(skipped), truncated)
+        return _Query(rows[truncated:], seen, tuple(skipped), truncated)
+
+    @staticmethod
+    def _raw_ids(history: Iterable) -> list[str]:
+        """The history's ids as strings; None, floats, bools, bytes and other types refused, naming
+        the position."""
+        if isinstance(history, (str, bytes)):
+            raise RecommendError("a history must be a list of item ids, not one string")
+        try:
+            items = history if type(history) is list else list(history)       # read only: no copy needed
+        except TypeError:
+            raise RecommendError(f"a history must be a list of item ids, not {type(history).__name__}") from None
+        if set(map(type, items)) <= {str}:      # plain strings (the usual history): nothing to refuse or convert
+            return items
+        bad = next((i for i, x in enumerate(items) if x is None or isinstance(x, (float, bool, bytes))
+                    or not isinstance(x, (str, int, np.integer))), None)
+        if bad is not None:
+            raise RecommendError(f"history item {bad} is {items[bad]!r} ({type(items[bad]).__name__}): item ids are "
+                                 "strings or integers")
+        return [str(x) for x in items]
 
     def _rows_of(self, raw: list[str]) -> list[int]:
         """Table row of each raw id, -1 where the artifact does not know it."""
-        return self.items.rows_of(raw).tolist() if raw else []
+        return self.items.row_list(raw)
 
     def _popular(self, query: _Query, k: int) -> Recommendation:
         popularity = self.manifest.get("popularity")
@@ -384,9 +458,14 @@ class Recommender:
                 self._said_no_popularity = True
             return Recommendation((), query.skipped, query.truncated, fallback=True)
         total = float(popularity.get("total", 1) or 1)
-        pairs = tuple((self.items.id_of(row), count / total) for row, count in
-                      zip(popularity["rows"][:k], popularity["counts"][:k]))
+        rows, counts = popularity["rows"][:k], popularity["counts"][:k]
+        pairs = tuple(zip(self.items.ids_of(rows), [count / total for count in counts]))
         return Recommendation(pairs, query.skipped, query.truncated, fallback=True)
+
+    def _check_history_query(self, k) -> None:
+        if self.manifest["variant"] != "history":
+            raise RecommendError("this artifact takes user embeddings: use recommend_embedding()")
+        self._check_k(k)
 
     def _check_k(self, k) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.max_k:
@@ -420,6 +499,21 @@ class Recommender:
         if not np.isfinite(array).all():
             raise RecommendError(f"{name} holds NaN or infinite values")
         return array
+
+
+def _known_once(raw: list[str], found: list[int]) -> tuple[list[int], list[str]]:
+    """(each known row once, where it was seen last, oldest first; the unknown ids in the order
+    given) of a history's raw ids and their rows (-1 = unknown)."""
+    rows, skipped, kept = [], [], set()
+    for item, row in zip(reversed(raw), reversed(found)):   # newest first: the last repeat is the one kept
+        if row < 0:
+            skipped.append(item)
+        elif row not in kept:
+            kept.add(row)
+            rows.append(row)
+    rows.reverse()
+    skipped.reverse()
+    return rows, skipped
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -61,3 +61,30 @@ def test_bad_index_files_are_artifact_errors(tmp_path):
 def test_ids_ending_in_nul_are_refused(tmp_path):
     with pytest.raises(ArtifactError, match="NUL"):
         write_item_index(tmp_path, ["a\0"])
+
+
+def test_lookups_match_a_dict_of_every_id(tmp_path):
+    """rows_of / row_list / ids_of against a plain dict, on known ids, unknown ones, ids longer than
+    the catalog's width, prefixes, ids ending in NUL, and integers."""
+    rng = np.random.default_rng(0)
+    catalog = IDS + [f"id-{i}" for i in rng.permutation(500)]
+    index = _open(tmp_path, catalog)
+    row_of = {raw: row for row, raw in enumerate(catalog)}
+    asked = catalog + ["nope", "id-1000000", "id-", "a\0", "b\0\0", "ä", "ä-caf", 10, 9, "zz top!", "\0"]
+    for _ in range(5):
+        query = [asked[i] for i in rng.integers(0, len(asked), 40)]
+        expected = [row_of.get(str(x), -1) for x in query]
+        assert index.rows_of(query).tolist() == expected
+        assert index.row_list([str(x) for x in query]) == expected
+        rows = rng.integers(0, len(catalog), 30)
+        assert index.ids_of(rows.tolist()) == index.ids_of(rows) == [catalog[r] for r in rows] == \
+            [index.id_of(r) for r in rows]
+    assert index.rows_of([]).tolist() == [] and index.row_list([]) == [] and index.ids_of([]) == []
+
+
+def test_lookups_copy_nothing_of_the_mapped_files(tmp_path):
+    index = _open(tmp_path, IDS)
+    for view, mapped in ((index._by_row, index.ids), (index._sorted, None), (index._rows, None)):
+        assert type(view) is np.ndarray and not view.flags.owndata
+        if mapped is not None:
+            assert np.shares_memory(view, mapped)

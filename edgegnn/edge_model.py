@@ -35,6 +35,7 @@ import numpy as np
 from edgegnn.errors import ConfigError
 from edgegnn.kinds import KINDS, item_scores, neighbor_tensors
 from edgegnn.kinds import kind as kind_module
+from edgegnn.retrieval import model_lists
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor, Stored
 
 ITEM_TABLES = {name: module.TABLES for name, module in KINDS.items()}
@@ -140,9 +141,14 @@ class EdgeModel:
 
     def score(self, user_emb: np.ndarray) -> np.ndarray:
         """e_u · itemᵀ, float32 [B, I], read as the table is stored (without a kind's item_scores
-        term: `scores` adds it)."""
-        user_emb = self.quantize_activation("user", user_emb)
-        return matmul_transposed(user_emb, self.tensors["item"])
+        term: `scores` adds it). With inverted lists (the retrieval pass), only the items of the
+        lists probed with e_u (before its "user" rounding) are scored, the others are -inf."""
+        scores = matmul_transposed(self.quantize_activation("user", user_emb), self.tensors["item"])
+        indexed = model_lists(self.tensors, self.params)
+        if indexed is None:
+            return scores
+        lists, nprobe = indexed
+        return lists.keep_candidates(user_emb, nprobe, scores)
 
     def raw_activation(self, name: str, histories: Sequence[np.ndarray], user_base: np.ndarray | None = None
                        ) -> np.ndarray:

@@ -29,13 +29,15 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         scores: float [n, num_items]; excluded items set to -inf.
         k: list length, 1 <= k <= num_items.
     Returns:
-        int64 [n, k].
+        int64 [n, k]; -1 where a row has fewer than k items above -inf (excluded items, or items
+        inverted lists did not score, are never recommended: -1 never hits).
     """
     k = min(k, scores.shape[1])
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    top = np.take_along_axis(part, order, axis=1)
+    return np.where(np.isneginf(np.take_along_axis(part_scores, order, axis=1)), -1, top)
 
 
 def hits_matrix(top_items: np.ndarray, truth_rows) -> np.ndarray:

@@ -18,8 +18,9 @@ On the device (`search`), for a user vector e_u [d]:
     their items (nprobe · C of them); the top k.
 Probing by inner product with the centroids serves inner-product scores: a list whose
 centroid points along e_u holds the items that score high on it. `overlap` measures what the
-approximation costs: the share of the exact top k that the lists return; `choose_nprobe` picks
-the smallest nprobe that reaches a target overlap on calibration users (never test users).
+approximation costs: the share of the exact top k that the lists return; the retrieval pass
+(`edgegnn.compress.inverted`) picks the smallest nprobe that reaches a target overlap on
+calibration users (never test users).
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgegnn.compress.kmeans import kmeans
 from edgegnn.errors import ConfigError
 
 log = logging.getLogger(__name__)
 PAD = -1
+# An EdgeModel indexed by the retrieval pass holds its lists as two tensors and params["retrieval"].
+CENTROIDS, ROWS = "list_centroids", "list_rows"
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +70,33 @@ class InvertedLists:
         """int64 [B, nprobe · C]: the item rows of each query's probed lists, PAD where a list is short."""
         return self.rows[self.probe(queries, nprobe)].reshape(len(queries), -1).astype(np.int64)
 
+    def keep_candidates(self, queries: np.ndarray, nprobe: int, scores: np.ndarray) -> np.ndarray:
+        """`scores` [B, I] with every item outside the probed lists of its query at -inf."""
+        rows = self.candidates(queries, nprobe)
+        out = np.full(scores.shape, -np.inf, np.float32)
+        batch = np.repeat(np.arange(len(rows)), rows.shape[1]).reshape(rows.shape)
+        real = rows >= 0
+        out[batch[real], rows[real]] = scores[batch[real], rows[real]]
+        return out
+
+
+def in_lists(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values [I, ...] laid out list by list, [L, C, ...]: slot (l, c) holds values[rows[l, c]],
+    zeros where the list is padded (a device graph gathers whole lists in one contiguous read)."""
+    out = np.zeros(rows.shape + values.shape[1:], values.dtype)
+    real = rows >= 0
+    out[real] = values[rows[real]]
+    return out
+
+
+def model_lists(tensors, params) -> tuple[InvertedLists, int] | None:
+    """The lists and nprobe of an EdgeModel's tensors and params (retrieval pass), or None."""
+    if ROWS not in tensors:
+        return None
+    lists = InvertedLists(np.asarray(tensors[CENTROIDS].values, np.float32),
+                          np.asarray(tensors[ROWS].values, np.int32))      # .values: to_dense() is float
+    return lists, int(params["retrieval"]["nprobe"])
+
 
 def check_nprobe(nprobe, num_lists: int) -> None:
     if isinstance(nprobe, bool) or not isinstance(nprobe, (int, np.integer)) or not 1 <= nprobe <= num_lists:
@@ -90,6 +119,8 @@ def build_lists(vectors: np.ndarray, lists: int, *, slack: float = 1.25, sample:
         raise ConfigError("lists", lists, f"an integer in [1, {count}] (the number of items)")
     if not slack >= 1.0:
         raise ConfigError("slack", slack, "at least 1.0 (the lists must hold every item)")
+    from edgegnn.compress.kmeans import kmeans  # here: edge_model imports this module
+
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(count, min(sample, count), replace=False))
     centroids, _ = kmeans(vectors[picked], int(lists), seed=seed, iterations=iterations)
@@ -187,18 +218,3 @@ def overlap(found: np.ndarray, exact: np.ndarray) -> float:
     k = exact.shape[1]
     return float(np.mean([len(set(f[f >= 0].tolist()) & set(e.tolist())) / k for f, e in zip(found, exact)]))
 
-
-def choose_nprobe(inverted: InvertedLists, table: np.ndarray, queries: np.ndarray, k: int,
-                  target: float = 0.95) -> tuple[int, dict[int, float]]:
-    """The smallest nprobe (powers of two, then L) whose top-k overlap with the exact scan on
-    `queries` (calibration users) reaches `target`; and the overlap of each nprobe tried."""
-    if not 0.0 < target <= 1.0:
-        raise ConfigError("overlap target", target, "a share in (0, 1]")
-    exact = exact_top(table, queries, k)
-    tried: dict[int, float] = {}
-    steps = sorted({min(2 ** p, inverted.num_lists) for p in range(inverted.num_lists.bit_length() + 1)})
-    for nprobe in steps:
-        tried[nprobe] = overlap(search(inverted, dot_rows(table), queries, nprobe, k)[0], exact)
-        if tried[nprobe] >= target:
-            return nprobe, tried
-    return inverted.num_lists, tried

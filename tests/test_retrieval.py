@@ -1,5 +1,5 @@
 """Inverted lists: every item in one list within capacity, deterministic, exact when every list is
-probed, and an nprobe chosen as the smallest that reaches the overlap asked."""
+probed, and values laid out list by list (the nprobe choice: tests/compress/test_inverted.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgegnn.errors import ConfigError
-from edgegnn.retrieval import PAD, build_lists, choose_nprobe, dot_rows, exact_top, overlap, search
+from edgegnn.retrieval import PAD, build_lists, dot_rows, exact_top, in_lists, overlap, search
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +50,14 @@ def test_lists_follow_the_clusters_and_probing_all_is_exact(catalog):
     assert overlaps[1] > 0.5 and touched < 0.1            # a few % of the catalog finds most of the top 20
 
 
-def test_nprobe_is_the_smallest_that_reaches_the_target(catalog):
-    items, queries = catalog
-    inverted = build_lists(items, 64, seed=0)
-    nprobe, tried = choose_nprobe(inverted, items, queries[:100], 20, target=0.95)
-    assert tried[nprobe] >= 0.95 and all(v < 0.95 for p, v in tried.items() if p < nprobe)
-    assert list(tried) == sorted(tried) and nprobe < 64
+def test_values_laid_out_list_by_list(catalog):
+    items, _ = catalog
+    inverted = build_lists(items[:500], 8, seed=1)
+    laid = in_lists(items[:500], inverted.rows)
+    assert laid.shape == inverted.rows.shape + (16,)
+    real = inverted.rows >= 0
+    np.testing.assert_array_equal(laid[real], items[:500][inverted.rows[real]])
+    assert not laid[~real].any()
 
 
 def test_a_short_list_pads_and_bad_settings_are_one_line(catalog):

@@ -19,6 +19,7 @@ from edgegnn.compress.configs import (
                                      ProductQuantizeConfig,
                                      PruneConfig,
                                      QuantizeConfig,
+                                     RetrievalConfig,
                                      ShareConfig,
 )
 from edgegnn.compress.io import load_edge_model, save_edge_model
@@ -28,7 +29,7 @@ from edgegnn.compress.recipe import configs_from_entries, load_recipe, recipe_ya
 from edgegnn.compress.search import SearchPoint, SearchResult, default_grid, pareto_front, search
 
 __all__ = ["Calibration", "CONFIG_TYPES", "LowRankConfig", "PassConfig", "PruneConfig", "QuantizeConfig", "ShareConfig",
-           "ProductQuantizeConfig",
+           "ProductQuantizeConfig", "RetrievalConfig",
            "REGISTRY", "compress", "measure", "Evaluator", "search", "SearchResult", "SearchPoint",
            "default_grid", "pareto_front", "load_recipe", "save_recipe", "recipe_yaml", "configs_from_entries",
            "save_edge_model", "load_edge_model"]

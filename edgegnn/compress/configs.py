@@ -259,10 +259,49 @@ class ProductQuantizeConfig(_PassConfig):
         check_range(self.PASS, "seed", self.seed, low=0)
 
 
-PassConfig = PruneConfig | LowRankConfig | QuantizeConfig | ShareConfig | ProductQuantizeConfig
-CONFIG_TYPES: dict[str, type] = {cls.PASS: cls for cls in (PruneConfig, LowRankConfig, QuantizeConfig, ShareConfig,
-                                                            ProductQuantizeConfig)}
+@dataclass(frozen=True)
+class RetrievalConfig(_PassConfig):
+    """Inverted lists over the item table: the device scores only the items of the lists nearest
+    the user (`edgegnn.retrieval`), for catalogs where streaming every row is the cost.
 
+    The pass indexes the final item table (it must be the last pass), keeps it as it is stored,
+    and adds `list_centroids` float32 [L, d], `list_rows` int32 [L, C] and params["retrieval"]
+    (nprobe, the overlap measured); the simulation (`EdgeModel.score`) then scores only the
+    probed lists' items, as the exported graph does, so every metric is the approximate one.
+
+    Args:
+        lists: L; 0 picks the power of two nearest 2·sqrt(I).
+        nprobe: lists probed per query; 0 picks the smallest power of two whose top-`k`
+            overlap with the exact scan on the calibration users reaches `overlap`.
+        overlap: the target share of the exact top-k the lists must return (nprobe 0).
+        k: the cut-off the overlap is measured at.
+        slack: list capacity C = ceil(slack · I / L) (> 1 lets the lists follow the clusters).
+        seed: the k-means sample's and k-means++'s seed.
+    """
+
+    PASS: ClassVar[str] = "retrieval"
+    lists: int = 0
+    nprobe: int = 0
+    overlap: float = 0.95
+    k: int = 20
+    slack: float = 1.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        check_range(self.PASS, "lists", self.lists, low=0)
+        check_range(self.PASS, "nprobe", self.nprobe, low=0)
+        check_range(self.PASS, "overlap", self.overlap, low=0.0, high=1.0, low_open=True)
+        check_range(self.PASS, "k", self.k, low=1)
+        check_range(self.PASS, "slack", self.slack, low=1.0, high=4.0)
+        check_range(self.PASS, "seed", self.seed, low=0)
+        if self.lists and self.nprobe > self.lists:
+            raise ConfigError(f"{self.PASS}.nprobe", self.nprobe, f"at most lists ({self.lists})")
+
+
+PassConfig = PruneConfig | LowRankConfig | QuantizeConfig | ShareConfig | ProductQuantizeConfig | RetrievalConfig
+CONFIG_TYPES: dict[str, type] = {cls.PASS: cls for cls in (PruneConfig, LowRankConfig, QuantizeConfig, ShareConfig,
+                                                            ProductQuantizeConfig, RetrievalConfig)}
 
 def config_from_entry(entry: dict[str, Any], *, where: str = "pass", source: str | None = None) -> PassConfig:
     """The config of one recipe entry `{"pass": name, **fields}`."""

@@ -11,11 +11,12 @@ importing the modules here fills `REGISTRY`.
 
 from __future__ import annotations
 
-from edgegnn.compress import lowrank, pq, prune, quantize, share  # noqa: F401 -- each registers its pass
+from edgegnn.compress import inverted, lowrank, pq, prune, quantize, share  # noqa: F401 -- each registers its pass
 from edgegnn.compress.calibration import Calibration
 from edgegnn.compress.registry import REGISTRY
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import ConfigError
+from edgegnn.retrieval import ROWS
 
 
 def compress(edge: EdgeModel, *configs, calibration: Calibration | None = None) -> EdgeModel:
@@ -25,5 +26,7 @@ def compress(edge: EdgeModel, *configs, calibration: Calibration | None = None) 
         if handler is None:
             allowed = ", ".join(cls.__name__ for cls in REGISTRY)
             raise ConfigError("config", type(config).__name__, f"not a compression config; allowed: {allowed}")
+        if ROWS in edge.tensors:    # the lists index the item table as it is: nothing may change it after
+            raise ConfigError(f"{config.PASS} pass", "after retrieval", "the retrieval pass must be the last pass")
         edge = handler(edge, config, calibration)
     return edge

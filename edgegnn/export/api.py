@@ -42,7 +42,7 @@ from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import CheckpointError, ConfigError, ExportError
 from edgegnn.export import artifact
 from edgegnn.export.check import check_target, graph_options
-from edgegnn.export.plan import GraphOptions, io_spec
+from edgegnn.export.plan import GraphOptions, io_spec, scored_items
 from edgegnn.runtime import items
 from edgegnn.runtime.manifest import ITEM_LOGITS
 from edgegnn.targets import Target, load_target
@@ -221,12 +221,24 @@ def _manifest(edge, target, options, checked, inputs, outputs, files, counts) ->
                   "scoring": checked.scoring.to_dict()},
         "versions": _versions(target), "producer": f"edgegnn {__version__}",
         "popularity": None, "metrics": None, "data": None if edge.data is None else dict(edge.data),
+        "retrieval": retrieval_record(edge),
     }
     if counts is not None:
         order = np.argsort(-counts, kind="stable")[:POPULAR]
         manifest["popularity"] = {"rows": order.tolist(), "counts": counts[order].tolist(),
                                   "total": int(counts.sum()), "source": "training interactions per item"}
     return manifest
+
+
+def retrieval_record(edge: EdgeModel) -> dict | None:
+    """The manifest's "retrieval": None (every item scored), or the inverted lists' layout, the
+    nprobe, and the top-k overlap with the exact scan measured on calibration users (the
+    retrieval pass, `edgegnn.compress.inverted`)."""
+    if "retrieval" not in edge.params:
+        return None
+    record = dict(edge.params["retrieval"])
+    return {"method": "inverted-lists", **record, "scored_items": scored_items(edge),
+            "overlap_with": "the exact scan of the same model, top-k, on the calibration users"}
 
 
 def _versions(target: Target) -> dict[str, str]:

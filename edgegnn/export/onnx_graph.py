@@ -75,8 +75,18 @@ import numpy as np
 from edgegnn.class_head import CLASS_OUTPUT, class_logits, has_class_head
 from edgegnn.edge_model import ACTIVATION_LEVELS, EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, exportable, to_fp16, topk_blocks, widened_int4
+from edgegnn.export.plan import (
+    GraphOptions,
+    Scoring,
+    TopKBlocks,
+    exportable,
+    scored_items,
+    to_fp16,
+    topk_blocks,
+    widened_int4,
+)
 from edgegnn.kinds import item_scores, kind
+from edgegnn.retrieval import in_lists, model_lists
 from edgegnn.tensors import DenseTensor, LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 OPSET = 21          # blocked DequantizeLinear (per-row dequantization of gathered rows)
@@ -201,6 +211,12 @@ class _Builder:
         rows, block = scored.shape[0], options.score_block_rows
         blockable = isinstance(scored, (DenseTensor, QuantizedTensor)) and not gathered
         self.blocked = {id(scored)} if blockable and block is not None and rows > block else set()
+        # Inverted lists (the retrieval pass): the item table is scored list by list from its
+        # own [L, C, d] layout (`list_scores`); any other reader gathers it from the row layout.
+        self.lists = model_lists(self.t, edge.params)
+        self.candidate_rows: str | None = None      # [B, N] item rows of the scores, when not all items
+        if self.lists is not None:
+            self.nbits, self.transposed, self.blocked = set(), set(), set()
 
     def _nbits_eligible(self, table) -> bool:
         """MatMulNBits scores this table: int8 with at least `nbits_min_rows` rows, or int4 of
@@ -547,6 +563,8 @@ class _Builder:
         scale = self.edge.activation_scales.get("user")
         act_scale = None if scale is None else float(scale)
         table = self.t["item"]
+        if self.lists is not None:
+            return self.list_scores(e_u, table, act_scale), None
         if self.ranks_integers(table):
             return self.integer_scores(e_u, table, act_scale)
         if isinstance(table, LowRankTensor) and self.ranks_integers(table.left):
@@ -554,6 +572,54 @@ class _Builder:
             x = self.fake_quant(e_u, act_scale, USER_LEVELS) if act_scale is not None else e_u
             return self.integer_scores(self.matmul(x, table.right), table.left, None)
         return self.matmul_transposed(e_u, table, act_scale=act_scale), None
+
+    def list_scores(self, e_u: str, table, act_scale: float | None) -> str:
+        """The scores [B, N] of the items of the nprobe lists nearest e_u, N = nprobe · C, their
+        item rows in `candidate_rows` (`edgegnn.retrieval`):
+            probed  = TopK(e_u · centroidsᵀ, nprobe)                       [B, nprobe]
+            codes   = Gather(list codes [L, C, d], probed) as [B, N, d]    (int8 -> Cast float)
+            scores  = (codes · x) · scale + pad bias                        [B, N]
+        x = e_u after its static "user" rounding (as the simulation); scale = the table's one
+        scale, or each candidate's row scale gathered from [L, C]; the pad bias is 0 for an item
+        and -inf for a list's padding, whose row is -1. Float math on N ≈ 1 % of the items: the
+        Cast of the gathered codes costs less than any integer path with a per-query B."""
+        g, (lists, nprobe) = self.g, self.lists
+        count, capacity = lists.rows.shape
+        width = int(table.shape[1])
+        self.note_scoring(table, "MatMul", "float")
+        centroids_t = g.table(lists, "list_centroids_t", "cols", lambda: np.ascontiguousarray(lists.centroids.T),
+                              "float32", (width, count))
+        _, probed = g.op("TopK", [g.op("MatMul", [e_u, centroids_t], "float32"), self.ints([nprobe])], "float32",
+                         outputs=2, axis=-1, largest=1, sorted=1)
+        g.dtypes[probed] = "int64"                                                          # [B, nprobe]
+        quantized = isinstance(table, QuantizedTensor)
+        codes, dtype = (table.q, "int8") if quantized else (table.values, str(table.values.dtype))
+        stored = g.table(table, "list_codes", "lists", lambda: in_lists(codes, lists.rows), dtype,
+                         (count, capacity, width))
+        picked = g.op("Reshape", [g.op("Gather", [stored, probed], dtype, axis=0), self.ints([0, -1, width])], dtype)
+        if dtype != "float32":
+            picked = g.op("Cast", [picked], "float32", to=_DTYPES["float32"])               # [B, N, d]
+        # rounded after the Unsqueeze: ORT 1.32's QDQ propagation breaks on DequantizeLinear -> Unsqueeze
+        x = g.op("Unsqueeze", [e_u, self.ints([2])], "float32")                              # [B, d, 1]
+        x = self.fake_quant(x, act_scale, USER_LEVELS) if act_scale is not None else x
+        scores = g.op("MatMul", [picked, x], "float32")
+        scores = g.op("Reshape", [scores, self.ints([0, -1])], "float32")                   # [B, N]
+        if quantized and one_scale(table) is not None:
+            scores = g.op("Mul", [scores, self.scalar(np.float32(one_scale(table)))], "float32")
+        elif quantized:
+            scales = g.table(table, "list_scales", "lists",
+                             lambda: in_lists(np.asarray(table.scale, np.float32).reshape(-1, 1), lists.rows)[..., 0],
+                             "float32", (count, capacity))
+            scores = g.op("Mul", [scores, self.per_candidate(scales, probed, "float32")], "float32")
+        bias = g.table(lists, "list_bias", "lists", lambda: np.where(lists.rows >= 0, 0, -np.inf).astype(np.float32),
+                       "float32", (count, capacity))
+        ids = g.table(lists, "list_rows", "lists", lambda: lists.rows, "int32", (count, capacity))
+        self.candidate_rows = g.op("Cast", [self.per_candidate(ids, probed, "int32")], "int64", to=_DTYPES["int64"])
+        return g.op("Add", [scores, self.per_candidate(bias, probed, "float32")], "float32")
+
+    def per_candidate(self, table: str, probed: str, dtype: str) -> str:
+        """Gather(table [L, C], probed [B, nprobe]) as [B, nprobe · C]."""
+        return self.g.op("Reshape", [self.g.op("Gather", [table, probed], dtype, axis=0), self.ints([0, -1])], dtype)
 
     def ranks_integers(self, table) -> bool:
         """A one-block MatMulInteger table whose rows share one scale (QuantizeConfig granularity "tensor")."""
@@ -572,7 +638,7 @@ class _Builder:
         """top_scores, top_items = TopK(scores, k), k = min(K + H, I) (K for the user variant);
         in two stages from `options.block_topk_min_items` items on; integer scores are ranked,
         then the K + H kept are rescaled by `factor`."""
-        g, num_items = self.g, self.edge.num_items
+        g, num_items = self.g, scored_items(self.edge)
         if history is None:
             k = self.g.const("k", np.array([min(self.options.top_k, num_items)], np.int64))
         else:   # K + H, with H read from the input's shape (dynamic), capped at I
@@ -582,7 +648,10 @@ class _Builder:
         values = "top_scores" if factor is None else "top_accumulators"
         dtype = g.dtypes[scores]
         threshold = self.options.block_topk_min_items
-        if threshold is not None and num_items >= threshold:
+        if self.candidate_rows is not None:     # positions among the candidates -> their item rows
+            g.output("TopK", [scores, k], [values, "top_positions"], [dtype, "int64"], axis=-1, largest=1, sorted=1)
+            g.output("GatherElements", [self.candidate_rows, "top_positions"], ["top_items"], ["int64"], axis=1)
+        elif threshold is not None and num_items >= threshold:
             self.block_top_k(scores, k, topk_blocks(num_items), values)
         else:
             g.output("TopK", [scores, k], [values, "top_items"], [dtype, "int64"], axis=-1, largest=1, sorted=1)

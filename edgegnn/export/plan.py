@@ -46,6 +46,7 @@ import numpy as np
 from edgegnn.class_head import CLASS_OUTPUT, has_class_head
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ConfigError, ExportError
+from edgegnn.retrieval import model_lists
 from edgegnn.tensors import (
     DenseTensor,
     LowRankTensor,
@@ -285,9 +286,16 @@ def base_dim(edge: EdgeModel) -> int:
 def output_width(edge: EdgeModel, options: GraphOptions) -> int | str:
     """Items per output row: min(K + H, I) (an expression when H is dynamic)."""
     extra = 0 if options.variant == "user" else options.history_length
+    scored = scored_items(edge)
     if extra is None:
-        return f"min(K+H, {edge.num_items})"
-    return min(options.top_k + extra, edge.num_items)
+        return f"min(K+H, {scored})"
+    return min(options.top_k + extra, scored)
+
+
+def scored_items(edge: EdgeModel) -> int:
+    """Items a query scores: I, or nprobe · C with inverted lists (the retrieval pass)."""
+    indexed = model_lists(edge.tensors, edge.params)
+    return edge.num_items if indexed is None else min(edge.num_items, indexed[1] * indexed[0].capacity)
 
 
 def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str, full_scores: bool = False

@@ -28,8 +28,10 @@ def probability_record(edge, checkpoint, split, *, history_length: int | None, s
     """{"scale": a, "offset": b, "negatives_per_positive": K, "fitted_on", "test": {auc, logloss},
     "valid": {...}} for the manifest, or None when the split has no validation interactions the
     model can use (said in a warning)."""
+    from edgegnn.compress.inverted import exact_scan
     from edgegnn.export.evaluate import eval_data
 
+    edge = exact_scan(edge)       # every pair scored; a list's items keep these scores on the device
     if split.valid is None or len(split.valid) == 0:
         return None
     negatives = DEFAULT_NEGATIVES

@@ -58,6 +58,7 @@ from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
 from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, base_dim, exportable, topk_blocks, widened_int4
 from edgegnn.kinds import item_scores, kind
+from edgegnn.retrieval import ROWS
 from edgegnn.tensors import LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
@@ -503,6 +504,9 @@ def write(edge: EdgeModel, options: GraphOptions, io, directory: Path, *, extern
 
 def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int], list[int]]:
     """The graph (constants not materialized), its input and output tensor indices."""
+    if ROWS in edge.tensors:
+        raise ExportError("the TFLite graph has no inverted-list stage yet: export an indexed model (the "
+                          "retrieval pass) to an ONNX target, or export the model before that pass")
     builder = _Builder(edge, options)
     g = builder.g
     g.int4_widened = widened_int4(edge)     # no packed int4 kernels in LiteRT: int4 ships as int8

@@ -103,8 +103,14 @@ def score_bound(edge: EdgeModel, scoring: Scoring, queries: Queries, *, precisio
         bound *= row_scale[None, :]
     if term is not None:
         bound += term[1]
-    bound += FLOAT_RTOL * np.abs(reference).max(axis=1, keepdims=True) + 1e-6
+    bound += FLOAT_RTOL * largest_score(reference) + 1e-6
     return reference, bound
+
+
+def largest_score(reference: np.ndarray) -> np.ndarray:
+    """[B, 1]: the largest |score| of each row among the scored items (inverted lists leave the
+    others at -inf, which scale no bound)."""
+    return np.where(np.isfinite(reference), np.abs(reference), 0.0).max(axis=1, keepdims=True)
 
 
 def rounding_error(x: np.ndarray, scale: float, levels: int, applied: bool, dx: np.ndarray) -> np.ndarray:
@@ -244,13 +250,17 @@ def check_outputs(reference: np.ndarray, bound: np.ndarray, items: np.ndarray, s
     """
     items = np.asarray(items, np.int64)
     width = items.shape[1]
-    expected = np.take_along_axis(reference, items, axis=1).astype(np.float64)
-    allowed = np.take_along_axis(bound, items, axis=1)
-    ratio = np.abs(np.asarray(scores, np.float64) - expected) / allowed
+    pad = items < 0        # inverted lists holding fewer items than the width: -1 at -inf, nothing else
+    expected = np.take_along_axis(reference, np.maximum(items, 0), axis=1).astype(np.float64)
+    allowed = np.take_along_axis(bound, np.maximum(items, 0), axis=1)
+    with np.errstate(invalid="ignore"):
+        ratio = np.abs(np.asarray(scores, np.float64) - expected) / allowed
+    ratio = np.where(pad, np.where(np.isneginf(scores), 0.0, np.inf), np.nan_to_num(ratio, nan=np.inf))
     missing = sum(len(required_items(reference[r], bound[r], width) - set(items[r].tolist()))
                   for r in range(len(items)))
-    slack = FLOAT_RTOL * np.abs(reference).max(axis=1, keepdims=True)
-    unsorted = int((np.diff(scores, axis=1) > slack).any(axis=1).sum())
+    slack = FLOAT_RTOL * largest_score(reference)
+    with np.errstate(invalid="ignore"):      # -inf - -inf between two pads: NaN, not a disorder
+        unsorted = int((np.diff(scores, axis=1) > slack).any(axis=1).sum())
     worst = float(ratio.max()) if ratio.size else 0.0
     return {"max_error_over_bound": round(worst, 4), "scores_checked": int(ratio.size),
             "scores_out_of_bound": int((ratio > 1).sum()), "missing_top_items": int(missing),

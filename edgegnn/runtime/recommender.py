@@ -240,8 +240,9 @@ class Recommender:
         self._check_k(k)
         x = self._float_matrix("user_embedding", user_embedding, self._inputs["user_embedding"]["shape"][1])
         items, scores = self.backend.run({"user_embedding": x})
-        return [Recommendation(tuple(zip(self.items.ids_of(items[row][:k].tolist()), scores[row][:k].tolist())))
-                for row in range(len(x))]
+        found = [items[row][items[row] >= 0][:k] for row in range(len(x))]     # -1: inverted lists ran short
+        return [Recommendation(tuple(zip(self.items.ids_of(rows.tolist()), scores[row][:len(rows)].tolist())))
+                for row, rows in enumerate(found)]
 
     # ---- classes (artifacts exported with a head, `edgegnn export --head`) -----------------------
 
@@ -323,6 +324,8 @@ class Recommender:
         out = []
         for r, seen in enumerate(exclude):
             rows, values = items[r], scores[r]
+            if rows and rows[-1] < 0:                     # inverted lists short of the width: -1 pads the end
+                rows, values = rows[:rows.index(-1)], values[:rows.index(-1)]
             if seen.isdisjoint(rows[:k]):                 # the graph's first k are all unseen: they are the answer
                 picked, picked_scores = rows[:k], values[:k]
             else:

@@ -121,6 +121,15 @@ def lightgcn(kind: str = "fp32", seed: int = 0, items: int = ITEMS, dim: int = D
     raise ValueError(kind)
 
 
+def indexed(edge: EdgeModel, lists: int = 16, nprobe: int = 4) -> EdgeModel:
+    """`edge` after the retrieval pass with a given nprobe (no calibration): 16 lists of
+    ceil(1.25 · I / 16) slots; 4 probed hold fewer items than K + H of most targets, so the
+    graph's rows end in -1 pads."""
+    from edgegnn.compress import RetrievalConfig, compress
+
+    return compress(edge, RetrievalConfig(lists=lists, nprobe=nprobe))
+
+
 def _product_quantized(values: np.ndarray, subvectors: int = 4, centroids: int = 8, seed: int = 0):
     """Random codes and float16 codebooks of the table's shape (the math, not the fit, is under test)."""
     rng = _rng(seed + 7)

@@ -68,6 +68,14 @@ ARTIFACTS = {   # name: (model, target, what of a big catalog's layout, extra ex
     "onnx-gat-int8": (lambda: models.gat("int8", stress=True), "cpu-x86_64", (), {}),
     "onnx-graph-filter-int8-two-stage": (lambda: models.graph_filter("int8", stress=True), "cpu-x86_64",
                                          ("two-stage",), {}),
+    "onnx-lists-fp32": (lambda: models.indexed(models.lightgcn("fp32", stress=True)), "cpu-x86_64", (), {}),
+    "onnx-lists-fp16": (lambda: models.indexed(models.lightgcn("fp32", stress=True)), "cuda", (),
+                        {"precision": "fp16"}),
+    "onnx-lists-int8-static": (lambda: models.indexed(models.lightgcn("int8", stress=True)), "cpu-x86_64", (), {}),
+    "onnx-lists-int8-tensor": (lambda: models.indexed(models.lightgcn("int8-tensor", stress=True), nprobe=16),
+                               "arm64-linux", (), {}),
+    "onnx-user-lists-int8": (lambda: models.indexed(models.lightgcn("int8-dynamic", stress=True)), "cpu-x86_64", (),
+                             {"variant": "user"}),
     "onnx-user-int8": (lambda: models.lightgcn("int8", stress=True), "cpu-x86_64", (), {"variant": "user"}),
     "onnx-user-int8-tensor": (lambda: models.lightgcn("int8-tensor-dynamic", stress=True), "cpu-x86_64",
                               ("two-stage",), {"variant": "user"}),
@@ -150,6 +158,11 @@ def test_the_matrix_covers_every_scoring_op_and_layout(matrix):
     assert {"MatMulNBits", "BitShift", "BitwiseAnd"} <= ops["onnx-int4-packed"]
     assert "REDUCE_MAX" in ops["tflite-int8-two-stage"]
     assert "SOFTMAX" in ops["tflite-int8-class-head"] and len(matrix["tflite-int8-class-head"][2]["host"]) == 3
+    assert {"TopK", "GatherElements", "Cast", "MatMul"} <= ops["onnx-lists-int8-static"]
+    for name in ("onnx-lists-fp32", "onnx-lists-int8-static"):      # lists short of K + H: rows end in -1 pads
+        items, scores = matrix[name][2]["host"][:2]
+        assert (items < 0).any() and np.isneginf(scores[items < 0]).all()
+        assert matrix[name][1]["retrieval"]["scored_items"] == 4 * matrix[name][1]["retrieval"]["capacity"]
     stressed = matrix["onnx-int8-static"]
     assert np.abs(stressed[0].tensors["item"].q[:4]).min() == 127        # the stress rows reach the codes' edges
 

@@ -311,8 +311,15 @@ export class Recommender {
     const rows = [];
     const values = [];
     for (let b = 0; b < batch; b += 1) {
-      rows.push(Array.from(items.data.subarray(b * width, (b + 1) * width), Number));   // int64 arrives as BigInt
-      values.push(Array.from(scores.subarray(b * width, (b + 1) * width)));
+      const row = Array.from(items.data.subarray(b * width, (b + 1) * width), Number);   // int64 arrives as BigInt
+      const value = Array.from(scores.subarray(b * width, (b + 1) * width));
+      const pad = row.indexOf(-1);      // inverted lists short of the width: -1 pads the end
+      if (pad >= 0) {
+        row.length = pad;
+        value.length = pad;
+      }
+      rows.push(row);
+      values.push(value);
     }
     return [rows, values];
   }

@@ -1,0 +1,66 @@
+"""Artifacts of models with inverted lists (the retrieval pass): the manifest says what the graph
+scores, the metrics measured on the artifact are the approximate ones and match the simulation,
+the runtime drops the graph's -1 pads, and TFLite refuses the model in one line. (That the
+graph scores exactly the simulation's candidates on every CPU: tests/export/test_cpu_matrix.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgegnn.compress import Calibration, RetrievalConfig, compress
+from edgegnn.compress.inverted import exact_scan
+from edgegnn.errors import ExportError
+from edgegnn.export import export
+from edgegnn.fold import fold
+from edgegnn.runtime import Recommender
+from tests.export import models
+from tests.export.fixtures import int8_model
+
+
+@pytest.fixture(scope="module")
+def indexed(trained, small_split):
+    """The trained test LightGCN in int8 with 32 inverted lists, nprobe chosen for overlap 0.75 (a coarse one: the
+    metrics must differ from the exact scan's)."""
+    edge = int8_model(fold(trained[0]), small_split)
+    calibration = Calibration.from_split(small_split, num_users=200)
+    return compress(edge, RetrievalConfig(lists=32, overlap=0.75), calibration=calibration)
+
+
+def test_the_artifact_records_the_lists_and_measures_what_it_serves(indexed, small_split, tmp_path):
+    out = export(indexed, "cpu-x86_64", split=small_split, out_dir=tmp_path / "a", emulators=None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    record, chosen = manifest["retrieval"], indexed.params["retrieval"]
+    assert record["method"] == "inverted-lists" and record["nprobe"] == chosen["nprobe"] < 32
+    assert record["overlap"] == chosen["overlap"] >= 0.75 and record["scored_items"] == chosen["nprobe"] * record[
+        "capacity"] < indexed.num_items
+    metrics = manifest["metrics"]
+    assert max(metrics["delta"].values()) <= 0.005, metrics          # the artifact serves what was simulated
+    exact = export(exact_scan(indexed), "cpu-x86_64", split=small_split, out_dir=tmp_path / "exact", emulators=None)
+    exact_metrics = json.loads((exact / "manifest.json").read_text())["metrics"]
+    assert json.loads((exact / "manifest.json").read_text())["retrieval"] is None
+    assert metrics["artifact"] != exact_metrics["artifact"]         # approximate: measured, not copied
+
+
+def test_short_lists_give_fewer_items_never_a_pad(tmp_path):
+    edge = models.indexed(models.lightgcn("int8", stress=True), lists=16, nprobe=1)     # one list of <= 24 items
+    out = export(edge, "cpu-x86_64", out_dir=tmp_path / "a", cpus=(), emulators=None)
+    rec = Recommender.open(out)
+    items, scores = rec.run_rows([np.array([5, 9])])
+    assert (items < 0).any()                                   # the graph pads its row
+    answer = rec.recommend([str(edge.item_ids[5]), str(edge.item_ids[9])], k=50)
+    ids = [item for item, _ in answer]
+    real = int((items[0] >= 0).sum()) - len({5, 9} & set(items[0].tolist()))
+    assert len(ids) == real < 50 and set(ids) <= set(edge.item_ids.tolist())
+    assert all(np.isfinite(score) for _, score in answer)
+    rows, _ = rec.top_rows([np.array([5, 9])], 50)
+    assert (rows[0][:real] >= 0).all() and (rows[0][real:] == -1).all()
+
+
+def test_tflite_refuses_an_indexed_model_and_writes_nothing(tmp_path):
+    with pytest.raises(ExportError, match="the TFLite graph has no inverted-list stage yet"):
+        export(models.indexed(models.lightgcn("int8")), "android-litert", out_dir=tmp_path / "a", cpus=(),
+               emulators=None)
+    assert list(tmp_path.iterdir()) == []

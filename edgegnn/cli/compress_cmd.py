@@ -4,7 +4,8 @@ Three ways to say what to do, one at a time:
     pass flags   --share --prune 0.5 [--prune-method structured] --rank 32 [--finetune-steps 200] --quantize int8
                  [--granularity tensor]
                  or --pq 16 (product quantization, distilled with --finetune-steps)
-                 (applied in that order: share, prune, low-rank, quantize or pq)
+                 --lists 2048 [--nprobe 16 | --overlap 0.95] (inverted lists for big catalogs, last)
+                 (applied in that order: share, prune, low-rank, quantize or pq, lists)
     a recipe     --recipe recipe.yaml
     a search     --max-drop 0.01 and/or --size-budget 2MB (also the default when nothing is given)
 Every variant is measured with the device arithmetic on the same user sample; the chosen
@@ -71,6 +72,12 @@ def compress(
                               "(ONNX ranks the int32 accumulators: a faster top-K).")] = None,
     pq: Annotated[Optional[int], typer.Option("--pq", help="Product-quantize the item tables "
                                                            "with this many one-byte codes per row (e.g. 16).")] = None,
+    lists: Annotated[Optional[int], typer.Option("--lists", help="Inverted lists over the item table, the last "
+                                                 "pass (0: about 2·sqrt(items)); the device scores a few.")] = None,
+    nprobe: Annotated[Optional[int], typer.Option("--nprobe", help="Lists probed per query (default: the fewest "
+                                                  "reaching --overlap on the calibration users).")] = None,
+    overlap: Annotated[Optional[float], typer.Option("--overlap", help="Top-20 overlap with the exact scan the "
+                                                     "lists must reach (default 0.95).")] = None,
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="A recipe YAML (passes: [...]).")] = None,
     max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Search: largest relative Recall@20 drop "
                                                                          "(0.01 = 1%).")] = None,
@@ -97,6 +104,7 @@ def compress(
         configs = _requested_configs(share=share, prune=prune, prune_method=opt.value(prune_method), rank=rank,
                                      finetune_steps=finetune_steps, quantize=opt.value(quantize),
                                      granularity=opt.value(granularity), pq=pq, recipe=recipe,
+                                     retrieval=_retrieval_config(lists, nprobe, overlap),
                                      searching=max_drop is not None or budget is not None)
         if configs is None and max_drop is None and budget is None:
             max_drop = 0.01  # nothing asked: search for the smallest model within 1 % of fp32
@@ -118,8 +126,23 @@ def compress(
         raise typer.Exit(1)
 
 
+def _retrieval_config(lists, nprobe, overlap):
+    """The retrieval pass asked for by --lists/--nprobe/--overlap, or None."""
+    from edgegnn.compress import RetrievalConfig
+    from edgegnn.errors import ConfigError
+
+    if lists is None:
+        for flag, value in (("nprobe", nprobe), ("overlap", overlap)):
+            if value is not None:
+                raise ConfigError(flag, value, "needs --lists L (0: about 2·sqrt(items))")
+        return None
+    if nprobe is not None and overlap is not None:
+        raise ConfigError("overlap", overlap, "--nprobe fixes the lists probed; give --nprobe or --overlap, not both")
+    return RetrievalConfig(lists=lists, nprobe=nprobe or 0, **({} if overlap is None else {"overlap": overlap}))
+
+
 def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quantize, granularity, pq, recipe,
-                       searching) -> list | None:
+                       searching, retrieval=None) -> list | None:
     """The recipe asked for by flags or file (None: search). Validates every value."""
     from edgegnn.compress import (
         LowRankConfig,
@@ -141,7 +164,8 @@ def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quan
         raise ConfigError("pq", pq, "product quantization codes the item tables itself: give --pq or --quantize, "
                                     "not both")
     flags = [f for f, given in (("--share", share), ("--prune", prune is not None), ("--rank", rank is not None),
-                                ("--quantize", quantize is not None), ("--pq", pq is not None)) if given]
+                                ("--quantize", quantize is not None), ("--pq", pq is not None),
+                                ("--lists", retrieval is not None)) if given]
     if recipe is not None and flags:
         raise ConfigError("recipe", str(recipe), f"give either --recipe or pass flags ({', '.join(flags)}), not both")
     if searching and (flags or recipe is not None):
@@ -159,6 +183,8 @@ def _requested_configs(*, share, prune, prune_method, rank, finetune_steps, quan
         configs.append(QuantizeConfig(precision=quantize, granularity=granularity or "row"))
     if pq is not None:
         configs.append(ProductQuantizeConfig(subvectors=pq, finetune_steps=finetune_steps))
+    if retrieval is not None:
+        configs.append(retrieval)
     return configs or None
 
 
@@ -271,6 +297,9 @@ def _label(configs) -> str:
             parts.append("shared table")
         elif c.PASS == "product_quantize":
             parts.append(f"PQ M={d['subvectors']}" + (" +ft" if d["finetune_steps"] else ""))
+        elif c.PASS == "retrieval":
+            parts.append(f"lists {d['lists'] or 'auto'}, nprobe " + (str(d["nprobe"]) if d["nprobe"] else
+                                                                     f"for overlap {d['overlap']:g}"))
         else:
             parts.append(d["precision"])
     return ", ".join(parts)

@@ -256,3 +256,35 @@ def test_size_strings():
 
     assert parse_size("2MB") == 2_000_000 and parse_size("500KB") == 500_000 and parse_size("1.5MiB") == 1_572_864
     assert parse_size("123456") == 123_456 and parse_size("2 mb") == 2_000_000
+
+
+def test_cli_lists_flag_indexes_last_and_export_records_it(model_file, tmp_path):
+    """compress --quantize int8 --lists 16 --overlap 0.8: the retrieval pass runs last, its nprobe
+    chosen on the calibration users, its Recall measured through the lists; export records it."""
+    out = tmp_path / "edge"
+    result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--quantize", "int8", "--lists", "16",
+                                 "--overlap", "0.8", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    variants = json.loads(result.stdout)["variants"]
+    assert [v["variant"] for v in variants] == ["fp32", "int8", "int8, lists 16, nprobe for overlap 0.8"]
+    assert variants[-1]["bytes"] > variants[-2]["bytes"]          # the lists cost bytes; they save work
+    assert [c.PASS for c in load_recipe(out / "recipe.yaml")] == ["quantize", "retrieval"]
+    chosen = load_edge_model(out).params["retrieval"]
+    assert chosen["overlap"] >= 0.8 and chosen["nprobe"] <= 16
+    artifact = tmp_path / "artifact"
+    done = runner.invoke(app, ["export", str(out), "--target", "cpu-x86_64", "--data", DATA, "--out", str(artifact)])
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["retrieval"]["nprobe"] == chosen["nprobe"] and manifest["retrieval"]["lists"] == 16
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--nprobe", "4"], "nprobe=4 is invalid: needs --lists"),
+    (["--lists", "16", "--nprobe", "4", "--overlap", "0.9"], "give --nprobe or --overlap, not both"),
+    (["--lists", "16", "--nprobe", "17"], "retrieval.nprobe=17 is invalid: at most lists (16)"),
+    (["--lists", "16", "--max-drop", "0.01"], "drop --lists"),
+])
+def test_cli_lists_flags_refuse_bad_combinations_in_one_line(model_file, tmp_path, flags, fragment):
+    result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, *flags, "--out", str(tmp_path / "e")])
+    assert result.exit_code == 1 and fragment in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "e").exists()

@@ -80,6 +80,7 @@ from edgegnn.export.plan import (
     Scoring,
     TopKBlocks,
     exportable,
+    one_scale,
     scored_items,
     to_fp16,
     topk_blocks,
@@ -173,12 +174,6 @@ class OnnxGraph:
 
     def const_bytes(self) -> int:
         return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, dtype, shape in self.consts.values())
-
-
-def one_scale(table: QuantizedTensor) -> float | None:
-    """The scale all rows of `table` share (QuantizeConfig granularity "tensor"), or None."""
-    first = table.scale.flat[0]
-    return float(first) if bool(np.all(table.scale == first)) else None
 
 
 # ---- the device math, op by op -------------------------------------------------------------

@@ -59,6 +59,7 @@ from edgegnn.tensors import (
 )
 
 VARIANTS = ("history", "user")
+SCORED_ROWS = "scored_rows"   # TFLite history graphs with inverted lists: the rows "scores" holds
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ class Scoring:
         op: the op that scores the item table: "MatMul" / "FULLY_CONNECTED" (float),
             "MatMulInteger" (uint8 x int8 -> int32), "MatMulNBits" (ONNX Runtime's n-bit
             weights, int8 compute), "FULLY_CONNECTED-hybrid" (LiteRT: int8 weights, float
-            input), "lookup" (product quantization: lookup tables, float).
+            input), "lookup" (product quantization: lookup tables, float), "BATCH_MATMUL"
+            (LiteRT, inverted lists: the probed lists' gathered rows, float).
         x: how the scored vector is quantized on the way into that op:
             "float"           not at all;
             "static-7bit"     the model's static "user" scale, 63 levels (as the simulation);
@@ -292,6 +294,12 @@ def output_width(edge: EdgeModel, options: GraphOptions) -> int | str:
     return min(options.top_k + extra, scored)
 
 
+def one_scale(table: QuantizedTensor) -> float | None:
+    """The scale all rows of `table` share (QuantizeConfig granularity "tensor"), or None."""
+    first = table.scale.flat[0]
+    return float(first) if bool(np.all(table.scale == first)) else None
+
+
 def scored_items(edge: EdgeModel) -> int:
     """Items a query scores: I, or nprobe · C with inverted lists (the retrieval pass)."""
     indexed = model_lists(edge.tensors, edge.params)
@@ -301,7 +309,8 @@ def scored_items(edge: EdgeModel) -> int:
 def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str, full_scores: bool = False
             ) -> tuple[list[dict], list[dict]]:
     """Inputs and outputs as [{"name", "dtype", "shape"}] (symbolic dims are strings); with
-    `full_scores` (TFLite history graphs) also "scores" [B, I], every item's score."""
+    `full_scores` (TFLite history graphs) also "scores" [B, I], every item's score (with inverted
+    lists: [B, N], the scored items', and "scored_rows" int32 [B, N], their rows; -1 for padding)."""
     batch = options.batch if options.batch is not None else "batch"
     width = output_width(edge, options)
     if options.variant == "user":
@@ -315,7 +324,10 @@ def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str, full_sc
     outputs = [{"name": "top_items", "dtype": index_dtype, "shape": [batch, width]},
                {"name": "top_scores", "dtype": "float32", "shape": [batch, width]}]
     if full_scores and options.variant == "history":
-        outputs.append({"name": "scores", "dtype": "float32", "shape": [batch, edge.num_items]})
+        scored = scored_items(edge)
+        outputs.append({"name": "scores", "dtype": "float32", "shape": [batch, scored]})
+        if scored != edge.num_items or model_lists(edge.tensors, edge.params) is not None:
+            outputs.append({"name": SCORED_ROWS, "dtype": "int32", "shape": [batch, scored]})
     if has_class_head(edge):
         if options.variant != "history":
             raise ExportError("a user class head runs on history graphs (variant 'history'), not on user embeddings")

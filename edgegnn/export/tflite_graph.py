@@ -18,6 +18,10 @@ History variant (the encoder is the model kind's device math, `edgegnn.kinds`, o
              [R, C] blocks, TOPK_V2 of the maxima, GATHER of those blocks' scores, TOPK_V2;
              exact, see plan.TopKBlocks)
 SAGE: the two layers as FULLY_CONNECTED (+ RELU), means as DIV by count.
+With inverted lists (the retrieval pass) the scores are the probed lists' items' only
+(`_Builder.list_scores`: FULLY_CONNECTED with the centroids, TOPK_V2 of nprobe lists, GATHER of
+their [C, d] codes, BATCH_MATMUL), TOPK_V2 ranks them and a GATHER maps positions to item rows;
+"scores" is then [1, N] and "scored_rows" [1, N] says whose.
 
 How each stored tensor runs:
     dense             GATHER for rows; FULLY_CONNECTED weights are [out, in], which is the
@@ -56,9 +60,20 @@ import numpy as np
 from edgegnn.class_head import CLASS_OUTPUT, class_logits, has_class_head
 from edgegnn.edge_model import EdgeModel, stored_leaves
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, Scoring, TopKBlocks, base_dim, exportable, topk_blocks, widened_int4
+from edgegnn.export.plan import (
+    SCORED_ROWS,
+    GraphOptions,
+    Scoring,
+    TopKBlocks,
+    base_dim,
+    exportable,
+    one_scale,
+    scored_items,
+    topk_blocks,
+    widened_int4,
+)
 from edgegnn.kinds import item_scores, kind
-from edgegnn.retrieval import ROWS
+from edgegnn.retrieval import in_lists, model_lists
 from edgegnn.tensors import LowRankTensor, ProductQuantizedTensor, QuantizedTensor, RowScaledTensor
 
 MAX_FLATBUFFER_BYTES = 2 ** 31 - 2 ** 24   # flatbuffers offsets are 32-bit; keep headroom
@@ -161,6 +176,12 @@ class _Builder:
         # (scales + int64 zero points); tables only gathered ship bare codes (their scales apart).
         self.scored = {id(leaf) for leaf in stored_leaves([self.t["item"]])}
         self.class_output: int | None = None     # the user class head's output (`history_scores`)
+        # Inverted lists (the retrieval pass): the item table is scored list by list (`list_scores`)
+        self.lists = model_lists(self.t, edge.params)
+        self.candidate_rows: int | None = None   # int32 [N] item rows of the scores, when not all items
+        self.scored_rows: int | None = None      # the same as [1, N], an output beside "scores"
+        if self.lists is not None:
+            self.scored = set()
 
     def const(self, name: str, value, dtype: str = "float32") -> int:
         array = np.asarray(value, dtype=dtype)
@@ -296,6 +317,54 @@ class _Builder:
         axis2 = self.const("axis", [2], "int32")
         return g.op("SUM", [picked, axis2], (1, rows), "float32", ("ReducerOptions", {"keepDims": False}))
 
+    def item_scores(self, e_u: int) -> int:
+        """e_u · itemᵀ [1, I], or with inverted lists the probed lists' scores [1, N] (`list_scores`)."""
+        return self.matmul_transposed(e_u, self.t["item"]) if self.lists is None else self.list_scores(e_u)
+
+    def list_scores(self, e_u: int) -> int:
+        """The scores [1, N] of the items of the nprobe lists nearest e_u, N = nprobe · C, their
+        item rows in `candidate_rows` (as the ONNX graph's `list_scores`, batch 1):
+            probed = TOPK_V2(FULLY_CONNECTED(e_u, centroids [L, d]), nprobe)          [nprobe]
+            codes  = CAST(GATHER(list codes [L, C, d], probed)) as [N, d]             (int8 -> float)
+            scores = BATCH_MATMUL(e_u, codesᵀ) · scale + GATHER(pad bias, probed)      [1, N]
+        e_u as the graph has it (LiteRT graphs apply no static activation scale, as for the exact
+        scan); scale: the table's one scale, or the candidates' row scales gathered from [L, C];
+        the pad bias is 0 for an item, -inf for a list's padding (row -1)."""
+        g, (lists, nprobe) = self.g, self.lists
+        table = self.t["item"]
+        count, capacity = lists.rows.shape
+        width, n = int(table.shape[1]), nprobe * capacity
+        self.note_scoring(table, "BATCH_MATMUL", "float")
+        centroids = g.table(lists, "list_centroids", lambda: lists.centroids, (count, width), "float32")
+        _, probed = self.topk_v2(self.fully_connected(e_u, centroids, (1, count)), nprobe)
+        probed = self.reshape(probed, (nprobe,))
+        quantized = isinstance(table, QuantizedTensor)
+        codes, dtype = (table.q, "int8") if quantized else (table.values, "float32")
+        stored = g.table(table, "list_codes", lambda: in_lists(codes, lists.rows), (count, capacity, width), dtype)
+        picked = g.op("GATHER", [stored, probed], (nprobe, capacity, width), dtype, ("GatherOptions", {"axis": 0}))
+        if quantized:
+            picked = g.op("CAST", [picked], (nprobe, capacity, width), "float32")
+        scores = g.op("BATCH_MATMUL", [e_u, self.reshape(picked, (n, width))], (1, n), "float32",
+                      ("BatchMatMulOptions", {"adjX": False, "adjY": True}))
+        if quantized and one_scale(table) is not None:
+            scores = self.binary("MUL", scores, self.const("scale", [one_scale(table)]), (1, n))
+        elif quantized:
+            scales = g.table(table, "list_scales", lambda: in_lists(
+                np.asarray(table.scale, np.float32).reshape(-1, 1), lists.rows)[..., 0], (count, capacity), "float32")
+            scores = self.binary("MUL", scores, self.per_candidate(scales, probed, n, "float32"), (1, n))
+        bias = g.table(lists, "list_bias", lambda: np.where(lists.rows >= 0, 0, -np.inf).astype(np.float32),
+                       (count, capacity), "float32")
+        rows = g.table(lists, "list_rows", lambda: lists.rows, (count, capacity), "int32")
+        self.scored_rows = self.per_candidate(rows, probed, n, "int32")                    # [1, N]
+        self.candidate_rows = self.reshape(self.scored_rows, (n,))
+        return self.binary("ADD", scores, self.per_candidate(bias, probed, n, "float32"), (1, n))
+
+    def per_candidate(self, table: int, probed: int, n: int, dtype: str) -> int:
+        """GATHER(table [L, C], probed [nprobe]) as [1, N]."""
+        capacity = self.g.tensors[table]["shape"][1]
+        picked = self.g.op("GATHER", [table, probed], (n // capacity, capacity), dtype, ("GatherOptions", {"axis": 0}))
+        return self.reshape(picked, (1, n))
+
     def fully_connected(self, x: int, weight: int, out_shape) -> int:
         return self.g.op("FULLY_CONNECTED", [x, weight, -1], out_shape, "float32",
                          ("FullyConnectedOptions", {"keepNumDims": False}))
@@ -321,7 +390,7 @@ class _Builder:
             self.class_output = self.g.op("SOFTMAX", [logits], ops.shape(logits), "float32",
                                           ("SoftmaxOptions", {"beta": 1.0}))
             self.g.tensors[self.class_output]["name"] = CLASS_OUTPUT
-        scores = self.matmul_transposed(e_u, self.t["item"])
+        scores = self.item_scores(e_u)
         term = item_scores(self.edge.kind, ops, self.edge.params)
         return scores if term is None else self.binary("ADD", scores, term, (1, self.edge.num_items))
 
@@ -331,12 +400,16 @@ class _Builder:
     def top_k(self, scores: int, extra: int) -> tuple[int, int]:
         """top_scores, top_items = TOPK_V2(scores, k), k = min(K + H, I); in two stages from
         `options.block_topk_min_items` items on."""
-        g, num_items = self.g, self.edge.num_items
+        g, num_items = self.g, scored_items(self.edge)
         k = min(self.options.top_k + extra, num_items)
         values = g.tensor("top_scores", (1, k), "float32", exact_name=True)
         indices = g.tensor("top_items", (1, k), "int32", exact_name=True)
         threshold = self.options.block_topk_min_items
-        if threshold is not None and num_items >= threshold:
+        if self.candidate_rows is not None:       # positions among the candidates -> their item rows
+            _, position = self.topk_v2(scores, k, values)
+            g.op("GATHER", [self.candidate_rows, position], None, None, ("GatherOptions", {"axis": 0}),
+                 outputs=[indices])
+        elif threshold is not None and num_items >= threshold:
             self.block_top_k(scores, k, topk_blocks(num_items), values, indices)
         else:
             self.topk_v2(scores, k, values, indices)
@@ -504,9 +577,6 @@ def write(edge: EdgeModel, options: GraphOptions, io, directory: Path, *, extern
 
 def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int], list[int]]:
     """The graph (constants not materialized), its input and output tensor indices."""
-    if ROWS in edge.tensors:
-        raise ExportError("the TFLite graph has no inverted-list stage yet: export an indexed model (the "
-                          "retrieval pass) to an ONNX target, or export the model before that pass")
     builder = _Builder(edge, options)
     g = builder.g
     g.int4_widened = widened_int4(edge)     # no packed int4 kernels in LiteRT: int4 ships as int8
@@ -514,7 +584,7 @@ def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int]
         raise ExportError(f"TFLite graphs here take batch 1, not {options.batch}")
     if options.variant == "user":
         x = g.tensor("user_embedding", (1, edge.embedding_dim), "float32", exact_name=True)
-        scores = builder.matmul_transposed(x, builder.t["item"])
+        scores = builder.item_scores(x)
         g.scoring = Scoring.from_ops(edge, g.scoring_ops, applies_scales=False)
         return g, [x], list(builder.top_k(scores, 0))
     h = options.history_length
@@ -530,6 +600,9 @@ def plan(edge: EdgeModel, options: GraphOptions) -> tuple[TfliteGraph, list[int]
     g.scoring = Scoring.from_ops(edge, g.scoring_ops, applies_scales=False)
     g.tensors[scores]["name"] = "scores"      # also an output: the runtime ranks it when K + H runs short
     outputs = list(builder.top_k(scores, h)) + [scores]
+    if builder.scored_rows is not None:       # with inverted lists: the scored items' rows beside their scores
+        g.tensors[builder.scored_rows]["name"] = SCORED_ROWS
+        outputs.append(builder.scored_rows)
     return g, inputs, outputs + ([builder.class_output] if builder.class_output is not None else [])
 
 

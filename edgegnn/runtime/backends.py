@@ -65,7 +65,7 @@ class OnnxBackend:
         """The named outputs [B, ...] of one call."""
         return self.session.run(names, feeds)
 
-    def full_scores(self, feeds: dict[str, np.ndarray]) -> None:
+    def full_scores(self, feeds: dict[str, np.ndarray], num_items: int) -> None:
         """None: ONNX graphs take any number of history slots, so a query is never left short
         (`Recommender.top_rows` feeds as many slots as the user has seen items)."""
         return None
@@ -131,13 +131,20 @@ class LiteRTBackend:
                 values.append(self.interpreter.get_tensor(self.outputs[name]))
         return [np.concatenate(values) for values in out]
 
-    def full_scores(self, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
-        """float32 [I]: every item's score for the one query in `feeds`; None for artifacts without
-        the "scores" output."""
+    def full_scores(self, feeds: dict[str, np.ndarray], num_items: int) -> np.ndarray | None:
+        """float32 [I]: every item's score for the one query in `feeds` (with inverted lists, the
+        items the graph scored, "scored_rows", and -inf for the others); None for artifacts
+        without the "scores" output."""
         if "scores" not in self.outputs:
             return None
         self._invoke(feeds, 0)
-        return self.interpreter.get_tensor(self.outputs["scores"])[0]
+        scores = self.interpreter.get_tensor(self.outputs["scores"])[0]
+        if "scored_rows" not in self.outputs:
+            return scores
+        rows = self.interpreter.get_tensor(self.outputs["scored_rows"])[0]
+        full = np.full(num_items, -np.inf, np.float32)
+        full[rows[rows >= 0]] = scores[rows >= 0]
+        return full
 
 
 @contextmanager

@@ -341,7 +341,9 @@ class Recommender:
                         row: int) -> tuple[list[int], list[float]] | None:
         """Top k rows outside `exclude` from the query's whole score row (TFLite graphs' "scores")."""
         base = None if user_base is None else user_base[row:row + 1]
-        full = self.backend.full_scores(self.feeds([history], base))                         # [I]
+        full = self.backend.full_scores(self.feeds([history], base), self.num_items)        # [I]
+        if full is None and self.backend.kind == "onnx":    # it scored all it could (inverted lists ran short)
+            return None
         if full is None:
             log.warning("this artifact has no scores output (exported before edgegnn 0.2): fewer than k items "
                         "for a history whose seen items fill its top list; export it again")

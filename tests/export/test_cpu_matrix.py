@@ -79,6 +79,11 @@ ARTIFACTS = {   # name: (model, target, what of a big catalog's layout, extra ex
     "onnx-user-int8": (lambda: models.lightgcn("int8", stress=True), "cpu-x86_64", (), {"variant": "user"}),
     "onnx-user-int8-tensor": (lambda: models.lightgcn("int8-tensor-dynamic", stress=True), "cpu-x86_64",
                               ("two-stage",), {"variant": "user"}),
+    "tflite-lists-fp32": (lambda: models.indexed(models.lightgcn("fp32", stress=True)), "android-litert", (), {}),
+    "tflite-lists-int8": (lambda: models.indexed(models.lightgcn("int8", stress=True), nprobe=8), "android-litert",
+                          (), {}),
+    "tflite-lists-int8-tensor": (lambda: models.indexed(models.lightgcn("int8-tensor", stress=True)),
+                                 "android-litert", (), {}),
     "tflite-fp32": (lambda: models.lightgcn("fp32", stress=True), "android-litert", (), {}),
     "tflite-int8": (lambda: models.lightgcn("int8", stress=True), "android-litert", (), {}),
     "tflite-int8-two-stage": (lambda: models.lightgcn("int8-dynamic", stress=True), "android-litert",
@@ -159,6 +164,8 @@ def test_the_matrix_covers_every_scoring_op_and_layout(matrix):
     assert "REDUCE_MAX" in ops["tflite-int8-two-stage"]
     assert "SOFTMAX" in ops["tflite-int8-class-head"] and len(matrix["tflite-int8-class-head"][2]["host"]) == 3
     assert {"TopK", "GatherElements", "Cast", "MatMul"} <= ops["onnx-lists-int8-static"]
+    assert {"TOPK_V2", "GATHER", "CAST", "BATCH_MATMUL"} <= ops["tflite-lists-int8"]
+    assert ("BATCH_MATMUL", "float") in scorings
     for name in ("onnx-lists-fp32", "onnx-lists-int8-static"):      # lists short of K + H: rows end in -1 pads
         items, scores = matrix[name][2]["host"][:2]
         assert (items < 0).any() and np.isneginf(scores[items < 0]).all()

@@ -1,6 +1,6 @@
 """Artifacts of models with inverted lists (the retrieval pass): the manifest says what the graph
 scores, the metrics measured on the artifact are the approximate ones and match the simulation,
-the runtime drops the graph's -1 pads, and TFLite refuses the model in one line. (That the
+the runtime drops the graph's -1 pads (ONNX) or ranks the scored rows (TFLite's fixed H). (That the
 graph scores exactly the simulation's candidates on every CPU: tests/export/test_cpu_matrix.py.)"""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 
 from edgegnn.compress import Calibration, RetrievalConfig, compress
 from edgegnn.compress.inverted import exact_scan
-from edgegnn.errors import ExportError
 from edgegnn.export import export
 from edgegnn.fold import fold
 from edgegnn.runtime import Recommender
@@ -59,8 +58,21 @@ def test_short_lists_give_fewer_items_never_a_pad(tmp_path):
     assert (rows[0][:real] >= 0).all() and (rows[0][real:] == -1).all()
 
 
-def test_tflite_refuses_an_indexed_model_and_writes_nothing(tmp_path):
-    with pytest.raises(ExportError, match="the TFLite graph has no inverted-list stage yet"):
-        export(models.indexed(models.lightgcn("int8")), "android-litert", out_dir=tmp_path / "a", cpus=(),
-               emulators=None)
-    assert list(tmp_path.iterdir()) == []
+def test_tflite_lists_rank_their_scored_rows_when_short(tmp_path, caplog):
+    """A TFLite history graph with lists outputs the scored items' scores and rows: a list short
+    of k is ranked from them (the runtime's fallback for a fixed H), quietly, never a pad."""
+    edge = models.indexed(models.lightgcn("int8", stress=True), lists=16, nprobe=1)
+    out = export(edge, "android-litert", out_dir=tmp_path / "a", cpus=(), emulators=None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    capacity = manifest["retrieval"]["capacity"]
+    assert [o["name"] for o in manifest["outputs"]] == ["top_items", "top_scores", "scores", "scored_rows"]
+    assert manifest["outputs"][2]["shape"] == [1, capacity] and manifest["graph"]["scoring"]["op"] == "BATCH_MATMUL"
+    rec = Recommender.open(out)
+    history = [str(edge.item_ids[5]), str(edge.item_ids[9])]
+    full = rec.backend.full_scores(rec.feeds([np.array([5, 9])], None), rec.num_items)
+    scored = np.flatnonzero(np.isfinite(full))
+    assert 0 < len(scored) <= capacity
+    answer = rec.recommend(history, k=50)
+    ids = [item for item, _ in answer]
+    assert len(ids) == len(set(scored.tolist()) - {5, 9}) < 50 and "no scores output" not in caplog.text
+    assert set(ids) == {str(edge.item_ids[r]) for r in scored if r not in (5, 9)}

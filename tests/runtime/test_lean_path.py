@@ -55,7 +55,7 @@ def reference(rec: Recommender, history, k: int, exclude_seen: bool = True) -> R
     kept = ~np.isin(items[0], exclude)
     picked, values = items[0][kept][:k], scores[0][kept][:k].astype(np.float32)
     if len(picked) < k and len(picked) < rec.num_items - len(exclude):      # the TFLite graph's list ran short
-        full = rec.backend.full_scores(padded_feeds(rec, rows, 0)).astype(np.float32)
+        full = rec.backend.full_scores(padded_feeds(rec, rows, 0), rec.num_items).astype(np.float32)
         full[exclude] = -np.inf
         top = np.argsort(-full, kind="stable")[:k]
         picked = top[np.isfinite(full[top])]

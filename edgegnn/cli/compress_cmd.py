@@ -16,6 +16,7 @@ search). Bad input is one line on stderr and exit 1, before anything is written.
 from __future__ import annotations
 
 import json as json_lib
+import logging
 import os
 import re
 from pathlib import Path
@@ -101,11 +102,12 @@ def compress(
     with user_errors():
         # every flag is checked before the model and data are loaded
         budget = None if size_budget is None else parse_size(size_budget)
+        searching = max_drop is not None or budget is not None
+        retrieval = _retrieval_config(lists, nprobe, overlap)
         configs = _requested_configs(share=share, prune=prune, prune_method=opt.value(prune_method), rank=rank,
                                      finetune_steps=finetune_steps, quantize=opt.value(quantize),
                                      granularity=opt.value(granularity), pq=pq, recipe=recipe,
-                                     retrieval=_retrieval_config(lists, nprobe, overlap),
-                                     searching=max_drop is not None or budget is not None)
+                                     retrieval=None if searching else retrieval, searching=searching)
         if configs is None and max_drop is None and budget is None:
             max_drop = 0.01  # nothing asked: search for the smallest model within 1 % of fp32
         _check_numbers(out, max_users, calibration_users)
@@ -114,6 +116,13 @@ def compress(
         if configs is None:
             report, model, chosen = _run_search(edge, split_, valid, calibration, user_base, max_drop, budget,
                                                 max_users, source.seed_value, json)
+            if retrieval is not None and model is not None:
+                model, chosen = _index_chosen(report, model, chosen, retrieval, edge, split_, valid, calibration,
+                                              user_base, max_users, source.seed_value)
+                if budget is not None and model.nbytes > budget:
+                    logging.getLogger("edgegnn").warning(
+                        "the inverted lists take the model to %d bytes, over the --size-budget of %d (the search "
+                        "chose within it; the lists add centroids and rows)", model.nbytes, budget)
         else:
             report, model, chosen = _run_recipe(edge, split_, calibration, user_base, configs, max_users,
                                                 source.seed_value)
@@ -252,7 +261,6 @@ def _run_recipe(edge, split_, calibration, user_base, configs, max_users, seed):
 def _run_search(edge, split_, valid, calibration, user_base, max_drop, budget, max_users, seed, quiet):
     """The search chooses on the validation split (`valid`; the test split only without one, said
     in the report), and the chosen model and fp32 are then measured on the test split."""
-    import logging
 
     from edgegnn.compress import Evaluator, search
 
@@ -282,6 +290,25 @@ def _run_search(edge, split_, valid, calibration, user_base, max_drop, budget, m
         evaluate = Evaluator(split_, user_base=user_base, max_users=max_users, seed=seed)
         report["test"] = {"fp32": evaluate(edge), "chosen": evaluate(result.model), "users": len(evaluate.users)}
     return report, result.model, None if result.chosen is None else list(result.chosen.configs)
+
+
+def _index_chosen(report, model, chosen, retrieval, edge, split_, valid, calibration, user_base, max_users, seed):
+    """The search's model with the retrieval pass after it: a row measured on the split the search
+    chose on, marked chosen, and the test figures of the indexed model."""
+    from edgegnn.compress import Evaluator, compress
+
+    indexed = compress(model, retrieval, calibration=calibration)
+    configs = chosen + [retrieval]
+    evaluate = Evaluator(valid if valid is not None else split_, user_base=user_base, max_users=max_users, seed=seed)
+    base = evaluate(edge)
+    for row in report["variants"]:
+        row["chosen"] = False
+    report["variants"].append({**_row(_label(configs), configs, evaluate(indexed), base), "chosen": True})
+    report["chosen"] = report["variants"][-1]["variant"]
+    if "test" in report:
+        test = Evaluator(split_, user_base=user_base, max_users=max_users, seed=seed)
+        report["test"]["chosen"] = test(indexed)
+    return indexed, configs
 
 
 def _label(configs) -> str:

@@ -12,9 +12,9 @@ measured overlap and the curve tried go into params["retrieval"] and from there 
 artifact's manifest. The probe uses e_u as encoded; the scores, like the exact scan's, use e_u
 after its "user" rounding (`EdgeModel.score`).
 
-Only an item table scored as e_u · itemᵀ alone is indexed: a dense or int8/int4 table (the
-graphs gather its rows list by list), in a kind without a history term in its scores (graph
-filters' neighbour lists would score items outside the lists).
+Only an item table scored as e_u · itemᵀ alone is indexed: a dense or int8/int4 table, or a
+low-rank one whose left factor is (the graphs gather those rows list by list), in a kind without
+a history term in its scores (graph filters' neighbour lists would score items outside the lists).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from edgegnn.compress.registry import register_pass
 from edgegnn.edge_model import EdgeModel, matmul_transposed
 from edgegnn.errors import ConfigError
 from edgegnn.retrieval import CENTROIDS, ROWS, InvertedLists, build_lists, check_nprobe, exact_top, overlap
-from edgegnn.tensors import DenseTensor, QuantizedTensor
+from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,11 @@ def check_indexable(edge: EdgeModel) -> None:
         raise ConfigError("retrieval", edge.kind, "a kind whose scores add a history term (neighbour lists) "
                                                   "scores items outside the lists; index a kind scored as e_u · itemᵀ")
     table = edge.tensors["item"]
-    if not isinstance(table, (DenseTensor, QuantizedTensor)):
-        raise ConfigError("retrieval", type(table).__name__, "the item table must be dense or int8/int4 rows "
-                                                             "(run the retrieval pass without low-rank or PQ tables)")
+    rows = table.left if isinstance(table, LowRankTensor) else table
+    if not isinstance(rows, (DenseTensor, QuantizedTensor)):
+        raise ConfigError("retrieval", type(table).__name__, "the item rows must be dense or int8/int4 (or a "
+                                                             "low-rank table's left factor): not product-quantized "
+                                                             "or row-scaled")
 
 
 def exact_scan(edge: EdgeModel) -> EdgeModel:

@@ -574,16 +574,22 @@ class _Builder:
             probed  = TopK(e_u · centroidsᵀ, nprobe)                       [B, nprobe]
             codes   = Gather(list codes [L, C, d], probed) as [B, N, d]    (int8 -> Cast float)
             scores  = (codes · x) · scale + pad bias                        [B, N]
-        x = e_u after its static "user" rounding (as the simulation); scale = the table's one
+        x = e_u after its static "user" rounding (as the simulation), times the right factor for a
+        low-rank table (whose left factor is then the table laid out in lists); scale = the table's one
         scale, or each candidate's row scale gathered from [L, C]; the pad bias is 0 for an item
         and -inf for a list's padding, whose row is -1. Float math on N ≈ 1 % of the items: the
         Cast of the gathered codes costs less than any integer path with a per-query B."""
         g, (lists, nprobe) = self.g, self.lists
         count, capacity = lists.rows.shape
+        centroids_t = g.table(lists, "list_centroids_t", "cols", lambda: np.ascontiguousarray(lists.centroids.T),
+                              "float32", lists.centroids.shape[::-1])
+        if isinstance(table, LowRankTensor):   # scored in the rank-r space: x = (rounded e_u) · right
+            x = self.fake_quant(e_u, act_scale, USER_LEVELS) if act_scale is not None else e_u
+            x, table, act_scale = self.matmul(x, table.right), table.left, None
+        else:
+            x = e_u
         width = int(table.shape[1])
         self.note_scoring(table, "MatMul", "float")
-        centroids_t = g.table(lists, "list_centroids_t", "cols", lambda: np.ascontiguousarray(lists.centroids.T),
-                              "float32", (width, count))
         _, probed = g.op("TopK", [g.op("MatMul", [e_u, centroids_t], "float32"), self.ints([nprobe])], "float32",
                          outputs=2, axis=-1, largest=1, sorted=1)
         g.dtypes[probed] = "int64"                                                          # [B, nprobe]
@@ -595,7 +601,7 @@ class _Builder:
         if dtype != "float32":
             picked = g.op("Cast", [picked], "float32", to=_DTYPES["float32"])               # [B, N, d]
         # rounded after the Unsqueeze: ORT 1.32's QDQ propagation breaks on DequantizeLinear -> Unsqueeze
-        x = g.op("Unsqueeze", [e_u, self.ints([2])], "float32")                              # [B, d, 1]
+        x = g.op("Unsqueeze", [x, self.ints([2])], "float32")                                # [B, d, 1]
         x = self.fake_quant(x, act_scale, USER_LEVELS) if act_scale is not None else x
         scores = g.op("MatMul", [picked, x], "float32")
         scores = g.op("Reshape", [scores, self.ints([0, -1])], "float32")                   # [B, N]

@@ -333,10 +333,12 @@ class _Builder:
         g, (lists, nprobe) = self.g, self.lists
         table = self.t["item"]
         count, capacity = lists.rows.shape
+        centroids = g.table(lists, "list_centroids", lambda: lists.centroids, lists.centroids.shape, "float32")
+        _, probed = self.topk_v2(self.fully_connected(e_u, centroids, (1, count)), nprobe)
+        if isinstance(table, LowRankTensor):    # scored in the rank-r space: e_u · right against the left factor
+            e_u, table = self.matmul(e_u, table.right), table.left
         width, n = int(table.shape[1]), nprobe * capacity
         self.note_scoring(table, "BATCH_MATMUL", "float")
-        centroids = g.table(lists, "list_centroids", lambda: lists.centroids, (count, width), "float32")
-        _, probed = self.topk_v2(self.fully_connected(e_u, centroids, (1, count)), nprobe)
         probed = self.reshape(probed, (nprobe,))
         quantized = isinstance(table, QuantizedTensor)
         codes, dtype = (table.q, "int8") if quantized else (table.values, "float32")

@@ -282,9 +282,22 @@ def test_cli_lists_flag_indexes_last_and_export_records_it(model_file, tmp_path)
     (["--nprobe", "4"], "nprobe=4 is invalid: needs --lists"),
     (["--lists", "16", "--nprobe", "4", "--overlap", "0.9"], "give --nprobe or --overlap, not both"),
     (["--lists", "16", "--nprobe", "17"], "retrieval.nprobe=17 is invalid: at most lists (16)"),
-    (["--lists", "16", "--max-drop", "0.01"], "drop --lists"),
 ])
 def test_cli_lists_flags_refuse_bad_combinations_in_one_line(model_file, tmp_path, flags, fragment):
     result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, *flags, "--out", str(tmp_path / "e")])
     assert result.exit_code == 1 and fragment in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "e").exists()
+
+
+def test_cli_search_then_lists_measures_the_indexed_model(model_file, tmp_path):
+    out = tmp_path / "edge"
+    result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, "--max-drop", "0.05", "--max-users",
+                                 "300", "--lists", "8", "--overlap", "0.8", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    chosen = [v for v in report["variants"] if v["chosen"]]
+    assert len(chosen) == 1 and chosen[0] is report["variants"][-1] and chosen[0]["variant"].endswith(
+        "lists 8, nprobe for overlap 0.8")
+    assert [c.PASS for c in load_recipe(out / "recipe.yaml")][-1] == "retrieval"
+    assert load_edge_model(out).nbytes == chosen[0]["bytes"]
+    assert report["test"]["chosen"]["recall@20"] == pytest.approx(chosen[0]["recall@20"], abs=0.1)

@@ -54,8 +54,9 @@ def main() -> None:
     loaded = status()
     reset_peak()
     history = [np.arange(10) * 7]
-    for _ in range(20):
-        rec.run_rows(history)
+    embedding = {"user_embedding": np.ones((1, manifest.get("embedding_dim", 1)), np.float32)}
+    for _ in range(20):         # a history, or a user embedding (variant "user")
+        rec.run_rows(history) if manifest["variant"] == "history" else rec.backend.run(embedding)
     ran = status()
     disk = sum(entry["bytes"] for name, entry in manifest["files"].items() if name.startswith("model."))
     print(json.dumps({"baseline_rss": base["VmRSS"], "model_load_peak_growth": model["VmHWM"] - base["VmRSS"],

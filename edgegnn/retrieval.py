@@ -5,8 +5,8 @@ bounded by memory bandwidth. Inverted lists (IVF) score only the items of the li
 the user vector:
 
 Offline (`build_lists`), for item vectors v_i [I, d] and L lists:
-    1. k-means (`edgegnn.compress.kmeans`: seeded, deterministic) of a sample of at most
-       `sample` items into centroids c_l [L, d];
+    1. k-means (`edgegnn.compress.kmeans`: seeded, deterministic; k-means++ seeding from 16·L
+       of them) of a sample of at most `sample` items into centroids c_l [L, d];
     2. every item goes to one list, balanced to a fixed capacity C = ceil(slack · I / L):
        in rounds r = 0 .. choices-1 each unplaced item asks for its r-th nearest centroid and
        the nearest askers take the list's free places; the few left after the rounds go to the
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PAD = -1
 # An EdgeModel indexed by the retrieval pass holds its lists as two tensors and params["retrieval"].
 CENTROIDS, ROWS = "list_centroids", "list_rows"
+SEEDING_POINTS_PER_LIST = 16     # k-means++ seeds the lists from a sample this many times L (kmeans)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,7 +105,7 @@ def check_nprobe(nprobe, num_lists: int) -> None:
 
 
 def build_lists(vectors: np.ndarray, lists: int, *, slack: float = 1.25, sample: int = 131_072,
-                choices: int = 8, iterations: int = 20, seed: int = 0) -> InvertedLists:
+                choices: int = 8, iterations: int = 10, seed: int = 0) -> InvertedLists:
     """Inverted lists of `vectors` [I, d] (module docstring).
 
     Args:
@@ -123,7 +124,8 @@ def build_lists(vectors: np.ndarray, lists: int, *, slack: float = 1.25, sample:
 
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(count, min(sample, count), replace=False))
-    centroids, _ = kmeans(vectors[picked], int(lists), seed=seed, iterations=iterations)
+    centroids, _ = kmeans(vectors[picked], int(lists), seed=seed, iterations=iterations,
+                          seeding_points=SEEDING_POINTS_PER_LIST * int(lists))
     capacity = math.ceil(slack * count / lists)
     assignment = balanced_assignment(vectors, centroids, capacity, choices)
     return InvertedLists(centroids, _list_rows(assignment, int(lists), capacity))

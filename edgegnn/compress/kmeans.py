@@ -25,7 +25,7 @@ ASSIGN_CELLS = 1 << 24      # distance-matrix cells per chunk of `assign` (64 MB
 
 
 def kmeans(points: np.ndarray, k: int, *, seed: int = 0, iterations: int = 25,
-           weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+           weights: np.ndarray | None = None, seeding_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Centroids float32 [k, D] and assignments int64 [N] of `points` [N, D].
 
     Args:
@@ -34,6 +34,10 @@ def kmeans(points: np.ndarray, k: int, *, seed: int = 0, iterations: int = 25,
         seed: seed of the k-means++ draws.
         iterations: at most this many Lloyd iterations.
         weights: optional non-negative weight per point [N] (None: all 1).
+        seeding_points: draw the k-means++ centroids from a seeded sample of at most this many
+            points (None: all). The seeding is k sequential passes over its points; with
+            thousands of centroids (inverted lists) a sample of ~16 points per centroid seeds
+            as well, and the Lloyd iterations then run on every point.
     """
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or len(points) == 0:
@@ -46,7 +50,12 @@ def kmeans(points: np.ndarray, k: int, *, seed: int = 0, iterations: int = 25,
         centroids = np.zeros((k, points.shape[1]))
         centroids[:len(distinct)] = distinct
         return centroids.astype(np.float32), inverse.reshape(-1).astype(np.int64)
-    centroids = _plus_plus(points, k, weights, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    if seeding_points is not None and len(points) > seeding_points:
+        drawn = np.sort(rng.choice(len(points), seeding_points, replace=False))
+        centroids = _plus_plus(points[drawn], k, weights[drawn], rng)
+    else:
+        centroids = _plus_plus(points, k, weights, rng)
     labels = assign(points, centroids)
     for _ in range(iterations):
         centroids = _update(points, labels, centroids, weights)
@@ -76,16 +85,23 @@ def _sq_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
+def _sq_distance(points: np.ndarray, point_norms: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+    """[N] ‖p - c‖² to one centroid [D], from the points' ‖p‖² (a matrix-vector product: the
+    seeding's inner loop, k times over the same points)."""
+    return np.maximum(point_norms - 2.0 * (points @ centroid) + centroid @ centroid, 0.0)
+
+
 def _plus_plus(points: np.ndarray, k: int, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding: each new centroid drawn ∝ weight · squared distance to the nearest chosen one."""
+    norms = (points ** 2).sum(1)          # once: k draws over the same points
     chosen = [int(rng.integers(len(points)))]
-    nearest = _sq_distances(points, points[chosen])[:, 0]
+    nearest = _sq_distance(points, norms, points[chosen[0]])
     for _ in range(1, k):
         mass = weights * nearest
         total = mass.sum()
         index = int(rng.choice(len(points), p=mass / total)) if total > 0 else int(np.argmax(nearest))
         chosen.append(index)
-        nearest = np.minimum(nearest, _sq_distances(points, points[index:index + 1])[:, 0])
+        nearest = np.minimum(nearest, _sq_distance(points, norms, points[index]))
     return points[chosen].copy()
 
 

@@ -9,8 +9,9 @@ Plans the graph (op list and tensor sizes; no table is copied or serialized) and
 The memory estimate, in bytes, is deliberately simple and on the safe side:
     2 x constant bytes (the runtime reads the file and builds its tensors or prepacked
     weights: measured peak at load 1.5-2x the weights, benchmarks/bench_export_memory.py),
-    + 1 x the bytes of weights XNNPACK repacks (litert with the xnnpack delegate),
-    + 3 x 4 bytes x batch x items (the score row, its top-K, a temporary).
+    + 1 x the bytes of weights XNNPACK repacks (litert with the xnnpack delegate; none with
+      inverted lists, whose codes are gathered, not fully-connected weights),
+    + 3 x 4 bytes x batch x scored items (the score row, its top-K, a temporary).
 Each failure is one ExportError line naming the target, the op or precision, and what the
 target allows.
 """
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import ExportError
-from edgegnn.export.plan import GraphOptions, Scoring, base_dim, model_precision
+from edgegnn.export.plan import GraphOptions, Scoring, base_dim, model_precision, scored_items
+from edgegnn.retrieval import model_lists
 from edgegnn.targets import Target
 
 _QUERY_BATCH = 1
@@ -99,6 +101,7 @@ def check_target(edge: EdgeModel, target: Target, options: GraphOptions | None =
 
 def estimate_memory(edge: EdgeModel, target: Target, options: GraphOptions, const_bytes: int) -> int:
     """Bytes the runtime is expected to hold at its peak (see the module docstring)."""
-    repacked = const_bytes if target.runtime == "litert" and target.delegate == "xnnpack" else 0
+    indexed = model_lists(edge.tensors, edge.params) is not None    # lists gather the codes: no FC weight
+    repacked = const_bytes if target.runtime == "litert" and target.delegate == "xnnpack" and not indexed else 0
     batch = options.batch or _QUERY_BATCH
-    return 2 * const_bytes + repacked + 3 * 4 * batch * edge.num_items
+    return 2 * const_bytes + repacked + 3 * 4 * batch * scored_items(edge)

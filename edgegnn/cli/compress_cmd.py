@@ -145,6 +145,8 @@ def _retrieval_config(lists, nprobe, overlap):
             if value is not None:
                 raise ConfigError(flag, value, "needs --lists L (0: about 2·sqrt(items))")
         return None
+    if nprobe is not None and nprobe < 1:
+        raise ConfigError("nprobe", nprobe, "must be >= 1 (leave it out to choose it by --overlap)")
     if nprobe is not None and overlap is not None:
         raise ConfigError("overlap", overlap, "--nprobe fixes the lists probed; give --nprobe or --overlap, not both")
     return RetrievalConfig(lists=lists, nprobe=nprobe or 0, **({} if overlap is None else {"overlap": overlap}))

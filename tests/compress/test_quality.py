@@ -282,6 +282,8 @@ def test_cli_lists_flag_indexes_last_and_export_records_it(model_file, tmp_path)
     (["--nprobe", "4"], "nprobe=4 is invalid: needs --lists"),
     (["--lists", "16", "--nprobe", "4", "--overlap", "0.9"], "give --nprobe or --overlap, not both"),
     (["--lists", "16", "--nprobe", "17"], "retrieval.nprobe=17 is invalid: at most lists (16)"),
+    (["--lists", "16", "--nprobe", "0"], "nprobe=0 is invalid: must be >= 1"),
+    (["--lists", "-1"], "retrieval.lists=-1 is invalid"),
 ])
 def test_cli_lists_flags_refuse_bad_combinations_in_one_line(model_file, tmp_path, flags, fragment):
     result = runner.invoke(app, ["compress", str(model_file), "--data", DATA, *flags, "--out", str(tmp_path / "e")])

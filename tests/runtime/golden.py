@@ -7,8 +7,10 @@ golden.json: {"artifacts": [{"name", "dir" (relative to root), "variant", "cases
 "class_cases": [...]}]}. A history case: {"history" (raw ids, oldest first), "k", "exclude_seen",
 "expected": {"items": [[id, score], ...], "skipped", "truncated", "fallback"}}; where the graph
 quantizes the user vector at run time ("runtime-8bit": MatMulNBits, whose kernels differ between
-CPUs and WebAssembly), a case also carries "bounded": {"candidates": {id: [reference, bound]}
-(every item that may appear), "must": [ids in the top k whatever the rounding]}, the per-score
+CPUs and WebAssembly), or scores inverted lists in float (integer codes times a rounded x: exact
+ties that another kernel's summation order breaks otherwise), a case also carries "bounded":
+{"candidates": {id: [reference, bound]} (every item that may appear), "must": [ids in the top k
+whatever the rounding]}, the per-score
 bound of the CPU verification (`edgegnn.export.verify.score_bound`): a runtime's answer is right
 when its scores are within those bounds, as a CPU's is.
 a user-variant case: {"embedding" [d], "k", "expected"}; a class case: {"history", "expected"
@@ -45,7 +47,8 @@ def write_golden(root: Path) -> Path:
     entries = []
     for name in MATRIX_ONNX:
         edge, manifest, directory, _ = _export(name, root)
-        entries.append(_entry(name, directory, edge if manifest["graph"]["scoring"]["x"] == "runtime-8bit" else None))
+        varies = manifest["graph"]["scoring"]["x"] == "runtime-8bit" or manifest.get("retrieval") is not None
+        entries.append(_entry(name, directory, edge if varies else None))
     entries.append(_entry("onnx-odd-ids-popularity", _odd_ids_artifact(root)))
     entries.append(_entry("onnx-history-length-8", export(models.lightgcn("int8", seed=3), "cpu-x86_64",
                                                           out_dir=root / "onnx-history-length-8", history_length=8,
@@ -124,8 +127,10 @@ def _bounds(rec: Recommender, edge, case: dict) -> dict:
     allowed = np.ones(len(reference), bool)
     if case["exclude_seen"]:
         allowed[unique] = False
-    rows_left = np.flatnonzero(allowed)
+    rows_left = np.flatnonzero(allowed & np.isfinite(reference))     # inverted lists score a few items
     k = min(case["k"], len(rows_left))
+    if k == 0:
+        return {"candidates": {}, "must": []}
     lowest_in = np.sort(reference[rows_left] - bound[rows_left])[::-1][k - 1]
     candidates = rows_left[reference[rows_left] + bound[rows_left] >= lowest_in]
     must = rows_left[sorted(required_items(reference[rows_left], bound[rows_left], k))]

@@ -35,7 +35,7 @@ from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
 
 log = logging.getLogger(__name__)
 # Measured (benchmarks/bench_retrieval.py): at 41k items (Gowalla) the lists at overlap 0.95 are no
-# faster than the exact int8 scan on ONNX Runtime and 2x slower on LiteRT; at 1M, 20-35x faster.
+# faster than the exact int8 scan on ONNX Runtime and slower on LiteRT; at 1M, 9x (LiteRT) to 19x (ONNX).
 LISTS_PAY_FROM = 100_000
 
 
@@ -60,13 +60,12 @@ def index_items(edge: EdgeModel, config: RetrievalConfig, calibration: Calibrati
         users, curve = overlap_curve(edge, inverted, calibration, config.k, config.nprobe, config.overlap)
         nprobe = config.nprobe or _smallest_reaching(curve, config.overlap, inverted.num_lists)
         record.update(nprobe=nprobe, overlap=curve.get(nprobe), curve={str(n): v for n, v in curve.items()},
-                      calibration_users=users, target_overlap=config.overlap)
+                      calibration_users=users, target_overlap=None if config.nprobe else config.overlap)
         log.info("retrieval: %d lists of %d, nprobe %d, top-%d overlap %.4f on %d calibration users",
                  inverted.num_lists, inverted.capacity, nprobe, config.k, curve[nprobe], users)
         if nprobe * inverted.capacity >= edge.num_items / 2:
-            log.warning("retrieval: the overlap %.2f needs %d of %d lists, half the catalog or more: the exact scan "
-                        "is faster for these items (drop the retrieval pass, or lower the overlap)", config.overlap,
-                        nprobe, inverted.num_lists)
+            log.warning("retrieval: nprobe %d of %d lists scores half the catalog or more: the exact scan is faster "
+                        "for these items (drop the retrieval pass, or lower the overlap)", nprobe, inverted.num_lists)
     else:
         check_nprobe(config.nprobe, inverted.num_lists)
         record.update(nprobe=config.nprobe, overlap=None, curve={}, calibration_users=0, target_overlap=None)

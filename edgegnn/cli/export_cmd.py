@@ -230,6 +230,12 @@ def _show_summary(manifest: dict, title: str) -> None:
             ["history length", manifest["history_length"] if manifest["history_length"] else "any"],
             ["estimated memory (bytes)", manifest["graph"]["estimated_memory_bytes"]]]
     rows += [[f"file {name}", entry["bytes"]] for name, entry in sorted(manifest["files"].items())]
+    lists = manifest.get("retrieval")
+    if lists:
+        overlap = "" if lists.get("overlap") is None else \
+            f", top-{lists['k']} overlap {lists['overlap']:.3f} with the exact scan"
+        rows.append(["retrieval", f"{lists['lists']} inverted lists of {lists['capacity']}, nprobe {lists['nprobe']} "
+                                  f"({lists['scored_items']:,} items scored per query{overlap})"])
     for node, head in sorted((manifest.get("class_heads") or {}).items()):
         held_out = head.get("test")
         rows.append([f"{node} classes", f"{len(head['classes'])}" + (

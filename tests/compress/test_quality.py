@@ -276,6 +276,8 @@ def test_cli_lists_flag_indexes_last_and_export_records_it(model_file, tmp_path)
     assert done.exit_code == 0, done.output
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["retrieval"]["nprobe"] == chosen["nprobe"] and manifest["retrieval"]["lists"] == 16
+    shown = " ".join(runner.invoke(app, ["inspect", str(artifact)]).stdout.split())
+    assert f"16 inverted lists of {manifest['retrieval']['capacity']}, nprobe {chosen['nprobe']}" in shown
 
 
 @pytest.mark.parametrize("flags, fragment", [

@@ -13,7 +13,7 @@ Offline (`build_lists`), for item vectors v_i [I, d] and L lists:
        lists with most room. A fixed C makes the lists one dense [L, C] block: a device
        graph gathers whole lists with one Gather and no ragged shapes.
     Stored: centroids float32 [L, d], rows int32 [L, C] (item rows; -1 pads a list).
-On the device (`search`), for a user vector e_u [d]:
+On the device (the exported graphs; `keep_candidates` in numpy), for a user vector e_u [d]:
     s_l = e_u · c_l; the `nprobe` lists of largest s_l; the exact score e_u · v_i of each of
     their items (nprobe · C of them); the top k.
 Probing by inner product with the centroids serves inner-product scores: a list whose
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,26 +180,6 @@ def _list_rows(assignment: np.ndarray, lists: int, capacity: int) -> np.ndarray:
     rows = np.full((lists, capacity), PAD, np.int32)
     rows[owner, slot] = order
     return rows
-
-
-def search(inverted: InvertedLists, score_rows: Callable[[np.ndarray, np.ndarray], np.ndarray],
-           queries: np.ndarray, nprobe: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top k of the probed lists: (rows int64 [B, k], scores float32 [B, k]); -1 / -inf where the
-    lists hold fewer than k items. `score_rows(queries [B, d], rows int64 [B, N])` gives the
-    exact scores [B, N] of those rows (PAD rows are masked here)."""
-    rows = inverted.candidates(queries, nprobe)
-    scores = np.asarray(score_rows(queries, np.maximum(rows, 0)), np.float32)
-    scores = np.where(rows >= 0, scores, -np.inf)
-    k = min(k, rows.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    picked = np.take_along_axis(scores, top, axis=1)
-    return np.where(np.isfinite(picked), np.take_along_axis(rows, top, axis=1), PAD), picked
-
-
-def dot_rows(table: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """`score_rows` of a float table [I, d]: e_u · table[row]."""
-    table = np.asarray(table, np.float32)
-    return lambda queries, rows: np.einsum("bd,bnd->bn", np.asarray(queries, np.float32), table[rows])
 
 
 def exact_top(table: np.ndarray, queries: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:

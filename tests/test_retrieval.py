@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edgegnn.errors import ConfigError
-from edgegnn.retrieval import PAD, build_lists, dot_rows, exact_top, in_lists, overlap, search
+from edgegnn.metrics import top_k
+from edgegnn.retrieval import PAD, build_lists, exact_top, in_lists, overlap
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +38,19 @@ def test_every_item_is_in_one_list_within_capacity(catalog):
     assert np.array_equal(again.rows, rows) and np.array_equal(again.centroids, inverted.centroids)
 
 
+def search(inverted, items, queries, nprobe: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top k of the probed lists (rows, -1 where they hold fewer) and the candidates' scores."""
+    scores = inverted.keep_candidates(queries, nprobe, queries @ items.T)
+    return top_k(scores, k), scores
+
+
 def test_lists_follow_the_clusters_and_probing_all_is_exact(catalog):
     items, queries = catalog
     inverted = build_lists(items, 64, seed=0)
     exact = exact_top(items, queries, 20)
-    found, scores = search(inverted, dot_rows(items), queries, 64, 20)
-    assert np.array_equal(found, exact)
-    assert np.all(np.diff(scores, axis=1) <= 0)
-    overlaps = [overlap(search(inverted, dot_rows(items), queries, p, 20)[0], exact) for p in (1, 4, 16)]
+    found, scores = search(inverted, items, queries, 64, 20)
+    assert np.array_equal(found, exact) and np.isfinite(scores).all()
+    overlaps = [overlap(search(inverted, items, queries, p, 20)[0], exact) for p in (1, 4, 16)]
     assert overlaps[0] < overlaps[1] < overlaps[2] and overlaps[2] > 0.9, overlaps
     touched = 4 * inverted.capacity / len(items)
     assert overlaps[1] > 0.5 and touched < 0.1            # a few % of the catalog finds most of the top 20
@@ -63,8 +69,12 @@ def test_values_laid_out_list_by_list(catalog):
 def test_a_short_list_pads_and_bad_settings_are_one_line(catalog):
     items, queries = catalog
     small = build_lists(items[:30], 8, slack=2.0)
-    found, scores = search(small, dot_rows(items[:30]), queries[:3], 1, 20)   # one list: fewer than 20 items
-    assert (found == PAD).any() and np.isneginf(scores[found == PAD]).all()
+    found, scores = search(small, items[:30], queries[:3], 1, 20)   # one list: fewer than 20 items
+    assert (found == PAD).any()
+    for row, picked in zip(scores, found):       # every real pick is one of the probed list's items, best first
+        real = picked[picked >= 0]
+        assert len(real) == np.isfinite(row).sum() and np.isfinite(row[real]).all()
+        assert (np.diff(row[real]) <= 0).all()
     for nprobe in (0, 9, 1.5, True):
         with pytest.raises(ConfigError, match=r"nprobe=.* is invalid: an integer in \[1, 8\]"):
             small.probe(queries[:1], nprobe)

@@ -30,6 +30,7 @@ from edgegnn.compress.configs import RetrievalConfig
 from edgegnn.compress.registry import register_pass
 from edgegnn.edge_model import EdgeModel, matmul_transposed
 from edgegnn.errors import ConfigError
+from edgegnn.metrics import top_k
 from edgegnn.retrieval import CENTROIDS, ROWS, InvertedLists, build_lists, check_nprobe, exact_top, overlap
 from edgegnn.tensors import DenseTensor, LowRankTensor, QuantizedTensor
 
@@ -129,13 +130,12 @@ def overlap_curve(edge: EdgeModel, inverted: InvertedLists, calibration: Calibra
 
 def _list_top(inverted: InvertedLists, table, e_u: np.ndarray, scored: np.ndarray, nprobe: int, k: int,
               chunk: int = 256) -> np.ndarray:
-    """int64 [B, k]: the top k of the probed lists (probed with e_u, scored with `scored`)."""
+    """int64 [B, k]: the top k of the probed lists (probed with e_u, scored with `scored`; -1 where
+    they hold fewer), in chunks of users ([chunk, I] scores at a time)."""
     out = []
     for start in range(0, len(e_u), chunk):
         part = slice(start, start + chunk)
-        scores = inverted.keep_candidates(e_u[part], nprobe, matmul_transposed(scored[part], table))
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        out.append(np.where(np.isfinite(np.take_along_axis(scores, top, axis=1)), top, -1))
+        out.append(top_k(inverted.keep_candidates(e_u[part], nprobe, matmul_transposed(scored[part], table)), k))
     return np.concatenate(out)
 
 

@@ -286,7 +286,8 @@ def base_dim(edge: EdgeModel) -> int:
 
 
 def output_width(edge: EdgeModel, options: GraphOptions) -> int | str:
-    """Items per output row: min(K + H, I) (an expression when H is dynamic)."""
+    """Items per output row: min(K + H, the scored items: I, or nprobe · C with lists) (an expression when H
+    is dynamic)."""
     extra = 0 if options.variant == "user" else options.history_length
     scored = scored_items(edge)
     if extra is None:
@@ -301,9 +302,10 @@ def one_scale(table: QuantizedTensor) -> float | None:
 
 
 def scored_items(edge: EdgeModel) -> int:
-    """Items a query scores: I, or nprobe · C with inverted lists (the retrieval pass)."""
+    """Scores a query computes: I, or the nprobe · C slots of its lists with inverted lists (the
+    retrieval pass; padding slots included, so it may exceed I when nearly every list is probed)."""
     indexed = model_lists(edge.tensors, edge.params)
-    return edge.num_items if indexed is None else min(edge.num_items, indexed[1] * indexed[0].capacity)
+    return edge.num_items if indexed is None else indexed[1] * indexed[0].capacity
 
 
 def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str, full_scores: bool = False
@@ -326,7 +328,7 @@ def io_spec(edge: EdgeModel, options: GraphOptions, *, index_dtype: str, full_sc
     if full_scores and options.variant == "history":
         scored = scored_items(edge)
         outputs.append({"name": "scores", "dtype": "float32", "shape": [batch, scored]})
-        if scored != edge.num_items or model_lists(edge.tensors, edge.params) is not None:
+        if model_lists(edge.tensors, edge.params) is not None:
             outputs.append({"name": SCORED_ROWS, "dtype": "int32", "shape": [batch, scored]})
     if has_class_head(edge):
         if options.variant != "history":

@@ -76,3 +76,25 @@ def test_tflite_lists_rank_their_scored_rows_when_short(tmp_path, caplog):
     ids = [item for item, _ in answer]
     assert len(ids) == len(set(scored.tolist()) - {5, 9}) < 50 and "no scores output" not in caplog.text
     assert set(ids) == {str(edge.item_ids[r]) for r in scored if r not in (5, 9)}
+
+
+def test_every_list_probed_serves_the_exact_answer_with_the_shapes_the_manifest_says(tmp_path):
+    """nprobe = L: N = L · C slots exceed I (the padding counts); the outputs' shapes say so, and
+    the answer is the exact scan's."""
+    edge = models.indexed(models.lightgcn("fp32"), lists=16, nprobe=16)
+    exact = exact_scan(edge)
+    for target in ("cpu-x86_64", "android-litert"):
+        out = export(edge, target, out_dir=tmp_path / target, cpus=(), emulators=None)
+        manifest = json.loads((out / "manifest.json").read_text())
+        slots = manifest["retrieval"]["scored_items"]
+        assert slots == 16 * manifest["retrieval"]["capacity"] > edge.num_items
+        rec = Recommender.open(out)
+        items, _ = rec.run_rows([np.array([3, 8, 21])])
+        if target == "android-litert":
+            shapes = {o["name"]: o["shape"] for o in manifest["outputs"]}
+            assert shapes["scores"] == shapes["scored_rows"] == [1, slots]
+            assert items.shape == (1, min(manifest["top_k"] + manifest["history_length"], slots))
+        expected = np.argsort(-exact.scores([np.array([3, 8, 21])])[0], kind="stable")
+        expected = [r for r in expected if r not in (3, 8, 21)][:10]
+        answer = rec.recommend([str(edge.item_ids[r]) for r in (3, 8, 21)], k=10)
+        assert [item for item, _ in answer] == [str(edge.item_ids[r]) for r in expected]

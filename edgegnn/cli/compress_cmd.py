@@ -254,7 +254,7 @@ def _run_recipe(edge, split_, calibration, user_base, configs, max_users, seed):
             steps = list(configs[:i]) + [plain]
             rows.append(_row(_label(steps), steps, evaluate(compress(model, plain, calibration=calibration)), base))
         model = compress(model, config, calibration=calibration)
-        rows.append(_row(_label(configs[:i + 1]), configs[:i + 1], evaluate(model), base))
+        rows.append(_row(_label(configs[:i + 1]) + _lists_chosen(model), configs[:i + 1], evaluate(model), base))
     rows[-1]["chosen"] = True
     report = {"variants": rows, "chosen": rows[-1]["variant"], "users": len(evaluate.users)}
     return report, model, list(configs)
@@ -305,12 +305,22 @@ def _index_chosen(report, model, chosen, retrieval, edge, split_, valid, calibra
     base = evaluate(edge)
     for row in report["variants"]:
         row["chosen"] = False
-    report["variants"].append({**_row(_label(configs), configs, evaluate(indexed), base), "chosen": True})
+    report["variants"].append({**_row(_label(configs) + _lists_chosen(indexed), configs, evaluate(indexed), base),
+                               "chosen": True})
     report["chosen"] = report["variants"][-1]["variant"]
     if "test" in report:
         test = Evaluator(split_, user_base=user_base, max_users=max_users, seed=seed)
         report["test"]["chosen"] = test(indexed)
     return indexed, configs
+
+
+def _lists_chosen(model) -> str:
+    """": L lists, nprobe n, overlap x" for a model the retrieval pass indexed (what it chose), else ""."""
+    record = model.params.get("retrieval")
+    if record is None:
+        return ""
+    overlap = "" if record["overlap"] is None else f", overlap {record['overlap']:.3f}"
+    return f": {record['lists']} lists, nprobe {record['nprobe']}{overlap}"
 
 
 def _label(configs) -> str:

@@ -44,15 +44,15 @@ LISTS_PAY_FROM = 100_000
 def index_items(edge: EdgeModel, config: RetrievalConfig, calibration: Calibration | None = None) -> EdgeModel:
     """`edge` with inverted lists over its item table and the nprobe its queries probe."""
     check_indexable(edge)
-    if edge.num_items < LISTS_PAY_FROM:
-        log.warning("retrieval: %d items; below ~%d the exact int8 scan is as fast as the lists or faster "
-                    "(README, Big catalogs) and returns the exact top-k", edge.num_items, LISTS_PAY_FROM)
     if config.nprobe == 0 and calibration is None:
         raise ConfigError("retrieval.nprobe", 0, "choosing nprobe needs calibration users (or give nprobe >= 1)")
-    table = edge.tensors["item"].to_dense().astype(np.float32)
     count = auto_lists(edge.num_items) if config.lists == 0 else config.lists
     if count > edge.num_items:
         raise ConfigError("retrieval.lists", count, f"at most the number of items ({edge.num_items})")
+    if edge.num_items < LISTS_PAY_FROM:
+        log.warning("retrieval: %d items; below ~%d the exact int8 scan is as fast as the lists or faster "
+                    "(README, Big catalogs) and returns the exact top-k", edge.num_items, LISTS_PAY_FROM)
+    table = edge.tensors["item"].to_dense().astype(np.float32)
     inverted = build_lists(table, count, slack=config.slack, seed=config.seed)
     indexed = edge.with_tensors(config.recipe_entry(), **{CENTROIDS: DenseTensor(inverted.centroids),
                                                           ROWS: DenseTensor(inverted.rows)})

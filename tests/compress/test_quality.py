@@ -266,11 +266,12 @@ def test_cli_lists_flag_indexes_last_and_export_records_it(model_file, tmp_path)
                                  "--overlap", "0.8", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     variants = json.loads(result.stdout)["variants"]
-    assert [v["variant"] for v in variants] == ["fp32", "int8", "int8, lists 16, nprobe for overlap 0.8"]
     assert variants[-1]["bytes"] > variants[-2]["bytes"]          # the lists cost bytes; they save work
     assert [c.PASS for c in load_recipe(out / "recipe.yaml")] == ["quantize", "retrieval"]
     chosen = load_edge_model(out).params["retrieval"]
     assert chosen["overlap"] >= 0.8 and chosen["nprobe"] <= 16
+    assert [v["variant"] for v in variants] == ["fp32", "int8", "int8, lists 16, nprobe for overlap 0.8: 16 lists, "
+                                                f"nprobe {chosen['nprobe']}, overlap {chosen['overlap']:.3f}"]
     artifact = tmp_path / "artifact"
     done = runner.invoke(app, ["export", str(out), "--target", "cpu-x86_64", "--data", DATA, "--out", str(artifact)])
     assert done.exit_code == 0, done.output
@@ -301,7 +302,8 @@ def test_cli_search_then_lists_measures_the_indexed_model(model_file, tmp_path):
     report = json.loads(result.stdout)
     chosen = [v for v in report["variants"] if v["chosen"]]
     assert len(chosen) == 1 and chosen[0] is report["variants"][-1] and chosen[0]["variant"].endswith(
-        "lists 8, nprobe for overlap 0.8")
+        f"lists 8, nprobe for overlap 0.8: 8 lists, nprobe {load_edge_model(out).params['retrieval']['nprobe']}, "
+        f"overlap {load_edge_model(out).params['retrieval']['overlap']:.3f}")
     assert [c.PASS for c in load_recipe(out / "recipe.yaml")][-1] == "retrieval"
     assert load_edge_model(out).nbytes == chosen[0]["bytes"]
     assert report["test"]["chosen"]["recall@20"] == pytest.approx(chosen[0]["recall@20"], abs=0.1)

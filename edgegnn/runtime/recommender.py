@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
@@ -41,6 +42,7 @@ from edgegnn.runtime.backends import open_backend
 from edgegnn.runtime.errors import RecommendError
 from edgegnn.runtime.items import ItemIndex
 from edgegnn.runtime.manifest import CLASS_OUTPUT, read_manifest, verify_files
+from edgegnn.runtime.patch import apply_patch
 
 log = logging.getLogger("edgegnn.runtime")
 
@@ -106,6 +108,7 @@ class Recommender:
         self.backend = backend
         self._inputs = {spec["name"]: spec for spec in manifest["inputs"]}
         self._said_no_popularity = False
+        self._workspace: tempfile.TemporaryDirectory | None = None     # a patched copy's folder (`open`)
         self._masks: dict[int, np.ndarray] = {}     # width -> read-only mask of ones (`_ones`)
         slots = self._inputs["history"]["shape"][1] if "history" in self._inputs else None
         self._slots = slots if isinstance(slots, int) else None      # W of a fixed-H graph (TFLite), else None
@@ -113,24 +116,32 @@ class Recommender:
 
     @classmethod
     def open(cls, path: str | Path, *, threads: int | None = None, providers: list[str] | None = None,
-             delegate: str | None = None, verify: bool = True) -> "Recommender":
+             delegate: str | None = None, verify: bool = True, patch: str | Path | None = None) -> "Recommender":
         """Load an artifact directory.
 
         Args:
             path: the folder `edgegnn export` wrote.
+            patch: a patch file (`edgegnn update --patch`) to apply to `path` first: the patched
+                artifact is rebuilt and verified in a private temporary folder that lives as long
+                as the Recommender (`edgegnn.runtime.patch`; `apply_patch` writes a lasting copy).
             threads: runtime threads (default: the target's).
             providers: ONNX Runtime providers (default: the target's, those available here).
             delegate: LiteRT delegate, "xnnpack" or "none" (default: the target's).
             verify: check every file's sha256 against the manifest (a few ms per 10 MB).
         """
-        directory = Path(path)
+        directory, workspace = Path(path), None
+        if patch is not None:
+            workspace = tempfile.TemporaryDirectory(prefix="edgegnn-patched-")
+            directory = apply_patch(directory, patch, Path(workspace.name) / "artifact")
         manifest = read_manifest(directory)
-        if verify:
+        if verify and workspace is None:           # a patched copy was verified as it was rebuilt
             verify_files(directory, manifest)
         items = ItemIndex.open(directory, manifest)
         backend = open_backend(directory / manifest["model_file"], manifest, threads=threads,
                                providers=providers, delegate=delegate)
-        return cls(directory, manifest, items, backend)
+        recommender = cls(directory, manifest, items, backend)
+        recommender._workspace = workspace        # removed with the Recommender
+        return recommender
 
     # ---- what the artifact takes ---------------------------------------------------------------
 

@@ -52,15 +52,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 def save_edge_model(edge: EdgeModel, directory: str | Path) -> Path:
     """Write `edge.npz` and `edge.json` into `directory` (created if needed), atomically."""
     directory = Path(directory)
-    arrays: dict[str, np.ndarray] = {}
-    seen: dict[int, str] = {}
-    tensors = {name: _describe(edge.tensors[name], name, arrays, seen) for name in sorted(edge.tensors)}
-    spec = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": edge.kind,
-            "params": _plain(dict(edge.params)), "item_ids": [str(x) for x in edge.item_ids],
-            "recipe": _plain(list(edge.recipe)), "activation_scales": _plain(dict(edge.activation_scales)),
-            "activation_levels": {name: ACTIVATION_LEVELS[name] for name in edge.activation_scales},
-            "data": _plain(edge.data),
-            "bytes": edge.nbytes, "num_params": edge.num_params, "tensors": tensors}
+    spec, arrays = _serialized(edge)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
     try:
@@ -77,6 +69,36 @@ def save_edge_model(edge: EdgeModel, directory: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def edge_digest(edge: EdgeModel) -> str:
+    """sha256 of what `save_edge_model` writes of `edge` (its spec and every array, with dtype and
+    shape): the same model, in memory or loaded back, has the same digest. An artifact records
+    the digest of the model it was exported from (manifest model.digest), so that `edgegnn
+    update` can refuse a model that is not that one."""
+    import hashlib
+
+    spec, arrays = _serialized(edge)
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{list(array.shape)}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _serialized(edge: EdgeModel) -> tuple[dict, dict[str, np.ndarray]]:
+    """(edge.json's spec, the arrays edge.npz holds by key)."""
+    arrays: dict[str, np.ndarray] = {}
+    seen: dict[int, str] = {}
+    tensors = {name: _describe(edge.tensors[name], name, arrays, seen) for name in sorted(edge.tensors)}
+    spec = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": edge.kind,
+            "params": _plain(dict(edge.params)), "item_ids": [str(x) for x in edge.item_ids],
+            "recipe": _plain(list(edge.recipe)), "activation_scales": _plain(dict(edge.activation_scales)),
+            "activation_levels": {name: ACTIVATION_LEVELS[name] for name in edge.activation_scales},
+            "data": _plain(edge.data),
+            "bytes": edge.nbytes, "num_params": edge.num_params, "tensors": tensors}
+    return spec, arrays
 
 
 def load_edge_model(directory: str | Path) -> EdgeModel:

@@ -415,6 +415,15 @@ def _convert(tokens: list[str], convert, dtype) -> tuple[np.ndarray | None, int 
     return np.asarray(values, dtype=dtype), None
 
 
+def line_of_csv_row(path: str | Path, row: int) -> int:
+    """The 1-based line of data row `row` of a `read_csv` file with a header (tab or comma
+    delimited, as read_csv sniffs it), for error messages about a row found later."""
+    path = Path(path)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        first = f.readline()
+    return _line_of_row(path, row, "\t" if "\t" in first else ",", 2, True)
+
+
 def _line_of_row(path: Path, row: int, delimiter: str, need: int, has_header: bool) -> int:
     """The 1-based line of data row `row` (read the file again: only on errors)."""
     for k, (lineno, _) in enumerate(_rows(path, delimiter, need, has_header)):

@@ -38,6 +38,7 @@ import numpy as np
 
 from edgegnn import __version__
 from edgegnn.class_head import ClassHead, attach_user_head, has_class_head, item_logits, manifest_record, read_head
+from edgegnn.compress.io import edge_digest
 from edgegnn.edge_model import EdgeModel
 from edgegnn.errors import CheckpointError, ConfigError, ExportError
 from edgegnn.export import artifact
@@ -61,7 +62,8 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
            user_base: np.ndarray | bool | None = None, popularity: np.ndarray | None = None,
            max_users: int | None = None, tolerance: float | None = None,
            external_data_bytes: int | None = None, cpus: Sequence[str] | None = None, emulators="auto",
-           heads: Sequence = (), on_progress: Callable[[str, int, int], None] | None = None) -> Path:
+           heads: Sequence = (), on_progress: Callable[[str, int, int], None] | None = None,
+           manifest_fields: dict | None = None) -> Path:
     """Export `model` for `target` into `out_dir` (an artifact directory); returns its path.
 
     Args:
@@ -93,9 +95,12 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
             classify --out`), at most one per node: a user head becomes the graph's
             class_probabilities output, an item head the per-item logits file.
         on_progress: called as (stage, done, total).
+        manifest_fields: fields set in the manifest last (`edgegnn update`: its record, and the
+            base artifact's probability calibration when no split measures a new one).
     """
     target = load_target(target)
     edge, checkpoint = resolve_model(model)
+    digest = edge_digest(edge)                       # of the model as given, before a class head joins it
     heads = _heads(heads)
     if "user" in heads:
         edge = attach_user_head(edge, heads["user"])
@@ -116,6 +121,8 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
             files.append(ITEM_LOGITS)
         counts = _popularity(edge, checkpoint, split, popularity)
         manifest = _manifest(edge, target, options, checked, inputs, outputs, files, counts)
+        manifest["model"]["digest"] = digest
+        manifest["graph"]["external_data_bytes"] = external_data_bytes
         if heads or has_class_head(edge):
             manifest["class_heads"] = manifest_record(edge, heads)
         manifest["history_length"] = history_length if history_length is not None else target.history_length
@@ -139,6 +146,7 @@ def export(model, target: Target | str | Path, *, out_dir: str | Path, split=Non
             calibration = probability_record(edge, checkpoint, split, history_length=manifest["history_length"])
             if calibration is not None:
                 manifest["probability"] = _rounded(calibration)
+        manifest.update(manifest_fields or {})
         artifact.write_manifest(tmp, manifest, files)
     log.info("wrote %s (%s, %s)", out_dir, target.name, options.precision)
     return out_dir

@@ -70,6 +70,34 @@ class InvertedLists:
         """int64 [B, nprobe · C]: the item rows of each query's probed lists, PAD where a list is short."""
         return self.rows[self.probe(queries, nprobe)].reshape(len(queries), -1).astype(np.int64)
 
+    def with_items(self, vectors: np.ndarray, first_row: int) -> "InvertedLists":
+        """The lists with new items (rows first_row, first_row + 1, ..., vectors [n, d]) placed in
+        free slots: each in its nearest list with room (`balanced_assignment` over the free slots,
+        at the end of the list); the centroids stay as they are."""
+        counts = (self.rows >= 0).sum(axis=1)
+        free = self.capacity - counts
+        if len(vectors) > free.sum():
+            raise ConfigError("lists", f"{int(free.sum())} free slots",
+                              f"room for {len(vectors)} new items; index the items again (compress --lists)")
+        assignment = balanced_assignment(np.asarray(vectors, np.float32), self.centroids, free,
+                                         min(8, self.num_lists))
+        rows = self.rows.copy()
+        order = np.argsort(assignment, kind="stable")
+        owner = assignment[order]
+        first = np.searchsorted(owner, np.arange(self.num_lists))
+        rows[owner, counts[owner] + np.arange(len(order)) - first[owner]] = first_row + order
+        return InvertedLists(self.centroids, rows)
+
+    def renumbered(self, order: np.ndarray) -> "InvertedLists":
+        """The lists after the table's rows were reordered to `order` (new row j is old row
+        order[j]; old rows not in `order` were removed): each list keeps its items, renumbered,
+        the removed ones' slots freed (PAD moved after the list's items)."""
+        new_of_old = np.full(max(int(self.rows.max()), int(np.max(order, initial=-1))) + 1, PAD, np.int64)
+        new_of_old[np.asarray(order, np.int64)] = np.arange(len(order))
+        rows = np.where(self.rows >= 0, new_of_old[np.maximum(self.rows, 0)], PAD)
+        packed = np.take_along_axis(rows, np.argsort(rows < 0, axis=1, kind="stable"), axis=1)
+        return InvertedLists(self.centroids, packed.astype(np.int32))
+
     def keep_candidates(self, queries: np.ndarray, nprobe: int, scores: np.ndarray) -> np.ndarray:
         """`scores` [B, I] with every item outside the probed lists of its query at -inf."""
         rows = self.candidates(queries, nprobe)
@@ -130,11 +158,12 @@ def build_lists(vectors: np.ndarray, lists: int, *, slack: float = 1.25, sample:
     return InvertedLists(centroids, _list_rows(assignment, int(lists), capacity))
 
 
-def balanced_assignment(vectors: np.ndarray, centroids: np.ndarray, capacity: int, choices: int) -> np.ndarray:
-    """int64 [I]: a list for every item, none holding more than `capacity` (module docstring)."""
+def balanced_assignment(vectors: np.ndarray, centroids: np.ndarray, capacity, choices: int) -> np.ndarray:
+    """int64 [I]: a list for every item, none holding more than `capacity` (module docstring;
+    an int, or int [L] slots free in each list)."""
     nearest, distance = _nearest_centroids(vectors, centroids, min(choices, len(centroids)))
     assignment = np.full(len(vectors), -1, np.int64)
-    free = np.full(len(centroids), capacity, np.int64)
+    free = np.broadcast_to(np.asarray(capacity, np.int64), (len(centroids),)).copy()
     for r in range(nearest.shape[1]):
         asking = np.flatnonzero(assignment < 0)
         if not len(asking):

@@ -13,6 +13,7 @@ from edgegnn.cli import (
     profile_cmd,
     quickstart_cmd,
     train_cmd,
+    update_cmd,
 )
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.command("inspect")(export_cmd.inspect)
 app.command("recommend")(export_cmd.recommend)
 app.command("profile")(profile_cmd.profile)
 app.command("demo")(demo_cmd.demo)
+app.command("update")(update_cmd.update)
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ app.command("recommend")(export_cmd.recommend)
 app.command("profile")(profile_cmd.profile)
 app.command("demo")(demo_cmd.demo)
 app.command("update")(update_cmd.update)
+app.command("apply-patch")(update_cmd.apply_patch)
 
 
 def main() -> None:

@@ -3,6 +3,8 @@
     edgegnn update artifacts/shop --model runs/edge --items new_items.csv [--remove gone.txt] --out artifacts/shop-2
     edgegnn update artifacts/shop --model runs/edge --remove gone.txt --out artifacts/shop-2
 
+    edgegnn apply-patch artifacts/shop artifacts/shop-2.patch --out artifacts/shop-2
+
 Writes the new artifact (--out), the patch from the old one (--patch, default OUT.patch), and the
 updated model (--model-out, default OUT.model: the --model of the next update). Bad input (a
 model the artifact was not exported from, items already in the catalog, only unknown users, a
@@ -71,3 +73,21 @@ def update(
                  f"{100.0 * result.patch_bytes / result.artifact_bytes:.1f} % of the new artifact")
     next_step(f"edgegnn recommend {result.artifact} --history ITEM,ITEM",
               f"Recommender.open('{artifact}', patch='{result.patch}') on the device")
+
+
+def apply_patch(
+    artifact: Annotated[Path, typer.Argument(metavar="ARTIFACT", help="The artifact the patch was made from.")],
+    patch: Annotated[Path, typer.Argument(metavar="PATCH", help="The patch (`edgegnn update --patch`).")],
+    out: Annotated[Path, typer.Option("--out", help="The patched artifact folder (created or replaced "
+                                                    "atomically; may be ARTIFACT itself).")],
+    verbose: opt.Verbose = False,
+) -> None:
+    """Apply a patch to an artifact: checked against the artifact's manifest, rebuilt, verified."""
+    setup_logging(verbose)
+    with user_errors():
+        from edgegnn.runtime.manifest import read_manifest
+        from edgegnn.runtime.patch import apply_patch as apply
+
+        written = apply(artifact, patch, out)
+        manifest = read_manifest(written)
+    stdout.print(f"wrote {written}: {manifest['num_items']:,} items, verified against its manifest")

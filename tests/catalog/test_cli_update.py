@@ -26,9 +26,7 @@ def shipped(base_model, tmp_path_factory):
 
 
 def _update(*args) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "EDGEGNN_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "edgegnn", "update", *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, env=env, timeout=300)
+    return _cli("update", *args)
 
 
 def test_update_then_remove_chains_through_the_model_it_writes(shipped, new_csv, held_out, tmp_path):
@@ -66,3 +64,25 @@ def test_bad_input_is_one_line_and_nothing_is_written(shipped, new_csv, base_mod
         assert result.returncode != 0 and fragment in result.stderr, (extra, result.stderr)
         assert len(result.stderr.strip().splitlines()) <= 2 and "Traceback" not in result.stderr
         assert not (tmp_path / "new").exists() and not (tmp_path / "new.patch").exists()
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "EDGEGNN_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "edgegnn", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+
+
+def test_apply_patch_updates_a_copy_in_place_and_refuses_another_artifacts_patch(shipped, new_csv, tmp_path):
+    import shutil
+
+    base, model = shipped
+    made = _update(base, "--model", model, "--items", new_csv, "--out", tmp_path / "v2")
+    assert made.returncode == 0, made.stderr
+    device = shutil.copytree(base, tmp_path / "device")
+    applied = _cli("apply-patch", device, tmp_path / "v2.patch", "--out", device)
+    assert applied.returncode == 0, applied.stderr
+    assert {p.name: p.read_bytes() for p in device.iterdir()} == {p.name: p.read_bytes()
+                                                                  for p in (tmp_path / "v2").iterdir()}
+    again = _cli("apply-patch", device, tmp_path / "v2.patch", "--out", tmp_path / "v3")
+    assert again.returncode == 1 and "made for another artifact" in again.stderr
+    assert "Traceback" not in again.stderr and not (tmp_path / "v3").exists()

@@ -44,9 +44,7 @@ def export(
     cpus: Annotated[Optional[str], typer.Option(
         "--cpus", help="CPU feature levels to verify on, comma-separated (default: the target's; see "
                        "`edgegnn inspect`). This machine's level is always checked.")] = None,
-    emulators: Annotated[Optional[Path], typer.Option(
-        "--emulators", help="QEMU emulator folder (scripts/setup_emulators.sh) to verify the other levels "
-                            "[default: $EDGEGNN_EMULATORS; without one, this machine only]")] = None,
+    emulators: opt.Emulators = None,
     heads: Annotated[Optional[list[Path]], typer.Option(
         "--head", help="A class head from `edgegnn classify --out` (repeatable: a user head and an item "
                        "head): user interests as a graph output, item categories as per-item logits.")] = None,

@@ -29,6 +29,9 @@ import typer
 Seed = Annotated[int, typer.Option("--seed", help="Seed for splits and training.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")]
+Emulators = Annotated[Optional[Path], typer.Option(
+    "--emulators", help="QEMU emulator folder (scripts/setup_emulators.sh) to verify the target's other CPU levels "
+                        "[default: $EDGEGNN_EMULATORS; without one, this machine only]")]
 K = Annotated[Optional[list[str]], typer.Option(
     "--k", metavar="K[,K...]", help="Cut-offs K of the metrics "
                                     "(comma-separated or repeated). [default: 20]")]

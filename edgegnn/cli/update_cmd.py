@@ -39,9 +39,7 @@ def update(
     data: Annotated[Optional[str], typer.Option(
         "--data", help="The model's training interactions (CSV, or a LightGCN folder's train.txt) "
                        "[default: the data the model records]")] = None,
-    emulators: Annotated[Optional[Path], typer.Option(
-        "--emulators", help="QEMU emulator folder to verify the target's other CPU levels "
-                            "[default: $EDGEGNN_EMULATORS; without one, this machine only]")] = None,
+    emulators: opt.Emulators = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
 ) -> None:

@@ -18,10 +18,20 @@ and the new items were recommended too often: Gowalla's Recall@20 over all items
 FIT_FOLDS folds (more in a small catalog) train the maps, one more measures R² per table; the ridge strength is chosen
 by scikit-learn's efficient leave-one-out (RidgeCV). Works for every kind with an `encode` (LightGCN, SAGE, GAT, graph
 filters' tables); graph filters' neighbour lists are refused by the caller.
+
+A row close in R² can still rank too often: a fitted row points at the mean of its takers'
+encodings, so it scores high for every user like them. The check fold then sets one factor γ
+on the fitted rows of the scored table ("item"): with e_u of CALIBRATION_USERS sampled users
+(the check items out of their histories), γ makes the check items take as many places in the
+users' top-CALIBRATION_K with their fitted rows γ·p_i as with the rows training gave them,
+    mean_u |top_k(e_u · [T_rest ; γ·P_check]ᵀ) ∩ check| = mean_u |top_k(e_u · Tᵀ) ∩ check|,
+solved by bisection on log γ (the count grows with γ). So new items come into recommendations
+as often as trained items of their kind, no more.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -37,6 +47,9 @@ FOLD_SHARE = 0.05        # items taken out of the histories at once (one fold)
 FIT_FOLDS = 4            # folds the maps learn from (more in small catalogs, up to MIN_FIT_ITEMS); one more measures R²
 MIN_FIT_ITEMS = 2000
 ENCODE_BATCH = 8192
+CALIBRATION_USERS = 2000     # users sampled for γ (module docstring)
+CALIBRATION_K = 20
+SCORED = "item"              # the table every kind scores against (edgegnn.kinds)
 
 
 @dataclass(frozen=True)
@@ -56,15 +69,20 @@ class ItemFold:
     alphas: dict
     r2: dict
     fitted_items: int
+    score_scale: float = 1.0
 
     def rows(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """float32 [n, C] rows of each table for features [n, 2d + 1]."""
-        return {t: (features @ self.weights[t] + self.intercepts[t]).astype(np.float32) for t in self.tables}
+        """float32 [n, C] rows of each table for features [n, 2d + 1] (the scored table's times γ)."""
+        return {t: (self._fitted(t, features) * (self.score_scale if t == SCORED else 1.0)).astype(np.float32)
+                for t in self.tables}
+
+    def _fitted(self, table: str, features: np.ndarray) -> np.ndarray:
+        return features @ self.weights[table] + self.intercepts[table]
 
     def record(self) -> dict:
         """What the manifest says about the fit."""
         return {"method": "ridge map from the users' device encodings (edgegnn.catalog.fold)",
-                "fitted_items": self.fitted_items,
+                "fitted_items": self.fitted_items, "score_scale": round(float(self.score_scale), 4),
                 "tables": {t: {"alpha": float(self.alphas[t]), "r2_check_items": round(float(self.r2[t]), 4)}
                            for t in self.tables}}
 
@@ -99,7 +117,8 @@ def fit_item_fold(edge, history: sp.csr_matrix, *, seed: int = 0) -> ItemFold:
     taken = np.flatnonzero(np.diff(history.tocsc().indptr) > 0)              # items someone took
     folds = _folds(taken, seed)
     takers = _keep_columns(history, None).T.tocsr()                          # [I, U]
-    features = [_fold_features(edge, history, takers, fold) for fold in folds]
+    encoded = [_fold_features(edge, history, takers, fold) for fold in folds]
+    features = [x for x, _ in encoded]
     fit_items, check_items = np.concatenate(folds[:-1]), folds[-1]
     x_fit, x_check = np.vstack(features[:-1]), features[-1]
     weights, intercepts, alphas, r2 = {}, {}, {}, {}
@@ -111,7 +130,46 @@ def fit_item_fold(edge, history: sp.csr_matrix, *, seed: int = 0) -> ItemFold:
         r2[name] = float(r2_score(target[check_items], ridge.predict(x_check)))
         log.info("item fold: %s rows from users, alpha %.3g, R² %.3f on %d check items", name, ridge.alpha_,
                  r2[name], len(check_items))
-    return ItemFold(tables, weights, intercepts, alphas, r2, fitted_items=len(fit_items))
+    fold = ItemFold(tables, weights, intercepts, alphas, r2, fitted_items=len(fit_items))
+    if SCORED not in tables:
+        return fold
+    gamma = _score_scale(edge, encoded[-1][1], history, check_items, fold._fitted(SCORED, x_check), seed)
+    return dataclasses.replace(fold, score_scale=gamma)
+
+
+def _score_scale(edge, vectors: np.ndarray, history: sp.csr_matrix, check: np.ndarray, fitted: np.ndarray,
+                 seed: int, steps: int = 14) -> float:
+    """γ (module docstring) from e_u [U, d] encoded without the `check` items, the users'
+    histories [U, I] (their other items are not ranked) and the check items' fitted rows [n, C]."""
+    has = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)                       # a history beyond the check items
+    users = np.sort(np.random.default_rng(seed).choice(has, min(CALIBRATION_USERS, len(has)), replace=False))
+    k = min(CALIBRATION_K, edge.num_items - len(check))
+    e_u = edge.quantize_activation("user", vectors[users])
+    scores = e_u @ edge.tensors[SCORED].to_dense().T.astype(np.float32)          # [B, I]
+    seen = history[users].tocoo()
+    scores[seen.row, seen.col] = -np.inf
+    is_check = np.zeros(edge.num_items, bool)
+    is_check[check] = True
+    rest = np.sort(np.partition(scores[:, ~is_check], -k, axis=1)[:, -k:], axis=1)     # [B, k] ascending
+    trained = _check_places(rest, scores[:, check], k)
+    placed = e_u @ fitted.T.astype(np.float32)                                   # [B, n]
+    placed = np.where(np.isneginf(scores[:, check]), -np.inf, placed)
+    low, high = np.log(0.125), np.log(8.0)
+    for _ in range(steps):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if _check_places(rest, np.exp(middle) * placed, k) < trained else (low, middle)
+    gamma = float(np.exp(0.5 * (low + high)))
+    log.info("item fold: new items' scores times %.3f (check items' top-%d places: %.3f per user with their trained "
+             "rows)", gamma, k, trained)
+    return gamma
+
+
+def _check_places(rest: np.ndarray, check_scores: np.ndarray, k: int) -> float:
+    """Mean count of check items in each user's top k, given the k best other scores [B, k]."""
+    top_check = np.sort(np.partition(check_scores, -min(k, check_scores.shape[1]), axis=1)[:, -k:], axis=1)
+    merged = np.concatenate([rest, top_check], axis=1)
+    threshold = np.partition(merged, -k, axis=1)[:, -k][:, None]
+    return float((top_check >= threshold).sum(axis=1).mean())
 
 
 def _folds(items: np.ndarray, seed: int) -> list[np.ndarray]:
@@ -126,12 +184,13 @@ def _folds(items: np.ndarray, seed: int) -> list[np.ndarray]:
     return [np.sort(order[k * size:(k + 1) * size]) for k in range(count)]
 
 
-def _fold_features(edge, history: sp.csr_matrix, takers: sp.csr_matrix, fold: np.ndarray) -> np.ndarray:
-    """Features [n, 2d + 1] of the fold's items from e_u encoded without them."""
+def _fold_features(edge, history: sp.csr_matrix, takers: sp.csr_matrix,
+                   fold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(features [n, 2d + 1] of the fold's items, e_u [U, d]) from e_u encoded without them."""
     kept = np.ones(edge.num_items, bool)
     kept[fold] = False
     vectors, has = encode_users(edge, _keep_columns(history, kept))
-    return item_features(vectors, takers[fold] @ sp.diags(has.astype(np.float64)))
+    return item_features(vectors, takers[fold] @ sp.diags(has.astype(np.float64))), vectors
 
 
 def _keep_columns(matrix: sp.csr_matrix, kept: np.ndarray | None) -> sp.csr_matrix:

@@ -272,12 +272,11 @@ def _remeasure_overlap(edge: EdgeModel, train) -> EdgeModel:
     """The retrieval record's overlap measured again on the updated lists (same nprobe, k, users)."""
     from edgegnn.compress.calibration import Calibration
     from edgegnn.compress.inverted import overlap_curve
+    from edgegnn.data.interactions import Split
 
     record = dict(edge.params["retrieval"])
     lists, nprobe = model_lists(edge.tensors, edge.params)
     users = int(record.get("calibration_users") or 512)
-    from edgegnn.data.interactions import Split
-
     calibration = Calibration.from_split(Split(train=train, test=train.select(np.zeros(len(train), bool))),
                                          num_users=users)
     _, curve = overlap_curve(edge, lists, calibration, int(record["k"]), nprobe, 1.0)

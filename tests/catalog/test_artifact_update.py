@@ -113,3 +113,27 @@ def test_an_artifact_without_a_model_digest_is_refused(updated, new_csv, tmp_pat
     (old / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match="records no model digest"):
         update_artifact(old, model, items=new_csv, out=tmp_path / "new", cpus=(), emulators=None)
+
+
+def test_an_artifact_with_inverted_lists_gets_its_overlap_measured_again(tmp_path):
+    """A model with inverted lists (and no data record: --data gives its training interactions):
+    the new artifact's lists hold the new items, and its retrieval record is measured anew."""
+    from tests.export import models
+
+    edge = models.indexed(models.lightgcn("int8"), lists=16, nprobe=4)
+    rng = np.random.default_rng(5)
+    train = tmp_path / "train.csv"
+    train.write_text("user,item\n" + "".join(f"u{u},{edge.item_ids[i]}\n" for u in range(120)
+                                            for i in rng.choice(edge.num_items, 6, replace=False)))
+    new = tmp_path / "new.csv"
+    new.write_text("user,item\n" + "".join(f"u{u},fresh{u % 5}\n" for u in range(0, 120, 3)))
+    base = export(edge, "cpu-x86_64", out_dir=tmp_path / "base", cpus=(), emulators=None)
+    model = save_edge_model(edge, tmp_path / "model")
+    result = update_artifact(base, model, items=new, out=tmp_path / "new", data=train, cpus=(), emulators=None)
+    manifest = read_manifest(result.artifact)
+    assert manifest["update"]["added"] == 5 and manifest["num_items"] == edge.num_items + 5
+    record = manifest["retrieval"]
+    assert record["measured"] == "after the catalog update" and record["nprobe"] == 4
+    assert record["overlap"] == result.record["retrieval_overlap"] and 0.0 < record["overlap"] <= 1.0
+    rec = Recommender.open(base, patch=result.patch)
+    assert {f"fresh{k}" for k in range(5)} <= set(rec.item_ids.tolist())

@@ -198,6 +198,9 @@ def update_artifact(base: str | Path, model, *, items: str | Path | None, out: s
     base, out = Path(base), Path(out)
     patch = Path(patch) if patch is not None else out.with_name(out.name + ".patch")
     model_out = Path(model_out) if model_out is not None else out.with_name(out.name + ".model")
+    if out.resolve() == base.resolve():
+        raise ConfigError("out", str(out), "is the artifact being updated; write the new one beside it (the "
+                          "patch is made from the old one), then `edgegnn apply-patch` in place if wanted")
     manifest = read_manifest(base)
     verify_files(base, manifest)
     edge, _ = resolve_model(model)

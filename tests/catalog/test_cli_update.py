@@ -59,6 +59,8 @@ def test_bad_input_is_one_line_and_nothing_is_written(shipped, new_csv, base_mod
         (["--items", new_csv, "--remove", unknown], "unknown.txt:1: item 'no-such-item' is not in the catalog"),
         ([], "names no new items and no items to remove"),
     ]
+    in_place = _update(base, "--model", model, "--items", new_csv, "--out", base)
+    assert in_place.returncode != 0 and "is the artifact being updated" in in_place.stderr
     for extra, fragment in cases:
         result = _update(base, "--model", model, "--out", tmp_path / "new", *extra)
         assert result.returncode != 0 and fragment in result.stderr, (extra, result.stderr)

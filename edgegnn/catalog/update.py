@@ -184,7 +184,8 @@ def _takers(new, train, history: sp.csr_matrix, path) -> tuple[sp.csr_matrix, li
 def update_artifact(base: str | Path, model, *, items: str | Path | None, out: str | Path,
                     removed: str | Path | None = None, patch: str | Path | None = None,
                     model_out: str | Path | None = None, data: str | None = None,
-                    cpus: Sequence[str] | None = None, emulators="auto", seed: int = 0) -> UpdateResult:
+                    cpus: Sequence[str] | None = None, emulators="auto", heads: Sequence = (),
+                    seed: int = 0) -> UpdateResult:
     """Update the artifact `base` (exported from `model`) with the new items of the CSV `items`
     (columns user, item; None: none) and the raw ids of `removed` (one per line); write the new artifact to
     `out`, the patch from `base` to it to `patch` (default OUT.patch beside it), and the updated
@@ -205,6 +206,7 @@ def update_artifact(base: str | Path, model, *, items: str | Path | None, out: s
     verify_files(base, manifest)
     edge, _ = resolve_model(model)
     _check_same_model(manifest, edge, edge_digest(edge), base, model)
+    heads = carried_heads(manifest, heads, edge, base)
     train = training_interactions(edge, data)
     new = None if items is None else read_csv(items, rating_col=None, time_col=None)
     updated, record = update_model(edge, train, new, read_removed(removed) if removed else (),
@@ -218,7 +220,7 @@ def update_artifact(base: str | Path, model, *, items: str | Path | None, out: s
            user_base=None if any(i["name"] == "user_base" for i in manifest["inputs"]) else False,
            popularity=_popularity(manifest, edge, updated, new),
            external_data_bytes=(manifest.get("graph") or {}).get("external_data_bytes"), cpus=cpus,
-           emulators=emulators, manifest_fields=_fields(manifest, record, base))
+           emulators=emulators, heads=heads, manifest_fields=_fields(manifest, record, base))
     save_edge_model(updated, model_out)
     made = make_patch(base, out, patch)
     record["patch"] = {"bytes": made["bytes"], "artifact_bytes": made["result_bytes"],
@@ -249,8 +251,35 @@ def _check_same_model(manifest: dict, edge: EdgeModel, digest: str, base: Path, 
     if recorded != digest:
         raise ConfigError("model", str(model), f"is not the model {base} was exported from (model digest "
                           f"{digest[:12]}..., the artifact's {recorded[:12]}...)")
-    if manifest.get("class_heads"):
-        raise ConfigError("artifact", str(base), "has class heads; update does not place new items in them yet")
+
+
+def carried_heads(manifest: dict, heads: Sequence, edge: EdgeModel, base: Path) -> list:
+    """The class heads (ClassHead objects or head.json paths) to export the new artifact with:
+    the base's, given again. A user head carried by the model itself needs none; a head file
+    for a node the artifact has no head for, or with other classes, is refused. (The graph holds
+    a head's folded weights, not the head, so the file must come again; new items get item
+    logits from the item head like every other row.)"""
+    from edgegnn.class_head import ClassHead, has_class_head, read_head
+
+    loaded = [head if isinstance(head, ClassHead) else read_head(head) for head in heads]
+    given = {head.node: head for head in loaded}
+    recorded = manifest.get("class_heads") or {}
+    for node, record in recorded.items():
+        if node == "user" and has_class_head(edge):
+            continue
+        if node not in given:
+            raise ConfigError("artifact", str(base), f"has a class head on {node}s; give its head file again with "
+                              "--head (the HEAD.json of `edgegnn classify --out` it was exported with)")
+        if list(given[node].classes) != list(record["classes"]):
+            raise ConfigError("head", node, f"has classes {list(given[node].classes)[:4]}..., the artifact's "
+                              f"{node} head {list(record['classes'])[:4]}...; give the head it was exported with")
+    for node in given:
+        if node not in recorded:
+            raise ConfigError("head", node, f"{base} has no {node} head to carry over (update keeps the artifact's "
+                              "heads as they are; export again to add one)")
+    if "user" in given and has_class_head(edge):
+        raise ConfigError("head", "user", "the model carries its user head already; leave --head out for it")
+    return loaded
 
 
 def training_interactions(edge: EdgeModel, data: str | Path | None):

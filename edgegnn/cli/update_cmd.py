@@ -39,6 +39,9 @@ def update(
     data: Annotated[Optional[str], typer.Option(
         "--data", help="The model's training interactions (CSV, or a LightGCN folder's train.txt) "
                        "[default: the data the model records]")] = None,
+    heads: Annotated[Optional[list[Path]], typer.Option(
+        "--head", help="The class heads ARTIFACT was exported with (`edgegnn classify --out`; repeatable): "
+                       "carried over, new items get item logits too.")] = None,
     emulators: opt.Emulators = None,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
@@ -49,7 +52,7 @@ def update(
         from edgegnn.catalog.update import update_artifact
 
         result = update_artifact(artifact, model, items=items, out=out, removed=remove, patch=patch,
-                                 model_out=model_out, data=data,
+                                 model_out=model_out, data=data, heads=heads or (),
                                  emulators=emulators if emulators is not None else "auto")
     if json:
         print_json({"out": str(result.artifact), "patch": str(result.patch), "model": str(result.model),

@@ -137,3 +137,37 @@ def test_an_artifact_with_inverted_lists_gets_its_overlap_measured_again(tmp_pat
     assert record["overlap"] == result.record["retrieval_overlap"] and 0.0 < record["overlap"] <= 1.0
     rec = Recommender.open(base, patch=result.patch)
     assert {f"fresh{k}" for k in range(5)} <= set(rec.item_ids.tolist())
+
+
+def test_class_heads_are_carried_over_and_new_items_get_item_logits(base_model, small_split, new_csv, held_out,
+                                                                   tmp_path):
+    """An artifact exported with a user and an item head: update wants the head files again, refuses
+    a missing or foreign one, and the new artifact answers interests and the new items' classes."""
+    from edgegnn.class_head import ClassHead
+
+    rng = np.random.default_rng(3)
+    width = base_model.embedding_dim
+
+    def head(node, classes):
+        return ClassHead(node, tuple(f"{node}{c}" for c in range(classes)), mean=np.zeros(width),
+                         scale=np.ones(width), weights=rng.standard_normal((classes, width)),
+                         bias=rng.standard_normal(classes), metrics={})
+
+    user, item = head("user", 4), head("item", 3)
+    base = export(base_model, "cpu-x86_64", out_dir=tmp_path / "base", heads=[user, item], cpus=(), emulators=None)
+    model = save_edge_model(base_model, tmp_path / "model")
+    with pytest.raises(ConfigError, match="has a class head on items; give its head file again"):
+        update_artifact(base, model, items=new_csv, out=tmp_path / "new", heads=[user], cpus=(), emulators=None)
+    with pytest.raises(ConfigError, match="has classes"):
+        update_artifact(base, model, items=new_csv, out=tmp_path / "new", heads=[user, head("item", 5)], cpus=(),
+                        emulators=None)
+    assert not (tmp_path / "new").exists()
+    result = update_artifact(base, model, items=new_csv, out=tmp_path / "new", heads=[user, item], cpus=(),
+                             emulators=None)
+    old, new = Recommender.open(base), Recommender.open(base, patch=result.patch)
+    history = [str(base_model.item_ids[k]) for k in (1, 2, 3)]
+    np.testing.assert_allclose(new.class_probabilities([history]), old.class_probabilities([history]), atol=1e-6)
+    logits = new.item_class_probabilities(held_out[:5])
+    assert logits.shape == (5, 3) and np.allclose(logits.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(new.item_class_probabilities(history), old.item_class_probabilities(history),
+                               atol=1e-6)

@@ -43,6 +43,17 @@ def train(
         "--denoise", help="Robust to noisy rows: drop this share of each user's training rows that a first fit "
                           "scores lowest, then fit again (e.g. 0.1), or 'auto': the share validation prefers "
                           "among 0, 0.1, 0.2, 0.3. [default: 0, off]")] = None,
+    distributed: Annotated[bool, typer.Option(
+        "--distributed", help="Train as one rank of a torch.distributed job (env:// rendezvous), e.g. "
+                              "torchrun --standalone --nproc_per_node 2 -m edgegnn train --distributed --model "
+                              "CARD ...; needs --model (a lightgcn card).")] = False,
+    checkpoint_dir: Annotated[Optional[Path], typer.Option(
+        "--checkpoint-dir", help="--distributed: write the training state there (torch.distributed.checkpoint) "
+                                 "at evaluations, to resume a failed job.")] = None,
+    checkpoint_every: Annotated[int, typer.Option(
+        "--checkpoint-every", help="--distributed: evaluations between checkpoints.")] = 1,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="--distributed: go on from the newest checkpoint in --checkpoint-dir.")] = False,
     json: opt.Json = False,
     verbose: opt.Verbose = False,
     *,
@@ -50,6 +61,16 @@ def train(
 ) -> None:
     """Train or fit a recommender and write a checkpoint (without --model: the best on validation)."""
     setup_logging(verbose)
+    if distributed or checkpoint_dir is not None or resume:
+        from edgegnn.cli.distributed_cmd import DistributedRun, train_distributed_cmd
+
+        run = DistributedRun(model=model, out=out, epochs=epochs, time_budget=time_budget,
+                             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+                             distributed=distributed, json=json, denoise=denoise,
+                             training=dict(learning_rate=lr, batch_size=batch_size, loss=opt.value(loss),
+                                           optimizer=opt.value(optimizer), seed=source.seed_value))
+        train_distributed_cmd(run, source)
+        return
     with user_errors():
         from edgegnn.configs import check_range
         from edgegnn.train.api import override_training

@@ -26,19 +26,22 @@ class BipartiteGraph:
         num_users: U.
         num_items: I.
         edge_index: int64 [2, 2E] both directions of every (user, item) edge.
+        dtype: of the adjacency weights (float32; float64 where a test compares two paths to
+            1e-10).
     """
 
     num_users: int
     num_items: int
     edge_index: torch.Tensor
+    dtype: torch.dtype = torch.float32
 
     @classmethod
-    def from_interactions(cls, train: Interactions) -> "BipartiteGraph":
+    def from_interactions(cls, train: Interactions, dtype: torch.dtype = torch.float32) -> "BipartiteGraph":
         pairs = np.unique(np.stack([train.users, train.items]), axis=1)
         users = torch.from_numpy(pairs[0]).long()
         items = torch.from_numpy(pairs[1]).long() + train.num_users
         edge_index = torch.cat([torch.stack([users, items]), torch.stack([items, users])], dim=1)
-        return cls(train.num_users, train.num_items, edge_index)
+        return cls(train.num_users, train.num_items, edge_index, dtype)
 
     @property
     def num_nodes(self) -> int:
@@ -55,20 +58,20 @@ class BipartiteGraph:
         from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
         edge_index, weight = gcn_norm(self.edge_index, num_nodes=self.num_nodes,
-                                      add_self_loops=False)
-        return _csr(edge_index, weight, self.num_nodes)
+                                      add_self_loops=False, dtype=self.dtype)
+        return sparse_csr(edge_index, weight, self.num_nodes)
 
     @cached_property
     def mean_adjacency(self) -> torch.Tensor:
         """D^{-1} A as torch sparse CSR [N, N]: row v averages v's neighbours (SAGE's mean)."""
         weight = 1.0 / self.degrees[self.edge_index[0]]
-        return _csr(self.edge_index, weight, self.num_nodes)
+        return sparse_csr(self.edge_index, weight, self.num_nodes)
 
     @cached_property
     def mean_adjacency_t(self) -> torch.Tensor:
         """(D^{-1} A)ᵀ = A D^{-1} as torch sparse CSR [N, N], for gradients of the mean."""
         row, col = self.edge_index
-        return _csr(torch.stack([col, row]), 1.0 / self.degrees[row], self.num_nodes)
+        return sparse_csr(torch.stack([col, row]), 1.0 / self.degrees[row], self.num_nodes)
 
 
 class ConstantSpMM(torch.autograd.Function):
@@ -90,7 +93,7 @@ class ConstantSpMM(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.adjacency_t, grad)
 
 
-def _csr(edge_index: torch.Tensor, weight: torch.Tensor, num_nodes: int) -> torch.Tensor:
+def sparse_csr(edge_index: torch.Tensor, weight: torch.Tensor, num_nodes: int) -> torch.Tensor:
     """Sparse CSR [num_nodes, num_nodes] from COO edges (PyG's converter, beta warnings muted)."""
     from torch_geometric.utils import to_torch_csr_tensor
 

@@ -46,6 +46,13 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
     graph = BipartiteGraph.from_interactions(split.train)
     result = train_model(model, graph, split, card.training, epochs=epochs, time_budget=time_budget,
                          on_epoch=on_epoch, on_evaluate=on_evaluate, monitor=monitor)
+    return trained_checkpoint(split, card, model, graph, result, ks=ks, measure_test=measure_test), result
+
+
+def trained_checkpoint(split: Split, card: ModelCard, model, graph: BipartiteGraph, result: TrainResult, *,
+                       ks=(20,), measure_test: bool = True) -> Checkpoint:
+    """The checkpoint of a trained `model` (holding its best weights) with its test, validation and
+    popularity metrics and its curve."""
     model.eval()
     user_emb, item_emb = model_embeddings(model, graph)
     train_csr = split.train.to_csr()
@@ -58,10 +65,9 @@ def fit(split: Split, card: ModelCard, *, epochs: int | None = None,
         metrics["popularity"] = popularity_metrics(train_csr, split.test.to_csr(), ks=ks)
     metrics["training"] = {"epochs": result.epochs_run, "best_epoch": result.best_epoch,
                            "seconds": round(result.seconds, 2), "stopped_because": result.stopped_because}
-    checkpoint = Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
-                            train=split.train, metrics=metrics, history=history_as_dicts(result.history),
-                            data=split.record)
-    return checkpoint, result
+    return Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+                      train=split.train, metrics=metrics, history=history_as_dicts(result.history),
+                      data=split.record)
 
 
 def _fit_closed_form(split: Split, card: ModelCard, *, ks, measure_test: bool = True) -> tuple[Checkpoint, TrainResult]:

@@ -10,7 +10,8 @@ import torch
 
 
 def whole_data_loss(user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor,
-                    items: torch.Tensor, negative_weight: torch.Tensor) -> torch.Tensor:
+                    items: torch.Tensor, negative_weight: torch.Tensor, *,
+                    num_pairs: int | None = None) -> torch.Tensor:
     """Weighted squared loss over every user-item pair, computed without sampling.
 
     The implicit-ALS objective (Hu et al., ICDM 2008; as a non-sampling loss for neural
@@ -27,28 +28,34 @@ def whole_data_loss(user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch
         item_emb: float [I, d] final item embeddings.
         users, items: int64 [|R|] the observed training pairs.
         negative_weight: float [I], c_i (weight of an unobserved pair with item i).
+        num_pairs: |R| (default: len(users)); a rank of a distributed job passes its block of
+            users and the whole data's |R|, and the ranks' losses sum to the whole loss.
     """
     predicted = (user_emb[users] * item_emb[items]).sum(dim=1)
     observed = ((1.0 - negative_weight[items]) * predicted.square() - 2.0 * predicted).sum()
     gram_users = user_emb.T @ user_emb
     gram_items = (item_emb * negative_weight[:, None]).T @ item_emb
     unobserved = (gram_users * gram_items).sum()
-    return (observed + unobserved) / len(users)
+    return (observed + unobserved) / (len(users) if num_pairs is None else num_pairs)
 
 
-def bpr_loss(user_emb: torch.Tensor, pos_emb: torch.Tensor, neg_emb: torch.Tensor) -> torch.Tensor:
+def bpr_loss(user_emb: torch.Tensor, pos_emb: torch.Tensor, neg_emb: torch.Tensor, *,
+             batch_size: int | None = None) -> torch.Tensor:
     """Bayesian personalized ranking (Rendle et al., UAI 2009), as in the LightGCN paper.
 
         L = −mean_b log σ(e_u · e_i − e_u · e_j), (u, i) observed, j a sampled negative.
 
     Args:
         user_emb, pos_emb, neg_emb: float [B, d].
+        batch_size: B (default: len(user_emb)); a rank of a distributed job passes its part of
+            the batch and the batch's B.
     """
     margin = (user_emb * (pos_emb - neg_emb)).sum(dim=1)
-    return torch.nn.functional.softplus(-margin).mean()
+    return torch.nn.functional.softplus(-margin).sum() / (len(margin) if batch_size is None else batch_size)
 
 
-def bce_loss(user_emb: torch.Tensor, pos_emb: torch.Tensor, neg_emb: torch.Tensor) -> torch.Tensor:
+def bce_loss(user_emb: torch.Tensor, pos_emb: torch.Tensor, neg_emb: torch.Tensor, *,
+             batch_size: int | None = None) -> torch.Tensor:
     """Binary cross-entropy of P(user likes item) = σ(e_u · e_i): link prediction with a probability.
 
         L = [Σ_b softplus(−e_u·e_i) + Σ_b Σ_k softplus(e_u·e_jk)] / (B (1 + K))
@@ -57,11 +64,12 @@ def bce_loss(user_emb: torch.Tensor, pos_emb: torch.Tensor, neg_emb: torch.Tenso
 
     Args:
         user_emb, pos_emb: float [B, d]; neg_emb: float [B, K, d].
+        batch_size: B (default: len(user_emb)), as in `bpr_loss`.
     """
     positive = (user_emb * pos_emb).sum(dim=1)
     negative = torch.einsum("bd,bkd->bk", user_emb, neg_emb)
     total = torch.nn.functional.softplus(-positive).sum() + torch.nn.functional.softplus(negative).sum()
-    return total / positive.numel() / (1 + neg_emb.shape[1])
+    return total / (positive.numel() if batch_size is None else batch_size) / (1 + neg_emb.shape[1])
 
 
 def l2_penalty(ego_rows: list[torch.Tensor], batch_size: int) -> torch.Tensor:

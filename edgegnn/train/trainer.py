@@ -89,6 +89,15 @@ def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
 
 
+def negative_weights(train: Interactions, config: TrainConfig) -> torch.Tensor:
+    """c_i, float32 [I]: the whole-data loss's weight of an unobserved pair with item i,
+    ∝ popularity^exponent and averaging `negative_weight`."""
+    popularity = np.maximum(train.item_degrees(), 1).astype(np.float64)
+    weights = popularity ** config.popularity_exponent
+    weights = weights / weights.mean() * config.negative_weight
+    return torch.from_numpy(weights.astype(np.float32))
+
+
 class StepRunner:
     """Runs one epoch of the configured loss; owns the sampling state."""
 
@@ -98,10 +107,7 @@ class StepRunner:
         self.users = torch.from_numpy(pairs[0]).long()
         self.items = torch.from_numpy(pairs[1]).long()
         self.num_items = train.num_items
-        popularity = np.maximum(train.item_degrees(), 1).astype(np.float64)
-        weights = popularity ** config.popularity_exponent
-        weights = weights / weights.mean() * config.negative_weight
-        self.negative_weight = torch.from_numpy(weights.astype(np.float32))
+        self.negative_weight = negative_weights(train, config)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.optimizer = make_optimizer(model.parameters(), config)
 
@@ -153,6 +159,102 @@ class StepRunner:
         return float(np.mean(losses))
 
 
+@dataclass
+class LoopState:
+    """Where a training loop stands: enough to go on from here (`edgegnn.distributed.state` saves it)."""
+
+    epoch: int = 0                       # epochs done
+    trained_seconds: float = 0.0
+    history: list[EpochRecord] = field(default_factory=list)
+    best_score: float = -1.0
+    best_epoch: int = 0
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    stale: int = 0                       # evaluations since the best one
+
+
+@dataclass
+class LoopHooks:
+    """What a training loop asks of the model it trains.
+
+    Attributes:
+        validate: validation metrics of the current model ({"recall@K": ...}), or None without a
+            validation split.
+        snapshot: a copy of the current weights (kept as the best state); restore: put one back.
+        monitor: extra metrics stored in `EpochRecord.monitored`, or None.
+        shared_seconds: the training seconds every process agrees on (a distributed job takes
+            rank 0's clock); the identity in one process.
+        on_epoch: called with (epoch, loss) after every epoch.
+        on_evaluate: called with each evaluated `EpochRecord`.
+        after_evaluation: called with the loop state and the best snapshot after each evaluation
+            (a distributed job checkpoints there).
+    """
+
+    validate: Callable[[], dict[str, float]] | None
+    snapshot: Callable[[], object]
+    restore: Callable[[object], None]
+    monitor: Callable[[], dict] | None = None
+    shared_seconds: Callable[[float], float] = float
+    on_epoch: Callable[[int, float], None] | None = None
+    on_evaluate: Callable[[EpochRecord], None] | None = None
+    after_evaluation: Callable[[LoopState, object], None] | None = None
+
+
+def run_training_loop(runner, config: TrainConfig, total_epochs: int, time_budget: float | None,
+                      hooks: LoopHooks, state: LoopState | None = None,
+                      best: object = None) -> TrainResult:
+    """Epochs of `runner.run_epoch(deadline) -> loss` from `state` (a fresh one by default), with
+    evaluation every `config.eval_every` epochs, early stopping on validation Recall@K and a
+    time budget; leaves the model holding its best state (`hooks.restore`), or its last state
+    without validation."""
+    state = state if state is not None else LoopState()
+    metric = f"recall@{config.eval_k}"
+    stopped = "epochs"
+    epoch = state.epoch
+    for epoch in range(state.epoch + 1, total_epochs + 1):
+        started = time.perf_counter()
+        deadline = None if time_budget is None else started + (time_budget - state.trained_seconds)
+        loss = runner.run_epoch(deadline)
+        state.trained_seconds = hooks.shared_seconds(state.trained_seconds + time.perf_counter() - started)
+        state.epoch = epoch
+        if hooks.on_epoch is not None:
+            hooks.on_epoch(epoch, loss)
+        if not np.isfinite(loss):
+            stopped = "loss is not finite (lower the learning rate)"
+            break
+        out_of_time = time_budget is not None and state.trained_seconds >= time_budget
+        if epoch % config.eval_every and epoch != total_epochs and not out_of_time:
+            continue
+        record = EpochRecord(epoch, state.trained_seconds, loss)
+        if hooks.validate is not None:
+            record.metrics = hooks.validate()
+        if hooks.monitor is not None:
+            record.monitored = hooks.monitor()
+        state.history.append(record)
+        if hooks.on_evaluate is not None:
+            hooks.on_evaluate(record)
+        if hooks.validate is None:
+            state.best_epoch = epoch  # nothing to select on: the last state is the result
+        elif record.metrics[metric] > state.best_score:
+            state.best_score, state.best_epoch, state.best_metrics = record.metrics[metric], epoch, record.metrics
+            best, state.stale = hooks.snapshot(), 0
+        else:
+            state.stale += 1
+        if hooks.after_evaluation is not None:
+            hooks.after_evaluation(state, best)
+        if out_of_time:
+            stopped = "time budget"
+            break
+        if state.stale >= config.patience:
+            stopped = f"early stopping (no better validation {metric} in {state.stale} evaluations)"
+            break
+    if best is not None:
+        hooks.restore(best)
+    log.info("trained %d epochs in %.1f s; best epoch %d; stopped by %s",
+             epoch, state.trained_seconds, state.best_epoch, stopped)
+    return TrainResult(best_epoch=state.best_epoch, epochs_run=epoch, seconds=state.trained_seconds,
+                       stopped_because=stopped, history=state.history, best_metrics=state.best_metrics)
+
+
 def train_model(model, graph: BipartiteGraph, split: Split, config: TrainConfig, *,
                 epochs: int | None = None, time_budget: float | None = None,
                 on_epoch: Callable[[int, float], None] | None = None,
@@ -175,63 +277,34 @@ def train_model(model, graph: BipartiteGraph, split: Split, config: TrainConfig,
         The curve and where it stopped; the model holds the best validation state
         (or the last state when there is no validation split).
     """
+    check_loop_settings(epochs, time_budget)
+    seed_everything(config.seed)
+    runner = StepRunner(model, graph, split.train, config)
+    train_csr = split.train.to_csr()
+    valid_csr = split.valid.to_csr() if split.valid is not None and len(split.valid) else None
+
+    def validate() -> dict[str, float]:
+        model.eval()
+        user_emb, item_emb = model_embeddings(model, graph)
+        model.train()
+        return evaluate_embeddings(user_emb, item_emb, train_csr, valid_csr, ks=(config.eval_k,))
+
+    def monitored() -> dict:
+        model.eval()
+        values = monitor(model, graph)
+        model.train()
+        return values
+
+    hooks = LoopHooks(validate=validate if valid_csr is not None else None,
+                      snapshot=lambda: copy.deepcopy(model.state_dict()), restore=model.load_state_dict,
+                      monitor=monitored if monitor is not None else None, on_epoch=on_epoch, on_evaluate=on_evaluate)
+    model.train()
+    return run_training_loop(runner, config, epochs if epochs is not None else config.epochs, time_budget, hooks)
+
+
+def check_loop_settings(epochs: int | None, time_budget: float | None) -> None:
+    """A ConfigError for epochs < 1 or a time budget <= 0."""
     if epochs is not None:     # an untrained model must never be written as if it were trained
         check_range("training", "epochs", epochs, low=1)
     if time_budget is not None and not time_budget > 0:
         raise ConfigError("time_budget", time_budget, "must be > 0 seconds")
-    seed_everything(config.seed)
-    runner = StepRunner(model, graph, split.train, config)
-    total_epochs = epochs if epochs is not None else config.epochs
-    metric = f"recall@{config.eval_k}"
-    train_csr = split.train.to_csr()
-    valid_csr = split.valid.to_csr() if split.valid is not None and len(split.valid) else None
-
-    history: list[EpochRecord] = []
-    best_score, best_epoch, best_state, best_metrics = -1.0, 0, None, {}
-    stale, trained_seconds, stopped = 0, 0.0, "epochs"
-    epoch = 0
-    for epoch in range(1, total_epochs + 1):
-        started = time.perf_counter()
-        deadline = None if time_budget is None else started + (time_budget - trained_seconds)
-        model.train()
-        loss = runner.run_epoch(deadline)
-        trained_seconds += time.perf_counter() - started
-        if on_epoch is not None:
-            on_epoch(epoch, loss)
-        if not np.isfinite(loss):
-            stopped = "loss is not finite (lower the learning rate)"
-            break
-        out_of_time = time_budget is not None and trained_seconds >= time_budget
-        if epoch % config.eval_every and epoch != total_epochs and not out_of_time:
-            continue
-        record = EpochRecord(epoch, trained_seconds, loss)
-        if valid_csr is not None:
-            model.eval()
-            user_emb, item_emb = model_embeddings(model, graph)
-            record.metrics = evaluate_embeddings(user_emb, item_emb, train_csr, valid_csr,
-                                                 ks=(config.eval_k,))
-        if monitor is not None:
-            model.eval()
-            record.monitored = monitor(model, graph)
-        history.append(record)
-        if on_evaluate is not None:
-            on_evaluate(record)
-        if valid_csr is None:
-            best_epoch = epoch  # nothing to select on: the last state is the result
-        elif record.metrics[metric] > best_score:
-            best_score, best_epoch, best_metrics = record.metrics[metric], epoch, record.metrics
-            best_state, stale = copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-        if out_of_time:
-            stopped = "time budget"
-            break
-        if stale >= config.patience:
-            stopped = f"early stopping (no better validation {metric} in {stale} evaluations)"
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    log.info("trained %d epochs in %.1f s; best epoch %d; stopped by %s",
-             epoch, trained_seconds, best_epoch, stopped)
-    return TrainResult(best_epoch=best_epoch, epochs_run=epoch, seconds=trained_seconds,
-                       stopped_because=stopped, history=history, best_metrics=best_metrics)

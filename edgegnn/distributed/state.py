@@ -1,0 +1,195 @@
+"""The training state on disk: torch.distributed.checkpoint (DCP) shards, and the gathered checkpoint.
+
+A DCP checkpoint is a directory `epoch-NNNNNN/` under the job's checkpoint directory:
+    .metadata, __R_0.distcp   DCP's files: each rank writes its own rows
+    progress.json             the loop's state (epoch, curve, best epoch, ...) and what the job
+                              was (world size, partition digest, card, data), written by rank 0
+Tables are saved as two entries: the users' rows, a DTensor sharded by rank over
+[W · block_rows, d] (each rank's block padded to the largest), and the item rows, replicated
+(DCP writes one copy). The same split holds the optimizer's per-row state (Adam's moments,
+Adagrad's sums, momentum buffers) and the best epoch's rows. A directory is written as
+`.epoch-NNNNNN.partial` and renamed once every rank has written: a job killed mid-write leaves
+no checkpoint that looks complete. Renumbered users are specific to a world size, so a job
+resumes at the world size that wrote it (said in one line otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+from torch.distributed.tensor import DTensor, Shard
+
+from edgegnn.distributed.context import DistContext, DistributedError
+from edgegnn.distributed.partition import UserPartition
+from edgegnn.train.trainer import EpochRecord, LoopState
+
+log = logging.getLogger(__name__)
+
+PREFIX = "epoch-"
+KEEP = 2           # complete checkpoints kept; older ones are removed after a newer one lands
+
+
+def loop_to_dict(loop: LoopState) -> dict:
+    return {**asdict(loop), "history": [asdict(record) for record in loop.history]}
+
+
+def loop_from_dict(data: dict) -> LoopState:
+    return LoopState(**{**data, "history": [EpochRecord(**record) for record in data["history"]]})
+
+
+def partition_digest(partition: UserPartition) -> str:
+    return hashlib.sha256(partition.order.astype(np.int64).tobytes()).hexdigest()[:16]
+
+
+class RowLayout:
+    """How a [U_r + I, d] table of one rank is split into DCP entries (module docstring)."""
+
+    def __init__(self, context: DistContext, partition: UserPartition, mesh: DeviceMesh | None = None):
+        self.context, self.partition = context, partition
+        self.mesh = mesh if mesh is not None else init_device_mesh("cpu", (context.world_size,))
+        self.local_users = len(partition.users_of(context.rank))
+
+    def split(self, name: str, table: torch.Tensor) -> dict[str, torch.Tensor]:
+        rows = self.partition.block_rows
+        users = torch.zeros((rows, table.shape[1]), dtype=table.dtype)
+        users[:self.local_users] = table[:self.local_users].detach()
+        shape = torch.Size([rows * self.context.world_size, table.shape[1]])
+        sharded = DTensor.from_local(users, self.mesh, [Shard(0)], run_check=False, shape=shape,
+                                     stride=(table.shape[1], 1))
+        return {f"{name}.users": sharded, f"{name}.items": table[self.local_users:].detach().clone()}
+
+    def join(self, name: str, entries: dict[str, torch.Tensor]) -> torch.Tensor:
+        users = entries[f"{name}.users"].to_local()[:self.local_users]
+        return torch.cat([users, entries[f"{name}.items"]])
+
+
+def _table_entries(layout: RowLayout, table: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   best: torch.Tensor | None) -> tuple[dict, dict]:
+    """(DCP state dict, description of the optimizer's per-parameter state) of one rank."""
+    entries = dict(layout.split("table", table))
+    if best is not None:
+        entries.update(layout.split("best", best))
+    described = {}
+    for key, value in optimizer.state_dict()["state"].get(0, {}).items():
+        if torch.is_tensor(value) and value.shape == table.shape:
+            entries.update(layout.split(f"optimizer.{key}", value))
+            described[key] = {"rows": True, "dtype": str(value.dtype).removeprefix("torch.")}
+        elif torch.is_tensor(value):
+            entries[f"optimizer.{key}"] = value.clone()
+            described[key] = {"rows": False, "dtype": str(value.dtype).removeprefix("torch."),
+                              "shape": list(value.shape)}
+    return entries, described
+
+
+def save_state(directory: Path, layout: RowLayout, table: torch.Tensor, optimizer: torch.optim.Optimizer,
+               generator: torch.Generator, loop: LoopState, best: torch.Tensor | None, job: dict) -> Path:
+    """Write the DCP checkpoint of epoch `loop.epoch` (every rank calls this); its final path."""
+    context = layout.context
+    final = directory / f"{PREFIX}{loop.epoch:06d}"
+    partial = directory / f".{final.name}.partial"
+    if context.is_writer:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+    dist.barrier()
+    entries, described = _table_entries(layout, table, optimizer, best)
+    entries["generator"] = generator.get_state()
+    dcp.save(entries, checkpoint_id=str(partial))
+    if context.is_writer:
+        progress = {"loop": loop_to_dict(loop), "has_best": best is not None, "optimizer": described, "job": job}
+        (partial / "progress.json").write_text(json.dumps(progress, indent=1))
+    dist.barrier()
+    if context.is_writer:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        for old in complete_checkpoints(directory)[:-KEEP]:
+            shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+    log.info("checkpointed epoch %d to %s", loop.epoch, final)
+    return final
+
+
+def complete_checkpoints(directory: Path) -> list[Path]:
+    """The complete DCP checkpoints under `directory`, oldest first."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith(PREFIX)
+                  and (p / "progress.json").is_file())
+
+
+def read_progress(path: Path) -> dict:
+    try:
+        return json.loads((path / "progress.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise DistributedError(f"{path}: not a readable edgegnn training checkpoint ({type(exc).__name__})") from None
+
+
+def check_resumable(path: Path, progress: dict, job: dict) -> None:
+    """A DistributedError unless the checkpoint at `path` was written by this job's world size,
+    partition, card and data."""
+    written = progress.get("job", {})
+    for key, what in (("world_size", "world size"), ("partition", "partition of users"),
+                      ("card", "model card"), ("data", "data")):
+        if written.get(key) != job.get(key):
+            shown = (f"{written.get(key)} there, {job.get(key)} here" if key in ("world_size", "partition")
+                     else "they differ")
+            raise DistributedError(f"{path}: written by a job with another {what} ({shown})",
+                                   hint="resume with the command that wrote it" if key != "world_size"
+                                   else f"resume with --nproc_per_node {written.get(key)}")
+
+
+def load_state(path: Path, layout: RowLayout, table: torch.Tensor, optimizer: torch.optim.Optimizer,
+               generator: torch.Generator) -> tuple[LoopState, torch.Tensor | None]:
+    """Read the DCP checkpoint at `path` into `table`, `optimizer` and `generator`; (loop state,
+    best rows or None)."""
+    progress = read_progress(path)
+    loop = loop_from_dict(progress["loop"])
+    has_best = bool(progress.get("has_best"))
+    zeros = torch.zeros_like(table)
+    entries = dict(layout.split("table", zeros))
+    if has_best:
+        entries.update(layout.split("best", zeros))
+    for key, spec in progress["optimizer"].items():
+        dtype = getattr(torch, spec["dtype"])
+        if spec["rows"]:
+            entries.update(layout.split(f"optimizer.{key}", zeros.to(dtype)))
+        else:
+            entries[f"optimizer.{key}"] = torch.zeros(spec["shape"], dtype=dtype)
+    entries["generator"] = generator.get_state()
+    dcp.load(entries, checkpoint_id=str(path))
+    with torch.no_grad():
+        table.copy_(layout.join("table", entries))
+    generator.set_state(entries["generator"])
+    state = {}
+    for key, spec in progress["optimizer"].items():
+        state[key] = layout.join(f"optimizer.{key}", entries) if spec["rows"] else entries[f"optimizer.{key}"]
+    if state:
+        optimizer.load_state_dict({"state": {0: state}, "param_groups": optimizer.state_dict()["param_groups"]})
+    best = layout.join("best", entries) if has_best else None
+    return loop, best
+
+
+def gather_table(layout: RowLayout, table: torch.Tensor) -> torch.Tensor | None:
+    """The whole [U + I, d] table in the original user order, on rank 0 (None elsewhere)."""
+    rows = layout.partition.block_rows
+    padded = torch.zeros((rows, table.shape[1]), dtype=table.dtype)
+    padded[:layout.local_users] = table[:layout.local_users].detach()
+    blocks = [torch.empty_like(padded) for _ in range(layout.context.world_size)]
+    dist.all_gather(blocks, padded)
+    if not layout.context.is_writer:
+        return None
+    partition = layout.partition
+    renumbered = torch.cat([blocks[r][:len(partition.users_of(r))] for r in range(partition.world_size)])
+    users = torch.empty_like(renumbered)
+    users[torch.from_numpy(partition.order)] = renumbered
+    return torch.cat([users, table[layout.local_users:].detach()])

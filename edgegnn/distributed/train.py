@@ -1,0 +1,260 @@
+"""Train a LightGCN card over the ranks of a torch.distributed job; rank 0 writes the checkpoint.
+
+Every rank loads the same split (its files' sha256 and the training pairs are compared across
+ranks before anything else), builds the single-process model's initial table and keeps its
+users' rows and every item's (`edgegnn.distributed.sharded`), and runs the ordinary training
+loop (`edgegnn.train.trainer.run_training_loop`) with a distributed step, a validation whose
+per-rank metrics are combined by their user counts, and rank 0's clock. The best state is
+gathered into the checkpoint `evaluate`, `fold` and `export` read; its metrics are measured on
+it exactly as the single-process `fit` measures them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from edgegnn.data.interactions import Split
+from edgegnn.distributed.context import (
+    DistContext,
+    DistributedError,
+    agreed,
+    check_same_on_every_rank,
+)
+from edgegnn.distributed.partition import UserPartition, partition_users
+from edgegnn.distributed.sharded import ShardedLightGCN, inverse_sqrt_degrees, local_adjacency
+from edgegnn.distributed.state import (
+    RowLayout,
+    check_resumable,
+    complete_checkpoints,
+    gather_table,
+    load_state,
+    partition_digest,
+    read_progress,
+    save_state,
+)
+from edgegnn.distributed.steps import DistributedStepRunner, RankPairs
+from edgegnn.metrics import evaluate_embeddings
+from edgegnn.models import ModelCard, build_model
+from edgegnn.models.graph import BipartiteGraph
+from edgegnn.train.checkpoint import Checkpoint
+from edgegnn.train.trainer import (
+    EpochRecord,
+    LoopHooks,
+    LoopState,
+    TrainResult,
+    check_loop_settings,
+    negative_weights,
+    run_training_loop,
+    seed_everything,
+)
+
+log = logging.getLogger(__name__)
+
+DISTRIBUTED_KINDS = ("lightgcn",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often the job writes its DCP checkpoints (`edgegnn.distributed.state`).
+
+    Attributes:
+        directory: the checkpoints' directory.
+        every: epochs between checkpoints (counted at evaluations: every `eval_every` epochs).
+        resume: start from the newest complete checkpoint in `directory`.
+    """
+
+    directory: Path
+    every: int = 1
+    resume: bool = False
+
+
+def check_card(card: ModelCard) -> None:
+    """A DistributedError for what distributed training does not cover yet."""
+    if card.model.type not in DISTRIBUTED_KINDS:
+        raise DistributedError(f"model.type={card.model.type!r}: distributed training covers "
+                               f"{', '.join(DISTRIBUTED_KINDS)} cards",
+                               hint="train this card in one process (without --distributed)")
+    if card.training.denoise:
+        raise DistributedError(f"training.denoise={card.training.denoise!r}: denoising is single-process",
+                               hint="set denoise: 0 in the card or train without --distributed")
+
+
+def data_identity(split: Split) -> dict:
+    """What makes two ranks' data the same: the split's record (files' sha256, options) and a
+    sha256 of its training pairs (a split built in code has no record)."""
+    digest = hashlib.sha256()
+    for column in (split.train.users, split.train.items):
+        digest.update(np.ascontiguousarray(column, dtype=np.int64).tobytes())
+    return {"record": None if split.record is None else split.record.to_dict(),
+            "train_pairs": digest.hexdigest(), "users": split.num_users, "items": split.num_items}
+
+
+@dataclasses.dataclass(eq=False)
+class RankSetup:
+    """One rank's model, data and step runner."""
+
+    context: DistContext
+    partition: UserPartition
+    model: ShardedLightGCN
+    runner: DistributedStepRunner
+    layout: RowLayout
+    alpha: torch.Tensor
+    users: np.ndarray          # int64 [U_r] original indices of this rank's users
+
+
+def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torch.dtype) -> RankSetup:
+    """Partition the users, and build this rank's table, Â_r and step runner."""
+    train = split.train
+    pairs = np.unique(np.stack([train.users, train.items]), axis=1)    # sorted, as the plain trainer's
+    user_degree = np.bincount(pairs[0], minlength=train.num_users)
+    item_degree = np.bincount(pairs[1], minlength=train.num_items)
+    partition = partition_users(user_degree, context.world_size)
+    seed_everything(card.training.seed)
+    plain = build_model(card.model, train.num_users, train.num_items)  # the single-process initial table
+    ego = plain.ego_embeddings.detach().to(dtype)
+    users = partition.users_of(context.rank)
+    renumbered = np.empty(train.num_users, dtype=np.int64)
+    renumbered[partition.order] = np.arange(train.num_users)
+    owner = partition.owners()[pairs[0]]
+    mine = owner == context.rank
+    local = np.zeros(pairs.shape[1], dtype=np.int64)
+    for rank in range(context.world_size):
+        of_rank = owner == rank
+        local[of_rank] = np.arange(int(of_rank.sum()))
+    local_users = renumbered[pairs[0][mine]] - partition.bounds[context.rank]
+    local_items = pairs[1][mine]
+    adjacency = local_adjacency(local_users, local_items, len(users), train.num_items,
+                                inverse_sqrt_degrees(user_degree, dtype)[pairs[0][mine]],
+                                inverse_sqrt_degrees(item_degree, dtype)[local_items])
+    table = torch.cat([ego[torch.from_numpy(users)], ego[train.num_users:]])
+    model = ShardedLightGCN(table, adjacency, plain.gnn.alpha.detach(), len(users))
+    rank_pairs = RankPairs(users=torch.from_numpy(local_users), items=torch.from_numpy(local_items),
+                           owner=torch.from_numpy(owner.astype(np.int32)), local=torch.from_numpy(local),
+                           num_items=train.num_items, negative_weight=negative_weights(train, card.training))
+    runner = DistributedStepRunner(model, rank_pairs, card.training, context)
+    return RankSetup(context, partition, model, runner, RowLayout(context, partition), plain.gnn.alpha.detach(),
+                     users)
+
+
+def combined_metrics(context: DistContext, local: dict[str, float]) -> dict[str, float]:
+    """Every rank's metrics over its users, combined as means over all users (by "users" counts);
+    one rank's are returned as they are."""
+    if context.world_size == 1:
+        return local
+    gathered: list = [None] * context.world_size
+    dist.all_gather_object(gathered, local)
+    total = sum(metrics["users"] for metrics in gathered)
+    combined = {name: sum(m[name] * m["users"] for m in gathered) / max(total, 1)
+                for name in local if name != "users"}
+    combined["users"] = total
+    return combined
+
+
+def _validation(setup: RankSetup, split: Split, config) -> Callable[[], dict] | None:
+    """The hook measuring validation Recall@K over this rank's users, combined over ranks."""
+    if split.valid is None or not len(split.valid):
+        return None
+    rows = setup.users
+    train_csr, valid_csr = split.train.to_csr()[rows], split.valid.to_csr()[rows]
+
+    def validate() -> dict[str, float]:
+        with torch.no_grad():
+            user_emb, item_emb = setup.model()
+        local = evaluate_embeddings(user_emb.float().numpy(), item_emb.float().numpy(), train_csr, valid_csr,
+                                    ks=(config.eval_k,))
+        return combined_metrics(setup.context, local)
+
+    return validate
+
+
+def train_distributed(split: Split, card: ModelCard, context: DistContext, *, epochs: int | None = None,
+                      time_budget: float | None = None, checkpointing: Checkpointing | None = None,
+                      dtype: torch.dtype = torch.float32,
+                      on_epoch: Callable[[int, float], None] | None = None,
+                      on_evaluate: Callable[[EpochRecord], None] | None = None,
+                      ks=(20,)) -> tuple[Checkpoint | None, TrainResult]:
+    """Train `card` on `split` as this rank of the job; (the checkpoint on rank 0 / None elsewhere,
+    the training result, equal on every rank).
+
+    A one-line DistributedError on every rank when the ranks' data differ, the world size does
+    not fit the data, the card is not covered, or a resumed checkpoint is another job's.
+    """
+    config = card.training
+    agreed(context, lambda: (check_card(card), check_loop_settings(epochs, time_budget)))
+    identity = data_identity(split)
+    check_same_on_every_rank(context, "data (sha256 of the files and of the training pairs)", identity)
+    setup = agreed(context, lambda: set_up_rank(split, card, context, dtype))
+    job = {"world_size": context.world_size, "partition": partition_digest(setup.partition),
+           "card": card.to_dict(), "data": identity}
+    state, best = LoopState(), None
+    if checkpointing is not None and checkpointing.resume:
+        state, best = agreed(context, lambda: _resume(setup, checkpointing.directory, job))
+    hooks = LoopHooks(validate=_validation(setup, split, config),
+                      snapshot=lambda: setup.model.table.detach().clone(),
+                      restore=lambda rows: setup.model.table.data.copy_(rows),
+                      shared_seconds=lambda seconds: _rank0_value(seconds),
+                      on_epoch=on_epoch if context.is_writer else None,
+                      on_evaluate=on_evaluate if context.is_writer else None,
+                      after_evaluation=_checkpoint_hook(setup, checkpointing, job))
+    total = epochs if epochs is not None else config.epochs
+    setup.model.train()
+    result = run_training_loop(setup.runner, config, total, time_budget, hooks, state, best)
+    table = gather_table(setup.layout, setup.model.table)
+    checkpoint = agreed(context, lambda: _final_checkpoint(split, card, setup, table, result, ks))
+    return checkpoint, result
+
+
+def _rank0_value(value: float) -> float:
+    shared = torch.tensor([value], dtype=torch.float64)
+    dist.broadcast(shared, src=0)
+    return float(shared[0])
+
+
+def _resume(setup: RankSetup, directory: Path, job: dict):
+    found = complete_checkpoints(directory)
+    if not found:
+        raise DistributedError(f"{directory}: no complete checkpoint to resume from",
+                               hint="drop --resume to start afresh")
+    check_resumable(found[-1], read_progress(found[-1]), job)
+    state, best = load_state(found[-1], setup.layout, setup.model.table, setup.runner.optimizer,
+                             setup.runner.generator)
+    log.info("resumed from %s (epoch %d)", found[-1], state.epoch)
+    return state, best
+
+
+def _checkpoint_hook(setup: RankSetup, checkpointing: Checkpointing | None, job: dict):
+    if checkpointing is None:
+        return None
+    evaluations = [0]
+
+    def after_evaluation(state: LoopState, best) -> None:
+        evaluations[0] += 1
+        if evaluations[0] % checkpointing.every == 0:
+            save_state(checkpointing.directory, setup.layout, setup.model.table, setup.runner.optimizer,
+                       setup.runner.generator, state, best, job)
+
+    return after_evaluation
+
+
+def _final_checkpoint(split: Split, card: ModelCard, setup: RankSetup, table: torch.Tensor | None,
+                      result: TrainResult, ks) -> Checkpoint | None:
+    """On rank 0, the ordinary checkpoint of the gathered table, measured as `fit` measures it."""
+    from edgegnn.train.api import trained_checkpoint
+
+    if table is None:
+        return None
+    model = build_model(card.model, split.num_users, split.num_items)
+    model.load_state_dict({"gnn.embedding.weight": table.to(torch.float32), "gnn.alpha": setup.alpha})
+    checkpoint = trained_checkpoint(split, card, model, BipartiteGraph.from_interactions(split.train), result, ks=ks)
+    checkpoint.metrics["distributed"] = {"world_size": setup.context.world_size, "backend": "gloo",
+                                         "pairs_per_rank": [int(e) for e in setup.partition.edges],
+                                         "users_per_rank": [int(n) for n in np.diff(setup.partition.bounds)]}
+    return checkpoint

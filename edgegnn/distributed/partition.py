@@ -60,8 +60,9 @@ def partition_users(user_degrees: np.ndarray, world_size: int) -> UserPartition:
     """
     num_users = len(user_degrees)
     if world_size > num_users:
-        raise DistributedError(f"{world_size} ranks for {num_users} users: a rank would own no users",
-                               hint=f"use at most {num_users} ranks")
+        raise DistributedError(f"{world_size} ranks for {num_users} user{'s' if num_users != 1 else ''}: "
+                               "a rank would own no users",
+                               hint=f"use at most {num_users} rank{'s' if num_users != 1 else ''}")
     by_degree = np.argsort(-user_degrees, kind="stable")
     position = np.arange(num_users)
     lap, seat = np.divmod(position, world_size)

@@ -1,0 +1,125 @@
+"""Run under torchrun by tests/distributed/test_equivalence.py: steps of the distributed runner,
+written by rank 0 for the test to compare with the single-process trainer.
+
+    torchrun --standalone --nproc_per_node 2 tests/distributed/worker.py OUT.pt
+
+For each case (loss, dtype) it records the loss and the gathered gradient of step 1 and the
+gathered table after 5 steps (whole-data: 5 epochs; BPR: the first 5 batches of an epoch), and
+for float64 the gradient checked by central differences at a few coordinates of every rank.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from edgegnn.data import load_dataset
+from edgegnn.distributed.context import init_from_env, sum_over_ranks
+from edgegnn.distributed.state import gather_table
+from edgegnn.distributed.train import set_up_rank
+from edgegnn.models import LightGCNConfig, ModelCard, TrainConfig
+
+DATA = "synthetic:users=300,items=200,seed=1"
+CASES = [("whole-data", torch.float64), ("bpr", torch.float64), ("bce", torch.float64),
+         ("whole-data", torch.float32), ("bpr", torch.float32)]
+STEPS = 5
+BATCH = 256
+STEP = 1e-6            # central differences in float64
+
+
+def card_for(loss: str) -> ModelCard:
+    return ModelCard(name=f"lightgcn-{loss}", model=LightGCNConfig(embedding_dim=8, num_layers=2),
+                     training=TrainConfig(loss=loss, batch_size=BATCH, learning_rate=0.01, seed=3))
+
+
+def run_steps(setup, loss: str, order: torch.Tensor) -> list[float]:
+    """STEPS steps; the losses. BPR/BCE step on the batches of `order`."""
+    losses = []
+    for step in range(STEPS):
+        if loss == "whole-data":
+            losses.append(setup.runner.whole_data_step())
+        else:
+            batch = order[step * BATCH:(step + 1) * BATCH]
+            losses.append((setup.runner.bpr_step if loss == "bpr" else setup.runner.bce_step)(batch))
+        if step == 0:
+            first_grad = gather_table(setup.layout, setup.model.table.grad)
+    return losses, first_grad
+
+
+def fixed_loss(setup, loss: str, batch: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """This rank's part of the loss at fixed samples (for finite differences)."""
+    from edgegnn.train.losses import bce_loss, bpr_loss, l2_penalty
+
+    runner = setup.runner
+    if loss == "whole-data":
+        return runner.whole_data_loss()
+    users, pos, neg = runner._batch_part(batch, negatives)
+    user_emb, item_emb = setup.model()
+    score = bpr_loss if loss == "bpr" else bce_loss
+    flat = neg.reshape(-1)
+    penalty = l2_penalty(setup.model.touched_ego(users, torch.cat([pos, flat])), len(batch))
+    return score(user_emb[users], item_emb[pos], item_emb[neg], batch_size=len(batch)) + runner.config.l2 * penalty
+
+
+def finite_differences(setup, context, loss: str) -> dict:
+    """dL/dE⁰ by autograd (gathered) and by central differences at coordinates on every rank."""
+    generator = torch.Generator().manual_seed(11)
+    num_pairs = setup.runner.pairs.num_pairs
+    batch = torch.randperm(num_pairs, generator=generator)[:BATCH]
+    shape = (len(batch),) if loss == "bpr" else (len(batch), 4)
+    negatives = torch.randint(setup.runner.pairs.num_items, shape, generator=generator)
+    table = setup.model.table
+    table.grad = None
+    fixed_loss(setup, loss, batch, negatives).backward()
+    setup.model.reduce_item_gradients()
+    analytic = gather_table(setup.layout, table.grad)
+    coordinates, numeric = [], []
+    local_users = setup.model.num_local_users
+    for owner in range(context.world_size):                  # two user rows of each rank
+        for k in range(2):
+            coordinates.append(("user", owner, k * 3, k))
+    for item in (0, 7, 50):
+        coordinates.append(("item", None, item, item % 8))
+    for what, owner, row, col in coordinates:
+        values = []
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                if what == "item":                          # a replica: every rank moves it
+                    table[local_users + row, col] += sign * STEP
+                elif owner == context.rank:
+                    table[row, col] += sign * STEP
+            values.append(sum_over_ranks(float(fixed_loss(setup, loss, batch, negatives))))
+            with torch.no_grad():
+                if what == "item":
+                    table[local_users + row, col] -= sign * STEP
+                elif owner == context.rank:
+                    table[row, col] -= sign * STEP
+        numeric.append((values[0] - values[1]) / (2 * STEP))
+    users = [int(setup.partition.users_of(owner)[row]) for what, owner, row, _ in coordinates if what == "user"]
+    return {"coordinates": [(what, users.pop(0) if what == "user" else row, col)
+                            for what, owner, row, col in coordinates],
+            "numeric": numeric, "analytic": analytic}
+
+
+def main(out: str) -> None:
+    context = init_from_env()
+    split = load_dataset(DATA, valid_ratio=0.0, seed=0)
+    results = {"world_size": context.world_size}
+    for loss, dtype in CASES:
+        card = card_for(loss)
+        setup = set_up_rank(split, card, context, dtype)
+        order = torch.randperm(setup.runner.pairs.num_pairs, generator=setup.runner.generator)
+        losses, first_grad = run_steps(setup, loss, order)
+        record = {"losses": losses, "grad": first_grad, "table": gather_table(setup.layout, setup.model.table)}
+        if dtype == torch.float64:
+            fresh = set_up_rank(split, card, context, dtype)
+            record["finite_differences"] = finite_differences(fresh, context, loss)
+        results[f"{loss}/{str(dtype).removeprefix('torch.')}"] = record
+    if context.is_writer:
+        torch.save(results, out)
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -104,6 +104,7 @@ class DataFormat(str, Enum):
     lightgcn = "lightgcn"
     movielens = "movielens"
     csv = "csv"
+    parquet = "parquet"
 
 
 class SplitMethod(str, Enum):
@@ -139,7 +140,7 @@ class DataSource:
 
     data: Annotated[Optional[str], typer.Option(
         "--data", help="Interaction data: a LightGCN dir (train.txt/test.txt), a MovieLens file or dir, "
-                       "a CSV/TSV file, or synthetic (e.g. synthetic:users=N,items=M,seed=S). [default: "
+                       "a CSV/TSV or Parquet file, or synthetic (e.g. synthetic:users=N,items=M,seed=S). [default: "
                        "synthetic; for a model: its own data]")] = None
     format: Annotated[Optional[DataFormat], typer.Option("--format", help="The data's format. [default: auto]")
                       ] = None

@@ -26,13 +26,16 @@ from edgegnn.data.interactions import Interactions, Split
 from edgegnn.data.loaders import find_movielens_file, read_csv, read_lightgcn_dir, read_movielens
 from edgegnn.data.provenance import record_for
 from edgegnn.data.splits import add_validation, split_leave_last_out, split_random
+from edgegnn.data.stream import read_parquet
 from edgegnn.data.synthetic import make_synthetic
 from edgegnn.data.transforms import drop_duplicates, k_core, reindex, to_implicit
 from edgegnn.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("auto", "lightgcn", "movielens", "csv")
+FORMATS = ("auto", "lightgcn", "movielens", "csv", "parquet")
+#: the read_csv options that also name a Parquet file's columns
+PARQUET_OPTIONS = ("user_col", "item_col", "rating_col", "time_col")
 SPLITS = ("random", "leave-last-out")
 #: `synthetic:key=value` keys -> (make_synthetic argument, type).
 SYNTHETIC_KEYS = {"users": ("num_users", int), "items": ("num_items", int),
@@ -100,7 +103,9 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
         if not path.exists():
             raise DataError("no such file or directory", path=path)
         fmt = detect_format(path) if format == "auto" else format
-        if fmt != "csv":
+        if fmt == "parquet":
+            _refuse_csv_options({k: v for k, v in csv_options.items() if k not in PARQUET_OPTIONS}, fmt)
+        elif fmt != "csv":
             _refuse_csv_options(csv_options, fmt)
         if fmt == "lightgcn":
             result = _load_lightgcn(path, valid_ratio=valid_ratio, seed=seed, split=split,
@@ -111,7 +116,8 @@ def load_dataset(spec: str | Path, *, format: str = "auto", test_ratio: float = 
             recorded = {"format": "lightgcn", "valid_ratio": valid_ratio, "seed": seed,
                         **({"drop_anomalies": True} if drop_anomalies else {})}
             return dataclasses.replace(result, record=record_for(str(path), recorded, files))
-        inter = read_movielens(path) if fmt == "movielens" else read_csv(path, **csv_options)
+        inter = (read_movielens(path) if fmt == "movielens" else read_parquet(path, **csv_options)
+                 if fmt == "parquet" else read_csv(path, **csv_options))
         source = str(path)
         record = record_for(str(path), {"format": fmt, **options},
                             [find_movielens_file(path) if fmt == "movielens" else path])
@@ -129,7 +135,7 @@ def detect_format(path: str | Path) -> str:
     """The format of `path`: a directory with train.txt -> "lightgcn"; a MovieLens
     ratings file (u.data, ratings.dat, ratings.csv with the MovieLens header) or a
     directory holding one (also in an ml-*/ subdirectory) -> "movielens"; any other
-    .csv/.tsv/.txt file -> "csv"."""
+    .csv/.tsv/.txt file -> "csv"; a .parquet/.pq file -> "parquet"."""
     path = Path(path)
     if path.is_dir():
         if (path / "train.txt").is_file():
@@ -146,6 +152,8 @@ def detect_format(path: str | Path) -> str:
                         hint="pass the directory that holds train.txt and test.txt")
     if path.suffix.lower() in (".csv", ".tsv", ".txt"):
         return "csv"
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return "parquet"
     raise DataError(f"cannot tell the format of this file; formats: "
                     f"{', '.join(FORMATS[1:])}", path=path, hint="pass --format")
 

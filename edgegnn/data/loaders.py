@@ -10,9 +10,10 @@ Three on-disk formats:
 - Any delimited table with a user and an item column. Read by `read_csv`.
 
 Raw ids are kept as strings; indices are contiguous and assigned in order of first
-appearance (except LightGCN, where index == int(raw id)). Readers stream lines with the
-`csv` module or `str.split` and convert columns in bulk with numpy; a bad value is then
-located again so that the `DataError` names the file, the 1-based line and the value.
+appearance (except LightGCN, where index == int(raw id)). Delimited tables are streamed by
+pyarrow (`edgegnn.data.stream`, which also reads Parquet); a file pyarrow refuses is read
+line by line with the `csv` module or `str.split`, columns converted in bulk with numpy, and
+a bad value located again so that the `DataError` names the file, the 1-based line and the value.
 """
 
 from __future__ import annotations
@@ -323,7 +324,21 @@ def _rows(path: Path, delimiter: str, need: int, has_header: bool
 
 def _read_table(path: Path, delimiter: str, cols: _Columns, *, has_header: bool
                 ) -> Interactions:
-    """Stream the rows of a delimited file and build `Interactions`."""
+    """The `Interactions` of a delimited file: streamed by pyarrow (`edgegnn.data.stream`), or line
+    by line where pyarrow refuses the file (this reader then names the file, line and value of
+    a bad row, or reads what pyarrow was stricter about)."""
+    from edgegnn.data.stream import NotStreamable, read_delimited
+
+    roles = {role: c for role, c in vars(cols).items() if c is not None}
+    try:
+        return read_delimited(path, delimiter, roles, has_header=has_header)
+    except NotStreamable as reason:
+        logger.debug("%s: read line by line (%s)", path, reason)
+    return _read_table_by_lines(path, delimiter, cols, has_header=has_header)
+
+
+def _read_table_by_lines(path: Path, delimiter: str, cols: _Columns, *, has_header: bool) -> Interactions:
+    """Read the rows of a delimited file one by one (Python lists of fields) and build `Interactions`."""
     roles = {role: c for role, c in vars(cols).items() if c is not None}
     need = max(roles.values()) + 1
     tokens: dict[str, list[str]] = {role: [] for role in roles}

@@ -10,7 +10,7 @@ measurement around the real calls), counts their payload bytes, and reads its pe
 (VmHWM). The job's wire bytes are the loopback interface's counters (/proc/net/dev) across
 the timed epochs. The payload per epoch of the whole-data loss is, per rank,
     (2L + 1) · I · d · 4 bytes      L forward + L backward item all-reduces + the item gradient
-plus two scalars (the loss, rank 0's clock); a ring all-reduce moves 2(W-1)/W of it per rank.
+plus the 8-byte loss (and, in a training loop, rank 0's clock); a ring all-reduce moves 2(W-1)/W of it per rank.
 The cluster projection fits t_compute(W) = a + b / W to the measured per-rank compute at W = 1
 and 2 (a: the replicated item work, b: the work split by users) and adds the ring's transfer
 time at a stated bandwidth and latency: a model, not a measurement.
@@ -245,7 +245,7 @@ def main() -> None:
             / max(w["epoch_seconds_median"] for w in whole),
             "payload_bytes_per_rank_measured": whole[0]["payload_bytes_per_epoch"],
             "payload_bytes_per_rank_formula": formula,
-            "payload_formula": "(2L+1) * I * d * 4 (+16 bytes of scalars)",
+            "payload_formula": "(2L+1) * I * d * 4 (+8 bytes: the loss)",
             "loopback_bytes_per_epoch_job": whole[0]["loopback_bytes_per_step"],
             "ring_bytes_per_epoch_job_formula": 2 * (2 - 1) * formula,
         },

@@ -119,8 +119,23 @@ def check_same_on_every_rank(context: DistContext, what: str, value) -> None:
     dist.all_gather_object(values, value)
     for rank, other in enumerate(values):
         if other != values[0]:
-            raise DistributedError(f"rank {rank} was started with other {what} than rank 0: {other} != {values[0]}",
+            raise DistributedError(f"rank {rank} was started with other {what} than rank 0: "
+                                   f"{first_difference(other, values[0])}",
                                    hint="start every rank with the same data and options")
+
+
+def first_difference(value, reference, path: str = "") -> str:
+    """'key.sub: VALUE here, REFERENCE on rank 0' for the first place two nested dicts differ."""
+    if isinstance(value, dict) and isinstance(reference, dict):
+        for key in sorted(set(value) | set(reference), key=str):
+            if value.get(key) != reference.get(key):
+                return first_difference(value.get(key), reference.get(key), f"{path}{key}.")
+    return f"{path.rstrip('.') or 'value'}: {_shown(value)} here, {_shown(reference)} on rank 0"
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class AllReduceSum(torch.autograd.Function):

@@ -47,3 +47,13 @@ def test_rendezvous_variables_are_checked_by_name():
         rendezvous_from_env({**good, "WORLD_SIZE": "two"})
     with pytest.raises(DistributedError, match="RANK=2 and WORLD_SIZE=2"):
         rendezvous_from_env({**good, "RANK": "2"})
+
+
+def test_the_first_difference_between_two_ranks_is_named_by_its_key():
+    from edgegnn.distributed.context import first_difference
+
+    here = {"record": {"files": {"a.csv": "1f" * 32}, "spec": "/d/a.csv"}, "users": 40}
+    there = {"record": {"files": {"a.csv": "2e" * 32}, "spec": "/d/a.csv"}, "users": 40}
+    assert first_difference(here, there) == ("record.files.a.csv: '1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f..."
+                                             " here, '2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e... on rank 0")
+    assert first_difference({"users": 41}, {"users": 40}) == "users: 41 here, 40 on rank 0"

@@ -43,9 +43,11 @@ def next_step(*commands: str) -> None:
 
 def fail(error: EdgeGNNError) -> None:
     """Print a known error as one line (plus a hint) and exit with its code."""
-    stderr.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+    from rich.markup import escape      # messages quote values and paths: '[/...]' is not markup
+
+    stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
     if error.hint:
-        stderr.print(f"[dim]hint: {error.hint}[/]", markup=True, highlight=False, soft_wrap=True)
+        stderr.print(f"[dim]hint: {escape(error.hint)}[/]", markup=True, highlight=False, soft_wrap=True)
     sys.exit(error.exit_code)
 
 

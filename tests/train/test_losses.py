@@ -29,3 +29,24 @@ def test_bpr_loss_is_softplus_of_negative_margin():
     margins = torch.tensor([2.0, -4.0])
     expected = torch.log1p(torch.exp(-margins)).mean()
     torch.testing.assert_close(bpr_loss(u, pos, neg), expected)
+
+
+def test_the_observed_term_in_chunks_has_autograds_value_and_gradient(monkeypatch):
+    from edgegnn.train import losses
+
+    torch.manual_seed(1)
+    U, I, d = 30, 20, 5  # noqa: E741
+    users, items = torch.randint(U, (200,)), torch.randint(I, (200,))
+    c = torch.rand(I, dtype=torch.float64) * 0.1
+    user_emb = torch.randn(U, d, dtype=torch.float64, requires_grad=True)
+    item_emb = torch.randn(I, d, dtype=torch.float64, requires_grad=True)
+    predicted = (user_emb[users] * item_emb[items]).sum(dim=1)
+    expected = ((1.0 - c[items]) * predicted.square() - 2.0 * predicted).sum()
+    expected_grads = torch.autograd.grad(expected, (user_emb, item_emb))
+    monkeypatch.setattr(losses, "PAIR_CHUNK", 7)                    # many chunks, a ragged last one
+    chunked = losses.ObservedTerm.apply(user_emb, item_emb, users, items, c)
+    torch.testing.assert_close(chunked, expected)
+    for got, want in zip(torch.autograd.grad(chunked, (user_emb, item_emb)), expected_grads):
+        torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(lambda a, b: losses.ObservedTerm.apply(a, b, users, items, c),
+                                    (user_emb, item_emb))

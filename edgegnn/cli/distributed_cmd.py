@@ -74,10 +74,12 @@ def train_distributed_cmd(run: DistributedRun, source: DataSource) -> None:
 
         context = dist_context.init_from_env()
         _stop_on_sigterm(context, run.checkpoint_dir)
+        ended_well = False
         try:
             checkpoint, result = _train(run, source, context)
+            ended_well = True
         finally:
-            dist_context.close()
+            dist_context.close(together=ended_well)
     if checkpoint is None:
         return
     if run.json:
@@ -87,9 +89,12 @@ def train_distributed_cmd(run: DistributedRun, source: DataSource) -> None:
 
     stdout.print(metrics_table(f"{checkpoint.card.name} on {source.data or 'synthetic'}",
                                shown_metrics(checkpoint.metrics)))
-    layout = checkpoint.metrics["distributed"]
-    stdout.print(f"{result.epochs_run} epochs in {result.seconds:.1f} s on {layout['world_size']} ranks "
-                 f"(best epoch {result.best_epoch}, stopped by {result.stopped_because}); wrote {run.out}")
+    ranks = checkpoint.metrics["distributed"]["world_size"]
+    if result.epochs_run == 0:
+        stdout.print(f"fitted in closed form in {result.seconds:.1f} s on {ranks} ranks; wrote {run.out}")
+    else:
+        stdout.print(f"{result.epochs_run} epochs in {result.seconds:.1f} s on {ranks} ranks "
+                     f"(best epoch {result.best_epoch}, stopped by {result.stopped_because}); wrote {run.out}")
     next_step(f"edgegnn compress {run.out} --out {run.out.with_suffix('')}-edge")
 
 
@@ -97,6 +102,7 @@ def _train(run: DistributedRun, source: DataSource, context):
     """(checkpoint or None, result) of this rank; the checkpoint is written by rank 0."""
     from edgegnn.distributed.context import agreed, lost_rank
     from edgegnn.distributed.train import Checkpointing, train_distributed
+    from edgegnn.kinds import is_trained
     from edgegnn.models import load_model_card
     from edgegnn.train.api import override_training
     from edgegnn.train.checkpoint import save_checkpoint
@@ -105,12 +111,15 @@ def _train(run: DistributedRun, source: DataSource, context):
     splits = agreed(context, lambda: source.load()[0])
     checkpointing = None if run.checkpoint_dir is None else Checkpointing(run.checkpoint_dir, run.checkpoint_every,
                                                                           run.resume)
-    total = run.epochs if run.epochs is not None else card.training.epochs
+    closed_form = not is_trained(card.model.type)
+    total = 1 if closed_form else run.epochs if run.epochs is not None else card.training.epochs
     with progress(enabled=context.is_writer and not run.json) as bar:
-        task = bar.add_task(f"training {card.name} on {context.world_size} ranks", total=total, status="")
+        task = bar.add_task(f"{'fitting' if closed_form else 'training'} {card.name} on {context.world_size} ranks",
+                            total=total, status="")
         with lost_rank(context, checkpointing):
             checkpoint, result = train_distributed(
                 splits, card, context, epochs=run.epochs, time_budget=run.time_budget, checkpointing=checkpointing,
                 on_epoch=lambda epoch, loss: bar.update(task, completed=epoch, status=f"loss {loss:.4f}"))
             agreed(context, lambda: checkpoint is not None and save_checkpoint(checkpoint, run.out))
+        bar.update(task, completed=total if closed_form else result.epochs_run)
     return checkpoint, result

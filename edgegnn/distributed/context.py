@@ -90,9 +90,14 @@ def init_from_env(timeout_s: float = 600.0) -> DistContext:
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
-def close() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def close(*, together: bool) -> None:
+    """Leave the process group. `together` (the job ended well on every rank): wait for every rank
+    first, so that no rank closes its sockets while another's gloo threads still read them."""
+    if not dist.is_initialized():
+        return
+    if together:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def agreed(context: DistContext, action: Callable[[], T]) -> T:

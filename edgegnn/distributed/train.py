@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from edgegnn.distributed.state import (
     save_state,
 )
 from edgegnn.distributed.steps import DistributedStepRunner, RankPairs
+from edgegnn.kinds import is_trained
 from edgegnn.metrics import evaluate_embeddings
 from edgegnn.models import ModelCard, build_model
 from edgegnn.models.graph import BipartiteGraph
@@ -58,7 +60,7 @@ from edgegnn.train.trainer import (
 
 log = logging.getLogger(__name__)
 
-DISTRIBUTED_KINDS = ("lightgcn",)
+DISTRIBUTED_KINDS = ("lightgcn", "graph-filter")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,8 @@ class Checkpointing:
 
 
 def check_card(card: ModelCard) -> None:
-    """A DistributedError for what distributed training does not cover yet."""
+    """A DistributedError for what distributed training does not cover yet (a graph filter other
+    than gf-cf is refused by its fit)."""
     if card.model.type not in DISTRIBUTED_KINDS:
         raise DistributedError(f"model.type={card.model.type!r}: distributed training covers "
                                f"{', '.join(DISTRIBUTED_KINDS)} cards",
@@ -184,6 +187,7 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
     """Train `card` on `split` as this rank of the job; (the checkpoint on rank 0 / None elsewhere,
     the training result, equal on every rank).
 
+    A graph filter (closed form) is fitted over the ranks instead (no epochs).
     A one-line DistributedError on every rank when the ranks' data differ, the world size does
     not fit the data, the card is not covered, or a resumed checkpoint is another job's.
     """
@@ -191,6 +195,10 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
     agreed(context, lambda: (check_card(card), check_loop_settings(epochs, time_budget)))
     identity = data_identity(split)
     check_same_on_every_rank(context, "data (sha256 of the files and of the training pairs)", identity)
+    if not is_trained(card.model.type):
+        if checkpointing is not None:
+            agreed(context, lambda: _no_state_to_checkpoint(card, checkpointing))
+        return _fit_closed_form(split, card, context, ks)
     setup = agreed(context, lambda: set_up_rank(split, card, context, dtype))
     job = {"world_size": context.world_size, "partition": partition_digest(setup.partition),
            "card": card.to_dict(), "data": identity}
@@ -210,6 +218,45 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
     table = gather_table(setup.layout, setup.model.table)
     checkpoint = agreed(context, lambda: _final_checkpoint(split, card, setup, table, result, ks))
     return checkpoint, result
+
+
+def _no_state_to_checkpoint(card: ModelCard, checkpointing: Checkpointing) -> None:
+    what = "--resume" if checkpointing.resume else "--checkpoint-dir"
+    raise DistributedError(f"{what}: {card.model.type} is fitted in closed form, in one step: it has no training "
+                           "state to checkpoint or resume", hint=f"drop {what}")
+
+
+def _fit_closed_form(split: Split, card: ModelCard, context: DistContext, ks) -> tuple[Checkpoint | None, TrainResult]:
+    """A graph filter fitted over the ranks' users (`edgegnn.distributed.graph_filter`); on rank 0
+    the checkpoint, measured by its device model as the one-process fit measures it."""
+    from edgegnn.distributed.graph_filter import fit_graph_filter_distributed
+    from edgegnn.models.graph_filter import build_module
+    from edgegnn.train.api import closed_form_checkpoint
+
+    train = split.train
+    pairs = np.unique(np.stack([train.users, train.items]), axis=1)
+    partition = agreed(context, lambda: partition_users(np.bincount(pairs[0], minlength=train.num_users),
+                                                        context.world_size))
+    seed_everything(card.training.seed)
+    started = time.perf_counter()
+    tables = agreed(context, lambda: fit_graph_filter_distributed(card.model, train.to_csr(),
+                                                                  partition.users_of(context.rank), context,
+                                                                  seed=card.training.seed))
+    seconds = time.perf_counter() - started
+    if tables is None:
+        return None, TrainResult(best_epoch=0, epochs_run=0, seconds=seconds, stopped_because="closed-form fit",
+                                 history=[], best_metrics={})
+    module = build_module(card.model, train.num_users, train.num_items)
+    module.load_tables(tables)
+    checkpoint, result = closed_form_checkpoint(split, card, module, seconds, ks=ks)
+    checkpoint.metrics["distributed"] = _layout(context, partition)
+    return checkpoint, result
+
+
+def _layout(context: DistContext, partition: UserPartition) -> dict:
+    return {"world_size": context.world_size, "backend": "gloo",
+            "pairs_per_rank": [int(e) for e in partition.edges],
+            "users_per_rank": [int(n) for n in np.diff(partition.bounds)]}
 
 
 def _rank0_value(value: float) -> float:
@@ -254,7 +301,5 @@ def _final_checkpoint(split: Split, card: ModelCard, setup: RankSetup, table: to
     model = build_model(card.model, split.num_users, split.num_items)
     model.load_state_dict({"gnn.embedding.weight": table.to(torch.float32), "gnn.alpha": setup.alpha})
     checkpoint = trained_checkpoint(split, card, model, BipartiteGraph.from_interactions(split.train), result, ks=ks)
-    checkpoint.metrics["distributed"] = {"world_size": setup.context.world_size, "backend": "gloo",
-                                         "pairs_per_rank": [int(e) for e in setup.partition.edges],
-                                         "users_per_rank": [int(n) for n in np.diff(setup.partition.bounds)]}
+    checkpoint.metrics["distributed"] = _layout(setup.context, setup.partition)
     return checkpoint

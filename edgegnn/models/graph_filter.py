@@ -213,13 +213,18 @@ def top_neighbors(normalized: sp.csr_matrix, count: int, *, block_bytes: int = B
             block *= column_scale.astype(np.float32)[None, :]
         if row_scale is not None:
             block *= row_scale[start:stop].astype(np.float32)[:, None]
-        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        top = np.argpartition(-block, count - 1, axis=1)[:, :count]                     # count < I
-        values = np.take_along_axis(block, top, axis=1)
-        order = np.lexsort((top, -values), axis=1)          # largest first, ties by the lower id
-        ids[start:stop] = np.take_along_axis(top, order, axis=1)
-        weights[start:stop] = np.take_along_axis(values, order, axis=1)
+        ids[start:stop], weights[start:stop] = top_of_rows(block, start, count)
     return ids, weights
+
+
+def top_of_rows(block: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, weights) [b, N] of the `count` largest entries of each row of `block` [b, I], the rows
+    `start`.. of P̃, largest first, ties by the lower id; the diagonal left out (zeroed in place)."""
+    block[np.arange(len(block)), np.arange(start, start + len(block))] = 0.0
+    top = np.argpartition(-block, count - 1, axis=1)[:, :count]                         # count < I
+    values = np.take_along_axis(block, top, axis=1)
+    order = np.lexsort((top, -values), axis=1)
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
 def build_module(config, num_users: int, num_items: int):

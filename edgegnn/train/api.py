@@ -73,14 +73,22 @@ def trained_checkpoint(split: Split, card: ModelCard, model, graph: BipartiteGra
 def _fit_closed_form(split: Split, card: ModelCard, *, ks, measure_test: bool = True) -> tuple[Checkpoint, TrainResult]:
     """Fit a closed-form kind (`edgegnn.kinds`, TRAINED = False) and measure its device model:
     such a kind scores from the history alone, so its metrics are the EdgeModel's."""
-    from edgegnn.edge_eval import evaluate_edge_model
-
     seed_everything(card.training.seed)
     train_csr = split.train.to_csr()
     start = time.perf_counter()
     model = kind(card.model.type).fit(card.model, train_csr, card.training.seed)
     seconds = time.perf_counter() - start
     log.info("fitted %s in %.1f s", card.name, seconds)
+    return closed_form_checkpoint(split, card, model, seconds, ks=ks, measure_test=measure_test)
+
+
+def closed_form_checkpoint(split: Split, card: ModelCard, model, seconds: float, *, ks=(20,),
+                           measure_test: bool = True) -> tuple[Checkpoint, TrainResult]:
+    """The checkpoint of a fitted closed-form `model`, measured by its device model (test,
+    validation, the popularity baseline), and its TrainResult."""
+    from edgegnn.edge_eval import evaluate_edge_model
+
+    train_csr = split.train.to_csr()
     checkpoint = Checkpoint(card=card, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
                             train=split.train, data=split.record)
     edge = kind(card.model.type).fold(model, None, split.train.item_ids)   # the fitted module, as it is

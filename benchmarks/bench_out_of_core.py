@@ -119,8 +119,16 @@ def main() -> None:
     directory = Path(os.environ.get("TMPDIR", "/tmp")) / "edgegnn_out_of_core"
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    csv_path, parquet_path = write_log(directory, args.rows, args.users, args.items)
-    written = time.perf_counter() - started
+    shape = directory / "shape.json"
+    wanted = {"rows": args.rows, "users": args.users, "items": args.items, "chunk_rows": CHUNK_ROWS}
+    if shape.is_file() and json.loads(shape.read_text()) == wanted:       # the log of an earlier run
+        csv_path, parquet_path = directory / "log.csv", directory / "log.parquet"
+        written = json.loads((directory / "written.json").read_text())["seconds"]
+    else:
+        csv_path, parquet_path = write_log(directory, args.rows, args.users, args.items)
+        written = time.perf_counter() - started
+        shape.write_text(json.dumps(wanted))
+        (directory / "written.json").write_text(json.dumps({"seconds": written}))
     card = directory / "card.yaml"
     card.write_text(CARD)
     edgegnn = str(Path(sys.executable).with_name("edgegnn"))

@@ -26,6 +26,7 @@ from edgegnn.errors import DataError
 log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 1 << 26
+PARQUET_BATCH_ROWS = 1 << 22     # a batch's id lookup builds a hash of every id seen so far: batches stay large
 
 
 class NotStreamable(Exception):
@@ -196,7 +197,7 @@ def read_parquet(path: Path, *, user_col: str = "user", item_col: str = "item", 
             raise DataError(f"{role} column {roles[role]!r} has type {kind}; allowed: integers or strings", path=path)
     builder = ColumnsBuilder(schema.field(roles["user"]).type, schema.field(roles["item"]).type,
                              "rating" in roles, "time" in roles)
-    for batch in file.iter_batches(columns=list(roles.values())):
+    for batch in file.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(roles.values())):
         builder.add(*_parquet_batch(batch, roles, path))
     result = builder.build()
     if len(result) == 0:

@@ -43,7 +43,7 @@ def next_step(*commands: str) -> None:
 
 def fail(error: EdgeGNNError) -> None:
     """Print a known error as one line (plus a hint) and exit with its code."""
-    from rich.markup import escape      # messages quote values and paths: '[/...]' is not markup
+    from rich.markup import escape  # messages quote values and paths: '[/...]' is not markup
 
     stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
     if error.hint:

@@ -14,10 +14,8 @@ is element-wise, so each rank steps its own rows exactly as the single process w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -25,7 +23,7 @@ from edgegnn.distributed.context import DistContext, sum_over_ranks
 from edgegnn.distributed.sharded import ShardedLightGCN
 from edgegnn.models.card import TrainConfig
 from edgegnn.train.losses import bce_loss, bpr_loss, l2_penalty, whole_data_loss
-from edgegnn.train.trainer import make_optimizer
+from edgegnn.train.trainer import EpochRunner, make_optimizer
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,19 +51,18 @@ class RankPairs:
         return len(self.owner)
 
 
-class DistributedStepRunner:
-    """Runs one epoch of the configured loss on this rank; owns the sampling state."""
+class DistributedStepRunner(EpochRunner):
+    """Runs one epoch of the configured loss on this rank (the loss of an epoch is the whole data's,
+    equal on every rank); owns the sampling state."""
 
     def __init__(self, model: ShardedLightGCN, pairs: RankPairs, config: TrainConfig, context: DistContext):
         self.model, self.pairs, self.config, self.context = model, pairs, config, context
         self.generator = torch.Generator().manual_seed(config.seed)
         self.optimizer = make_optimizer(model.parameters(), config)
 
-    def run_epoch(self, deadline: float | None) -> float:
-        """The whole data's mean loss of the epoch (equal on every rank)."""
-        if self.config.loss == "whole-data":
-            return self.whole_data_step()
-        return self.batched_epoch(self.bce_step if self.config.loss == "bce" else self.bpr_step, deadline)
+    @property
+    def num_pairs(self) -> int:
+        return self.pairs.num_pairs
 
     def _step(self, loss: torch.Tensor) -> float:
         self.optimizer.zero_grad(set_to_none=True)
@@ -111,18 +108,8 @@ class DistributedStepRunner:
         penalty = l2_penalty(self.model.touched_ego(users, torch.cat([pos, neg.reshape(-1)])), len(batch))
         return self._step(loss + self.config.l2 * penalty)
 
-    def batched_epoch(self, step: Callable[[torch.Tensor], float], deadline: float | None) -> float:
-        """`step` over a shuffled pass of the whole data's positives; the mean batch loss.
-        The ranks stop together: rank 0's clock decides when a time budget runs out."""
-        order = torch.randperm(self.pairs.num_pairs, generator=self.generator)
-        losses = []
-        for start in range(0, len(order), self.config.batch_size):
-            losses.append(step(order[start:start + self.config.batch_size]))
-            if deadline is not None and self._out_of_time(deadline):
-                break
-        return float(np.mean(losses))
-
-    def _out_of_time(self, deadline: float) -> bool:
+    def out_of_time(self, deadline: float) -> bool:
+        """Whether the time budget ran out, by rank 0's clock: the ranks stop together."""
         flag = torch.tensor([time.perf_counter() >= deadline if self.context.rank == 0 else False])
         dist.broadcast(flag, src=0)
         return bool(flag[0])

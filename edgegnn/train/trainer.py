@@ -98,7 +98,33 @@ def negative_weights(train: Interactions, config: TrainConfig) -> torch.Tensor:
     return torch.from_numpy(weights.astype(np.float32))
 
 
-class StepRunner:
+class EpochRunner:
+    """One epoch of the configured loss: one whole-data step, or BPR / BCE steps over a shuffled
+    pass of the positive pairs. Subclasses give the steps, `num_pairs` and `out_of_time`."""
+
+    config: TrainConfig
+    generator: torch.Generator
+
+    def run_epoch(self, deadline: float | None) -> float:
+        if self.config.loss == "whole-data":
+            return self.whole_data_step()
+        return self.batched_epoch(self.bce_step if self.config.loss == "bce" else self.bpr_step, deadline)
+
+    def batched_epoch(self, step: Callable[[torch.Tensor], float], deadline: float | None) -> float:
+        """`step` (BPR or BCE) over a shuffled pass of the positives; returns the mean batch loss."""
+        order = torch.randperm(self.num_pairs, generator=self.generator)
+        losses = []
+        for start in range(0, len(order), self.config.batch_size):
+            losses.append(step(order[start:start + self.config.batch_size]))
+            if deadline is not None and self.out_of_time(deadline):
+                break
+        return float(np.mean(losses))
+
+    def out_of_time(self, deadline: float) -> bool:
+        return time.perf_counter() >= deadline
+
+
+class StepRunner(EpochRunner):
     """Runs one epoch of the configured loss; owns the sampling state."""
 
     def __init__(self, model, graph: BipartiteGraph, train: Interactions, config: TrainConfig):
@@ -111,10 +137,9 @@ class StepRunner:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.optimizer = make_optimizer(model.parameters(), config)
 
-    def run_epoch(self, deadline: float | None) -> float:
-        if self.config.loss == "whole-data":
-            return self.whole_data_step()
-        return self.batched_epoch(self.bce_step if self.config.loss == "bce" else self.bpr_step, deadline)
+    @property
+    def num_pairs(self) -> int:
+        return len(self.users)
 
     def _step(self, loss: torch.Tensor) -> float:
         self.optimizer.zero_grad(set_to_none=True)
@@ -147,16 +172,6 @@ class StepRunner:
         loss = bce_loss(user_emb[users], item_emb[pos], item_emb[neg])
         penalty = l2_penalty(self.model.touched_ego(users, torch.cat([pos, neg.reshape(-1)])), len(batch))
         return self._step(loss + self.config.l2 * penalty)
-
-    def batched_epoch(self, step: Callable[[torch.Tensor], float], deadline: float | None) -> float:
-        """`step` (BPR or BCE) over a shuffled pass of the positives; returns the mean batch loss."""
-        order = torch.randperm(len(self.users), generator=self.generator)
-        losses = []
-        for start in range(0, len(order), self.config.batch_size):
-            losses.append(step(order[start:start + self.config.batch_size]))
-            if deadline is not None and time.perf_counter() >= deadline:
-                break
-        return float(np.mean(losses))
 
 
 @dataclass

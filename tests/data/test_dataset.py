@@ -64,8 +64,9 @@ def test_detect_format(tmp_path):
     assert detect_format(tmp_path / "ml") == detect_format(nested) == "movielens"
     assert detect_format(latest) == detect_format(latest.parent) == "movielens"
     assert detect_format(other) == detect_format(tsv) == "csv"
+    assert detect_format(write(tmp_path / "x.parquet", "")) == detect_format(write(tmp_path / "x.pq", "")) == "parquet"
     with pytest.raises(DataError, match="cannot tell the format"):
-        detect_format(write(tmp_path / "x.parquet", ""))
+        detect_format(write(tmp_path / "x.feather", ""))
 
 
 def test_lightgcn_with_carved_validation(tmp_path):
@@ -137,8 +138,8 @@ def test_ratings_default_to_the_top_of_their_scale_as_positives(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
-    ({"format": "parquet"}, "format='parquet' is invalid; allowed: auto, lightgcn, "
-                            "movielens, csv"),
+    ({"format": "feather"}, "format='feather' is invalid; allowed: auto, lightgcn, "
+                            "movielens, csv, parquet"),
     ({"split": "temporal"}, "split='temporal' is invalid; allowed: random, leave-last-out"),
 ])
 def test_bad_options(tmp_path, kwargs, fragment):

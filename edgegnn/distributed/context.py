@@ -85,7 +85,13 @@ def init_from_env(timeout_s: float = 600.0) -> DistContext:
     """
     rank, world = rendezvous_from_env()
     if not dist.is_initialized():
-        dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=timeout_s))
+        try:
+            dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=timeout_s))
+        except (RuntimeError, ValueError) as error:       # the store or a peer unreachable, a port in use
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DistributedError(f"rank {rank} of {world} could not join the process group at "
+                                   f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} ({first})",
+                                   hint=LAUNCH_HINT) from None
     log.info("joined the process group as rank %d of %d", rank, world)
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size())
 
@@ -96,7 +102,10 @@ def close(*, together: bool) -> None:
     if not dist.is_initialized():
         return
     if together:
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError:             # a rank already gone: there is no one left to wait for
+            log.warning("a rank left before the job's last barrier")
     dist.destroy_process_group()
 
 

@@ -176,3 +176,18 @@ def test_a_missing_rendezvous_variable_is_one_line(tmp_path, missing):
     assert done.returncode == 1
     assert error_lines(done.stderr) == [f"error: the rendezvous variable {missing} is not set"]
     assert "torchrun --standalone" in done.stderr and not (tmp_path / "m.pt").exists()
+
+
+def test_a_rendezvous_port_in_use_is_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "2"}
+        done = subprocess.run([str(BIN / "edgegnn"), "train", "--distributed", "--model", str(card(tmp_path)),
+                               "--data", DATA, "--out", str(tmp_path / "m.pt")], capture_output=True, text=True,
+                              env=env, timeout=300, cwd=REPO)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = error_lines(done.stderr)
+    assert len(lines) == 1 and lines[0].startswith(f"error: rank 0 of 2 could not join the process group at "
+                                                   f"127.0.0.1:{port} (") and "address already in use" in lines[0]

@@ -164,7 +164,7 @@ def _try(card: ModelCard, split: Split, left: float, trials: list[Trial], trains
     from edgegnn.train.api import fit
 
     estimate = _estimate(card, trials)
-    if left <= 0 or (estimate is not None and estimate > left):
+    if trials and (left <= 0 or (estimate is not None and estimate > left)):   # the first (cheapest) always runs
         return Trial(card, None, estimate or 0.0,
                      note=f"skipped: needs ~{estimate or 0:.0f} s, {max(left, 0):.0f} s left")
     card = trained(card) if trains else card

@@ -1,4 +1,5 @@
-"""Train a LightGCN card over the ranks of a torch.distributed job; rank 0 writes the checkpoint.
+"""Train a LightGCN card (or fit a GF-CF graph filter) over the ranks of a torch.distributed job;
+rank 0 writes the checkpoint.
 
 Every rank loads the same split (its files' sha256 and the training pairs are compared across
 ranks before anything else), builds the single-process model's initial table and keeps its
@@ -69,7 +70,7 @@ class Checkpointing:
 
     Attributes:
         directory: the checkpoints' directory.
-        every: epochs between checkpoints (counted at evaluations: every `eval_every` epochs).
+        every: evaluations between checkpoints (an evaluation comes every `eval_every` epochs).
         resume: start from the newest complete checkpoint in `directory`.
     """
 

@@ -145,7 +145,13 @@ def main() -> None:
                         "write_seconds": round(written, 1)},
               "data_info": info, "runs": runs, "memory_total_bytes": os.sysconf("SC_PAGE_SIZE")
               * os.sysconf("SC_PHYS_PAGES")}
-    print(write_json("out_of_core", result))
+    print(write_json("out_of_core", without_machine_paths(result, directory)))
+
+
+def without_machine_paths(result: dict, directory: Path) -> dict:
+    """The result with the log's directory written as $TMPDIR/edgegnn_out_of_core (no machine's paths)."""
+    text = json.dumps(result).replace(str(directory), "$TMPDIR/edgegnn_out_of_core")
+    return json.loads(text)
 
 
 if __name__ == "__main__":

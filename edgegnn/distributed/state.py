@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Shard
 
 from edgegnn.distributed.context import DistContext, DistributedError
@@ -55,9 +55,9 @@ def partition_digest(partition: UserPartition) -> str:
 class RowLayout:
     """How a [U_r + I, d] table of one rank is split into DCP entries (module docstring)."""
 
-    def __init__(self, context: DistContext, partition: UserPartition, mesh: DeviceMesh | None = None):
+    def __init__(self, context: DistContext, partition: UserPartition):
         self.context, self.partition = context, partition
-        self.mesh = mesh if mesh is not None else init_device_mesh("cpu", (context.world_size,))
+        self.mesh = init_device_mesh("cpu", (context.world_size,))
         self.local_users = len(partition.users_of(context.rank))
 
     def split(self, name: str, table: torch.Tensor) -> dict[str, torch.Tensor]:

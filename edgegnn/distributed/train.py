@@ -129,10 +129,10 @@ def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torc
     renumbered[partition.order] = np.arange(train.num_users)
     owner = partition.owners()[pairs[0]]
     mine = owner == context.rank
-    local = np.zeros(pairs.shape[1], dtype=np.int64)
-    for rank in range(context.world_size):
-        of_rank = owner == rank
-        local[of_rank] = np.arange(int(of_rank.sum()))
+    by_owner = np.argsort(owner, kind="stable")             # each pair's index among its owner's pairs
+    firsts = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=context.world_size))[:-1]])
+    local = np.empty(pairs.shape[1], dtype=np.int64)
+    local[by_owner] = np.arange(pairs.shape[1]) - firsts[owner[by_owner]]
     local_users = renumbered[pairs[0][mine]] - partition.bounds[context.rank]
     local_items = pairs[1][mine]
     adjacency = local_adjacency(local_users, local_items, len(users), train.num_items,

@@ -4,13 +4,13 @@ A DCP checkpoint is a directory `epoch-NNNNNN/` under the job's checkpoint direc
     .metadata, __R_0.distcp   DCP's files: each rank writes its own rows
     progress.json             the loop's state (epoch, curve, best epoch, ...) and what the job
                               was (world size, partition digest, card, data), written by rank 0
-Tables are saved as two entries: the users' rows, a DTensor sharded by rank over
-[W · block_rows, d] (each rank's block padded to the largest), and the item rows, replicated
-(DCP writes one copy). The same split holds the optimizer's per-row state (Adam's moments,
-Adagrad's sums, momentum buffers) and the best epoch's rows. A directory is written as
-`.epoch-NNNNNN.partial` and renamed once every rank has written: a job killed mid-write leaves
-no checkpoint that looks complete. Renumbered users are specific to a world size, so a job
-resumes at the world size that wrote it (said in one line otherwise).
+Tables are saved as two entries, the users' rows and the items' rows, each a DTensor sharded
+by rank over [W · block_rows, d] (each rank's block padded to the largest). The same split
+holds the optimizer's per-row state (Adam's moments, Adagrad's sums, momentum buffers) and the
+best epoch's rows. A directory is written as `.epoch-NNNNNN.partial` and renamed once every
+rank has written: a job killed mid-write leaves no checkpoint that looks complete. Renumbered
+users and items are specific to a world size, so a job resumes at the world size that wrote
+it (said in one line otherwise).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Shard
 
 from edgegnn.distributed.context import DistContext, DistributedError
-from edgegnn.distributed.partition import UserPartition
+from edgegnn.distributed.halo import all_rows
+from edgegnn.distributed.partition import BlockPartition
 from edgegnn.train.trainer import EpochRecord, LoopState
 
 log = logging.getLogger(__name__)
@@ -48,30 +49,37 @@ def loop_from_dict(data: dict) -> LoopState:
     return LoopState(**{**data, "history": [EpochRecord(**record) for record in data["history"]]})
 
 
-def partition_digest(partition: UserPartition) -> str:
-    return hashlib.sha256(partition.order.astype(np.int64).tobytes()).hexdigest()[:16]
+def partition_digest(*partitions: BlockPartition) -> str:
+    digest = hashlib.sha256()
+    for partition in partitions:
+        digest.update(partition.order.astype(np.int64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 class RowLayout:
-    """How a [U_r + I, d] table of one rank is split into DCP entries (module docstring)."""
+    """How a [U_r + I_r, d] table of one rank is split into DCP entries (module docstring)."""
 
-    def __init__(self, context: DistContext, partition: UserPartition):
-        self.context, self.partition = context, partition
+    def __init__(self, context: DistContext, users: BlockPartition, items: BlockPartition):
+        self.context, self.users, self.items = context, users, items
         self.mesh = init_device_mesh("cpu", (context.world_size,))
-        self.local_users = len(partition.users_of(context.rank))
+        self.local_users = users.size_of(context.rank)
+
+    def _sharded(self, rows: torch.Tensor, partition: BlockPartition) -> DTensor:
+        """`rows` [N_r, d] padded to the largest block, as rank r's shard of [W · block_rows, d]."""
+        block, width = partition.block_rows, rows.shape[1]
+        padded = rows.new_zeros((block, width))
+        padded[:len(rows)] = rows.detach()
+        shape = torch.Size([block * self.context.world_size, width])
+        return DTensor.from_local(padded, self.mesh, [Shard(0)], run_check=False, shape=shape, stride=(width, 1))
 
     def split(self, name: str, table: torch.Tensor) -> dict[str, torch.Tensor]:
-        rows = self.partition.block_rows
-        users = torch.zeros((rows, table.shape[1]), dtype=table.dtype)
-        users[:self.local_users] = table[:self.local_users].detach()
-        shape = torch.Size([rows * self.context.world_size, table.shape[1]])
-        sharded = DTensor.from_local(users, self.mesh, [Shard(0)], run_check=False, shape=shape,
-                                     stride=(table.shape[1], 1))
-        return {f"{name}.users": sharded, f"{name}.items": table[self.local_users:].detach().clone()}
+        return {f"{name}.users": self._sharded(table[:self.local_users], self.users),
+                f"{name}.items": self._sharded(table[self.local_users:], self.items)}
 
     def join(self, name: str, entries: dict[str, torch.Tensor]) -> torch.Tensor:
         users = entries[f"{name}.users"].to_local()[:self.local_users]
-        return torch.cat([users, entries[f"{name}.items"]])
+        items = entries[f"{name}.items"].to_local()[:self.items.size_of(self.context.rank)]
+        return torch.cat([users, items])
 
 
 def _table_entries(layout: RowLayout, table: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -138,7 +146,7 @@ def check_resumable(path: Path, progress: dict, job: dict) -> None:
     """A DistributedError unless the checkpoint at `path` was written by this job's world size,
     partition, card and data."""
     written = progress.get("job", {})
-    for key, what in (("world_size", "world size"), ("partition", "partition of users"),
+    for key, what in (("world_size", "world size"), ("partition", "partition of users and items"),
                       ("card", "model card"), ("data", "data")):
         if written.get(key) != job.get(key):
             shown = (f"{written.get(key)} there, {job.get(key)} here" if key in ("world_size", "partition")
@@ -180,16 +188,13 @@ def load_state(path: Path, layout: RowLayout, table: torch.Tensor, optimizer: to
 
 
 def gather_table(layout: RowLayout, table: torch.Tensor) -> torch.Tensor | None:
-    """The whole [U + I, d] table in the original user order, on rank 0 (None elsewhere)."""
-    rows = layout.partition.block_rows
-    padded = torch.zeros((rows, table.shape[1]), dtype=table.dtype)
-    padded[:layout.local_users] = table[:layout.local_users].detach()
-    blocks = [torch.empty_like(padded) for _ in range(layout.context.world_size)]
-    dist.all_gather(blocks, padded)
-    if not layout.context.is_writer:
-        return None
-    partition = layout.partition
-    renumbered = torch.cat([blocks[r][:len(partition.users_of(r))] for r in range(partition.world_size)])
-    users = torch.empty_like(renumbered)
-    users[torch.from_numpy(partition.order)] = renumbered
-    return torch.cat([users, table[layout.local_users:].detach()])
+    """The whole [U + I, d] table in the original order, on rank 0 (None elsewhere)."""
+    users = _gather_block(layout, table[:layout.local_users], layout.users)
+    items = _gather_block(layout, table[layout.local_users:], layout.items)
+    return None if users is None else torch.cat([users, items])
+
+
+def _gather_block(layout: RowLayout, rows: torch.Tensor, partition: BlockPartition) -> torch.Tensor | None:
+    """Every rank's `rows` [N_r, d] of `partition`, in original order on rank 0 (None elsewhere)."""
+    renumbered = all_rows(rows.detach(), partition.bounds, layout.context)
+    return renumbered[torch.from_numpy(partition.renumbered())] if layout.context.is_writer else None

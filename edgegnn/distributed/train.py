@@ -30,8 +30,9 @@ from edgegnn.distributed.context import (
     agreed,
     check_same_on_every_rank,
 )
-from edgegnn.distributed.partition import UserPartition, partition_users
-from edgegnn.distributed.sharded import ShardedLightGCN, inverse_sqrt_degrees, local_adjacency
+from edgegnn.distributed.halo import ExchangePlan, all_rows
+from edgegnn.distributed.partition import BlockPartition, partition_items, partition_users
+from edgegnn.distributed.sharded import ShardedLightGCN, halo_adjacency, inverse_sqrt_degrees
 from edgegnn.distributed.state import (
     RowLayout,
     check_resumable,
@@ -106,46 +107,64 @@ class RankSetup:
     """One rank's model, data and step runner."""
 
     context: DistContext
-    partition: UserPartition
+    users: BlockPartition
+    items: BlockPartition
     model: ShardedLightGCN
     runner: DistributedStepRunner
     layout: RowLayout
     alpha: torch.Tensor
-    users: np.ndarray          # int64 [U_r] original indices of this rank's users
+
+    @property
+    def local_users(self) -> np.ndarray:
+        """int64 [U_r] original indices of this rank's users."""
+        return self.users.rows_of(self.context.rank)
+
+
+def _index_among_owners(owner: np.ndarray, world_size: int) -> np.ndarray:
+    """int64 [E]: each pair's index among the pairs of its owner (one stable sort)."""
+    by_owner = np.argsort(owner, kind="stable")
+    firsts = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=world_size))[:-1]])
+    local = np.empty(len(owner), dtype=np.int64)
+    local[by_owner] = np.arange(len(owner)) - firsts[owner[by_owner]]
+    return local
 
 
 def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torch.dtype) -> RankSetup:
-    """Partition the users, and build this rank's table, Â_r and step runner."""
-    train = split.train
+    """Partition the users and the items, and build this rank's table, Â blocks, halo and step
+    runner (the halo's exchange plan is agreed with the other ranks: a collective)."""
+    train, rank = split.train, context.rank
     pairs = np.unique(np.stack([train.users, train.items]), axis=1)    # sorted, as the plain trainer's
     user_degree = np.bincount(pairs[0], minlength=train.num_users)
     item_degree = np.bincount(pairs[1], minlength=train.num_items)
-    partition = partition_users(user_degree, context.world_size)
+    users = partition_users(user_degree, context.world_size)
+    items = partition_items(item_degree, context.world_size)
     seed_everything(card.training.seed)
     plain = build_model(card.model, train.num_users, train.num_items)  # the single-process initial table
     ego = plain.ego_embeddings.detach().to(dtype)
-    users = partition.users_of(context.rank)
-    renumbered = np.empty(train.num_users, dtype=np.int64)
-    renumbered[partition.order] = np.arange(train.num_users)
-    owner = partition.owners()[pairs[0]]
-    mine = owner == context.rank
-    by_owner = np.argsort(owner, kind="stable")             # each pair's index among its owner's pairs
-    firsts = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=context.world_size))[:-1]])
-    local = np.empty(pairs.shape[1], dtype=np.int64)
-    local[by_owner] = np.arange(pairs.shape[1]) - firsts[owner[by_owner]]
-    local_users = renumbered[pairs[0][mine]] - partition.bounds[context.rank]
-    local_items = pairs[1][mine]
-    adjacency = local_adjacency(local_users, local_items, len(users), train.num_items,
-                                inverse_sqrt_degrees(user_degree, dtype)[pairs[0][mine]],
-                                inverse_sqrt_degrees(item_degree, dtype)[local_items])
-    table = torch.cat([ego[torch.from_numpy(users)], ego[train.num_users:]])
-    model = ShardedLightGCN(table, adjacency, plain.gnn.alpha.detach(), len(users))
-    rank_pairs = RankPairs(users=torch.from_numpy(local_users), items=torch.from_numpy(local_items),
-                           owner=torch.from_numpy(owner.astype(np.int32)), local=torch.from_numpy(local),
-                           num_items=train.num_items, negative_weight=negative_weights(train, card.training))
+    owner = users.owners()[pairs[0]]
+    mine = owner == rank
+    local_users = users.renumbered()[pairs[0][mine]] - users.bounds[rank]
+    renumbered_items = items.renumbered()
+    pair_items = renumbered_items[pairs[1][mine]]
+    halo = np.unique(pair_items)
+    halo_positions = np.searchsorted(halo, pair_items)
+    weight = (inverse_sqrt_degrees(user_degree, dtype)[pairs[0][mine]]
+              * inverse_sqrt_degrees(item_degree, dtype)[pairs[1][mine]])
+    user_to_halo, halo_to_user = halo_adjacency(local_users, halo_positions, users.size_of(rank), len(halo), weight)
+    plan = ExchangePlan.build(torch.from_numpy(halo), items.bounds, context)
+    owned = items.rows_of(rank)
+    table = torch.cat([ego[torch.from_numpy(users.rows_of(rank))], ego[torch.from_numpy(owned + train.num_users)]])
+    model = ShardedLightGCN(table, user_to_halo, halo_to_user, plan, plain.gnn.alpha.detach(), users.size_of(rank))
+    negative_weight = negative_weights(train, card.training)
+    rank_pairs = RankPairs(users=torch.from_numpy(local_users), items=torch.from_numpy(pair_items),
+                           halo_items=torch.from_numpy(halo_positions),
+                           owner=torch.from_numpy(owner.astype(np.int32)),
+                           local=torch.from_numpy(_index_among_owners(owner, context.world_size)),
+                           renumbered_items=torch.from_numpy(renumbered_items), item_bounds=items.bounds,
+                           owned_weight=negative_weight[torch.from_numpy(owned)],
+                           halo_weight=negative_weight[torch.from_numpy(items.order[halo])])
     runner = DistributedStepRunner(model, rank_pairs, card.training, context)
-    return RankSetup(context, partition, model, runner, RowLayout(context, partition), plain.gnn.alpha.detach(),
-                     users)
+    return RankSetup(context, users, items, model, runner, RowLayout(context, users, items), plain.gnn.alpha.detach())
 
 
 def combined_metrics(context: DistContext, local: dict[str, float]) -> dict[str, float]:
@@ -166,13 +185,15 @@ def _validation(setup: RankSetup, split: Split, config) -> Callable[[], dict] | 
     """The hook measuring validation Recall@K over this rank's users, combined over ranks."""
     if split.valid is None or not len(split.valid):
         return None
-    rows = setup.users
+    rows = setup.local_users
     train_csr, valid_csr = split.train.to_csr()[rows], split.valid.to_csr()[rows]
+    original_order = torch.from_numpy(setup.items.renumbered())
 
     def validate() -> dict[str, float]:
         with torch.no_grad():
             user_emb, item_emb = setup.model()
-        local = evaluate_embeddings(user_emb.float().numpy(), item_emb.float().numpy(), train_csr, valid_csr,
+            every_item = all_rows(item_emb, setup.items.bounds, setup.context)[original_order]
+        local = evaluate_embeddings(user_emb.float().numpy(), every_item.float().numpy(), train_csr, valid_csr,
                                     ks=(config.eval_k,))
         return combined_metrics(setup.context, local)
 
@@ -201,7 +222,7 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
             agreed(context, lambda: _no_state_to_checkpoint(card, checkpointing))
         return _fit_closed_form(split, card, context, ks)
     setup = agreed(context, lambda: set_up_rank(split, card, context, dtype))
-    job = {"world_size": context.world_size, "partition": partition_digest(setup.partition),
+    job = {"world_size": context.world_size, "partition": partition_digest(setup.users, setup.items),
            "card": card.to_dict(), "data": identity}
     state, best = LoopState(), None
     if checkpointing is not None and checkpointing.resume:
@@ -241,7 +262,7 @@ def _fit_closed_form(split: Split, card: ModelCard, context: DistContext, ks) ->
     seed_everything(card.training.seed)
     started = time.perf_counter()
     tables = agreed(context, lambda: fit_graph_filter_distributed(card.model, train.to_csr(),
-                                                                  partition.users_of(context.rank), context,
+                                                                  partition.rows_of(context.rank), context,
                                                                   seed=card.training.seed))
     seconds = time.perf_counter() - started
     if tables is None:
@@ -254,10 +275,13 @@ def _fit_closed_form(split: Split, card: ModelCard, context: DistContext, ks) ->
     return checkpoint, result
 
 
-def _layout(context: DistContext, partition: UserPartition) -> dict:
-    return {"world_size": context.world_size, "backend": "gloo",
-            "pairs_per_rank": [int(e) for e in partition.edges],
-            "users_per_rank": [int(n) for n in np.diff(partition.bounds)]}
+def _layout(context: DistContext, users: BlockPartition, items: BlockPartition | None = None) -> dict:
+    layout = {"world_size": context.world_size, "backend": "gloo",
+              "pairs_per_rank": [int(e) for e in users.edges],
+              "users_per_rank": [int(n) for n in np.diff(users.bounds)]}
+    if items is not None:
+        layout["items_per_rank"] = [int(n) for n in np.diff(items.bounds)]
+    return layout
 
 
 def _rank0_value(value: float) -> float:
@@ -302,5 +326,5 @@ def _final_checkpoint(split: Split, card: ModelCard, setup: RankSetup, table: to
     model = build_model(card.model, split.num_users, split.num_items)
     model.load_state_dict({"gnn.embedding.weight": table.to(torch.float32), "gnn.alpha": setup.alpha})
     checkpoint = trained_checkpoint(split, card, model, BipartiteGraph.from_interactions(split.train), result, ks=ks)
-    checkpoint.metrics["distributed"] = _layout(setup.context, setup.partition)
+    checkpoint.metrics["distributed"] = _layout(setup.context, setup.users, setup.items)
     return checkpoint

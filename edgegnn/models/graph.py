@@ -93,13 +93,14 @@ class ConstantSpMM(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.adjacency_t, grad)
 
 
-def sparse_csr(edge_index: torch.Tensor, weight: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """Sparse CSR [num_nodes, num_nodes] from COO edges (PyG's converter, beta warnings muted)."""
+def sparse_csr(edge_index: torch.Tensor, weight: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Sparse CSR [n, n] (size n) or [rows, columns] from COO edges (PyG's converter, beta warnings muted)."""
     from torch_geometric.utils import to_torch_csr_tensor
 
+    shape = (size, size) if isinstance(size, int) else size
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
-        return to_torch_csr_tensor(edge_index, weight, size=(num_nodes, num_nodes))
+        return to_torch_csr_tensor(edge_index, weight, size=shape)
 
 
 def propagate_sym(graph: BipartiteGraph, x: torch.Tensor) -> torch.Tensor:

@@ -32,10 +32,13 @@ def whole_data_loss(user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch
             users and the whole data's |R|, and the ranks' losses sum to the whole loss.
     """
     observed = ObservedTerm.apply(user_emb, item_emb, users, items, negative_weight)
-    gram_users = user_emb.T @ user_emb
-    gram_items = (item_emb * negative_weight[:, None]).T @ item_emb
-    unobserved = (gram_users * gram_items).sum()
+    unobserved = (gram(user_emb) * gram(item_emb, negative_weight)).sum()
     return (observed + unobserved) / (len(users) if num_pairs is None else num_pairs)
+
+
+def gram(emb: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """EᵀE, or Eᵀ C E with C = diag(weight): [d, d] from emb [n, d] and weight [n]."""
+    return emb.T @ emb if weight is None else (emb * weight[:, None]).T @ emb
 
 
 PAIR_CHUNK = 1 << 20

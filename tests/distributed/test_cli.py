@@ -46,8 +46,9 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
 
 
-def test_one_rank_under_torchrun_writes_the_plain_paths_checkpoint_bit_for_bit(tmp_path):
-    model = card(tmp_path, epochs=12)
+@pytest.mark.parametrize("loss,epochs", [("whole-data", 12), ("bpr", 2)])
+def test_one_rank_under_torchrun_writes_the_plain_paths_checkpoint_bit_for_bit(tmp_path, loss, epochs):
+    model = card(tmp_path, loss=loss, epochs=epochs)
     plain = plain_train("--model", str(model), "--data", DATA, "--out", str(tmp_path / "plain.pt"))
     assert plain.returncode == 0, plain.stderr
     one = torchrun(1, "--model", str(model), "--data", DATA, "--out", str(tmp_path / "one.pt"))

@@ -3,7 +3,7 @@
 tests/distributed/worker.py runs the distributed steps; here the single-process StepRunner runs
 the same steps from the same seed. float64: loss, step-1 gradient and the table after 5 steps
 within rtol 1e-10; float32 within 1e-5; the gradients through the all-reduces agree with
-central differences of the summed loss.
+central differences of the summed loss (coordinates of users and items of both ranks).
 """
 
 from __future__ import annotations
@@ -88,6 +88,12 @@ def single_process_start(split, loss: str) -> torch.Tensor:
     card = worker.card_for(loss)
     seed_everything(card.training.seed)
     return build_model(card.model, split.num_users, split.num_items).ego_embeddings.detach().double()
+
+
+def test_every_row_lives_on_one_rank(two_ranks, split):
+    rows = two_ranks["whole-data/float64"]["rows_per_rank"]
+    assert sum(rows) == split.num_users + split.num_items            # users and items split, nothing replicated
+    assert max(rows) - min(rows) <= 2
 
 
 @pytest.mark.parametrize("loss", ["whole-data", "bpr"])

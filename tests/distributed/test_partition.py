@@ -1,4 +1,4 @@
-"""How users are dealt to ranks: contiguous renumbered blocks, balanced by edges."""
+"""How users and items are dealt to ranks: contiguous renumbered blocks, balanced by edges."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgegnn.distributed.context import DistributedError, rendezvous_from_env
-from edgegnn.distributed.partition import partition_users
+from edgegnn.distributed.partition import partition_items, partition_users
 
 
 def test_one_rank_keeps_the_original_numbering():
@@ -24,7 +24,7 @@ def test_blocks_are_contiguous_sorted_and_balanced(world):
     sizes = np.diff(partition.bounds)
     assert sizes.max() - sizes.min() <= 1
     for rank in range(world):
-        users = partition.users_of(rank)
+        users = partition.rows_of(rank)
         assert np.all(np.diff(users) > 0)                   # original order kept inside a block
         assert partition.edges[rank] == degrees[users].sum()
         assert (partition.owners()[users] == rank).all()
@@ -36,6 +36,17 @@ def test_a_rank_without_users_or_pairs_is_refused():
         partition_users(np.array([4, 2]), 3)
     with pytest.raises(DistributedError, match="rank 1 would own none"):
         partition_users(np.array([5, 0]), 2)
+
+
+def test_items_are_dealt_like_users_and_a_rank_may_own_only_untrained_items():
+    degrees = np.array([7, 0, 3, 0, 5, 1])
+    partition = partition_items(degrees, 2)
+    assert np.diff(partition.bounds).tolist() == [3, 3]
+    np.testing.assert_array_equal(partition.order[partition.renumbered()], np.arange(6))
+    assert partition.edges.sum() == degrees.sum()
+    assert partition_items(np.array([4, 0, 0]), 3).edges.tolist() == [4, 0, 0]      # not refused
+    with pytest.raises(DistributedError, match="3 ranks for 2 items: a rank would own no items"):
+        partition_items(np.array([4, 2]), 3)
 
 
 def test_rendezvous_variables_are_checked_by_name():

@@ -49,17 +49,16 @@ def run_steps(setup, loss: str, order: torch.Tensor) -> list[float]:
 
 def fixed_loss(setup, loss: str, batch: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
     """This rank's part of the loss at fixed samples (for finite differences)."""
-    from edgegnn.train.losses import bce_loss, bpr_loss, l2_penalty
-
     runner = setup.runner
-    if loss == "whole-data":
-        return runner.whole_data_loss()
-    users, pos, neg = runner._batch_part(batch, negatives)
-    user_emb, item_emb = setup.model()
-    score = bpr_loss if loss == "bpr" else bce_loss
-    flat = neg.reshape(-1)
-    penalty = l2_penalty(setup.model.touched_ego(users, torch.cat([pos, flat])), len(batch))
-    return score(user_emb[users], item_emb[pos], item_emb[neg], batch_size=len(batch)) + runner.config.l2 * penalty
+    return runner.whole_data_loss() if loss == "whole-data" else runner.sampled_loss(batch, negatives)
+
+
+def owned_row(setup, what: str, index: int) -> tuple[int, int]:
+    """(owner rank, row in the owner's table) of original user or item `index`."""
+    partition = setup.users if what == "user" else setup.items
+    owner = int(partition.owners()[index])
+    row = int(partition.renumbered()[index] - partition.bounds[owner])
+    return owner, row if what == "user" else setup.users.size_of(owner) + row
 
 
 def finite_differences(setup, context, loss: str) -> dict:
@@ -72,34 +71,31 @@ def finite_differences(setup, context, loss: str) -> dict:
     table = setup.model.table
     table.grad = None
     fixed_loss(setup, loss, batch, negatives).backward()
-    setup.model.reduce_item_gradients()
     analytic = gather_table(setup.layout, table.grad)
-    coordinates, numeric = [], []
-    local_users = setup.model.num_local_users
-    for owner in range(context.world_size):                  # two user rows of each rank
-        for k in range(2):
-            coordinates.append(("user", owner, k * 3, k))
-    for item in (0, 7, 50):
-        coordinates.append(("item", None, item, item % 8))
-    for what, owner, row, col in coordinates:
+    coordinates = [("user", int(setup.users.rows_of(owner)[k * 3]), k)     # two user rows of each rank
+                   for owner in range(context.world_size) for k in range(2)]
+    coordinates += [("item", int(setup.items.rows_of(owner)[k * 5]), k)     # two item rows of each rank
+                    for owner in range(context.world_size) for k in range(2)]
+    numeric = []
+    for what, index, col in coordinates:
+        owner, row = owned_row(setup, what, index)
         values = []
         for sign in (1.0, -1.0):
             with torch.no_grad():
-                if what == "item":                          # a replica: every rank moves it
-                    table[local_users + row, col] += sign * STEP
-                elif owner == context.rank:
+                if owner == context.rank:
                     table[row, col] += sign * STEP
             values.append(sum_over_ranks(float(fixed_loss(setup, loss, batch, negatives))))
             with torch.no_grad():
-                if what == "item":
-                    table[local_users + row, col] -= sign * STEP
-                elif owner == context.rank:
+                if owner == context.rank:
                     table[row, col] -= sign * STEP
         numeric.append((values[0] - values[1]) / (2 * STEP))
-    users = [int(setup.partition.users_of(owner)[row]) for what, owner, row, _ in coordinates if what == "user"]
-    return {"coordinates": [(what, users.pop(0) if what == "user" else row, col)
-                            for what, owner, row, col in coordinates],
-            "numeric": numeric, "analytic": analytic}
+    return {"coordinates": coordinates, "numeric": numeric, "analytic": analytic}
+
+
+def all_gathered(value: int) -> list[int]:
+    values = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(values, value)
+    return values
 
 
 def main(out: str) -> None:
@@ -111,7 +107,8 @@ def main(out: str) -> None:
         setup = set_up_rank(split, card, context, dtype)
         order = torch.randperm(setup.runner.pairs.num_pairs, generator=setup.runner.generator)
         losses, first_grad = run_steps(setup, loss, order)
-        record = {"losses": losses, "grad": first_grad, "table": gather_table(setup.layout, setup.model.table)}
+        record = {"losses": losses, "grad": first_grad, "table": gather_table(setup.layout, setup.model.table),
+                  "rows_per_rank": all_gathered(len(setup.model.table))}
         if dtype == torch.float64:
             fresh = set_up_rank(split, card, context, dtype)
             record["finite_differences"] = finite_differences(fresh, context, loss)

@@ -5,15 +5,20 @@ per epoch) and BPR (a few steps), in three runs, one after the other on the same
     plain, 2 threads      one process, the single-process trainer (StepRunner)
     plain, 1 thread       the same with one thread (the compute of one rank at W = 1)
     2 ranks x 1 thread    torchrun --standalone --nproc_per_node 2, gloo on 127.0.0.1
-Each rank times its collectives by wrapping torch.distributed's all_reduce / broadcast (a
-measurement around the real calls), counts their payload bytes, and reads its peak RSS
-(VmHWM). The job's wire bytes are the loopback interface's counters (/proc/net/dev) across
-the timed epochs. The payload per epoch of the whole-data loss is, per rank,
-    (2L + 1) · I · d · 4 bytes      L forward + L backward item all-reduces + the item gradient
-plus the 8-byte loss (and, in a training loop, rank 0's clock); a ring all-reduce moves 2(W-1)/W of it per rank.
-The cluster projection fits t_compute(W) = a + b / W to the measured per-rank compute at W = 1
-and 2 (a: the replicated item work, b: the work split by users) and adds the ring's transfer
-time at a stated bandwidth and latency: a model, not a measurement.
+Users and items are both split (edgegnn/distributed/halo.py). Each rank times its collectives
+by wrapping torch.distributed's all_reduce / broadcast / all_to_all_single (a measurement
+around the real calls), counts the bytes it sends to other ranks (an all-reduce's payload; an
+all_to_all's rows for other ranks), and reads its peak RSS (VmHWM). The job's wire bytes are
+the loopback interface's counters (/proc/net/dev) across the timed epochs. Per rank and epoch
+of the whole-data loss the formula is
+    (2L + 1) · (S_r + X_r) · d · 4 + 2 · d² · 4 + 8 bytes
+with X_r the halo rows rank r fetches from others and S_r the rows of its items others fetch
+(`edgegnn.distributed.partition.halo_rows`): L gathers and L scatter-adds forward, their
+adjoints backward, one gather of the final item rows for the observed term and its adjoint;
+the item Gram's d×d all-reduce forward and backward; the loss.
+The cluster projection fits t_compute(W) = b / W to the measured per-rank compute and adds the
+halo's transfer time at W ranks, from the exact halo of the partition at W (computed, not run),
+at a stated bandwidth and per-message latency: a model, not a measurement.
 
     python benchmarks/bench_distributed.py [--epochs 8]
 Writes benchmarks/results/distributed.json.
@@ -51,22 +56,30 @@ def loopback_bytes() -> int:
 
 
 class CollectiveMeter:
-    """Wraps torch.distributed.all_reduce and broadcast: calls, payload bytes and seconds."""
+    """Wraps torch.distributed.all_reduce, broadcast and all_to_all_single: calls, bytes sent to
+    other ranks (an all-reduce's payload) and seconds."""
 
     def __init__(self):
         import torch.distributed as dist
 
+        self.rank = dist.get_rank()
         self.calls, self.bytes, self.seconds = 0, 0, 0.0
         for name in ("all_reduce", "broadcast"):
-            setattr(dist, name, self._timed(getattr(dist, name)))
+            setattr(dist, name, self._timed(getattr(dist, name), lambda tensor, *_, **__: tensor.nbytes))
+        dist.all_to_all_single = self._timed(dist.all_to_all_single, self._sent_to_others)
 
-    def _timed(self, collective):
-        def timed(tensor, *args, **kwargs):
+    def _sent_to_others(self, output, tensor, output_split_sizes=None, input_split_sizes=None, *_, **__) -> int:
+        row_bytes = tensor.nbytes // max(len(tensor), 1)
+        own = input_split_sizes[self.rank] if input_split_sizes is not None else len(tensor) // len(output)
+        return (len(tensor) - own) * row_bytes
+
+    def _timed(self, collective, sent_bytes):
+        def timed(*args, **kwargs):
             started = time.perf_counter()
-            result = collective(tensor, *args, **kwargs)
+            result = collective(*args, **kwargs)
             self.seconds += time.perf_counter() - started
             self.calls += 1
-            self.bytes += tensor.numel() * tensor.element_size()
+            self.bytes += sent_bytes(*args, **kwargs)
             return result
         return timed
 
@@ -151,9 +164,12 @@ def distributed_worker(epochs: int) -> dict | None:
         chosen = card(loss)
         setup = set_up_rank(split, chosen, context, torch.float32)
         table = setup.model.table
-        record = {"users": setup.model.num_local_users, "pairs": len(setup.runner.pairs.users),
+        sent, received = setup.model.halo.foreign_rows(context.rank)
+        record = {"users": setup.model.num_local_users, "items": len(table) - setup.model.num_local_users,
+                  "pairs": len(setup.runner.pairs.users), "halo_rows": setup.model.halo.size,
+                  "halo_rows_sent": sent, "halo_rows_received": received,
                   "table_bytes": table.numel() * table.element_size(),
-                  "adjacency_nnz": int(setup.model.adjacency.values().numel())}
+                  "adjacency_nnz": 2 * int(setup.model.user_to_halo.values().numel())}
         dist.barrier()
         wire = loopback_bytes()
         if loss == "whole-data":
@@ -186,26 +202,38 @@ def run_worker(args_list: list[str], env: dict, launcher: list[str]) -> dict:
     return result
 
 
-def projection(plain_1: dict, ranks: list[dict], split_shape: tuple[int, int], layers: int, dim: int) -> dict:
+def halo_at(split, world: int) -> tuple[int, int]:
+    """(largest rows sent + received by one rank per halo exchange, the largest block of users +
+    items) of the partition at `world` ranks."""
+    import numpy as np
+
+    from edgegnn.distributed.partition import halo_rows, partition_items, partition_users
+
+    pairs = np.unique(np.stack([split.train.users, split.train.items]), axis=1)
+    users = partition_users(np.bincount(pairs[0], minlength=split.num_users), world)
+    items = partition_items(np.bincount(pairs[1], minlength=split.num_items), world)
+    sent, received = halo_rows(pairs[0], pairs[1], users, items)
+    return int((sent + received).max()), users.block_rows + items.block_rows
+
+
+def projection(plain_1: dict, split, layers: int, dim: int) -> dict:
     """Whole-data seconds per epoch at W ranks on a cluster (module docstring)."""
     compute_1 = plain_1["whole-data"]["epoch_seconds_median"]
-    compute_2 = max(r["whole-data"]["epoch_seconds_median"] - r["whole-data"]["comm_seconds_median"] for r in ranks)
-    b = max(2 * (compute_1 - compute_2), 0.0)
-    a = compute_1 - b
-    _, items = split_shape
-    payload = (2 * layers + 1) * items * dim * 4
-    collectives = 2 * layers + 1
+    exchanges = 2 * (2 * layers + 1)
     table = {}
+    halos = {world: halo_at(split, world) for world in (1, 2, 4, 8, 16, 64)}
     for network, (bandwidth, latency) in NETWORKS.items():
         rows = {}
-        for world in (1, 2, 4, 8, 16, 64):
-            transfer = 0.0 if world == 1 else (2 * (world - 1) / world * payload / bandwidth
-                                               + collectives * 2 * (world - 1) * latency)
-            rows[str(world)] = {"compute_s": a + b / world, "communication_s": transfer,
-                                "epoch_s": a + b / world + transfer}
+        for world, (halo, block) in halos.items():
+            transfer = 0.0 if world == 1 else (exchanges // 2 * halo * dim * 4 / bandwidth
+                                               + exchanges * (world - 1) * latency)
+            rows[str(world)] = {"compute_s": compute_1 / world, "communication_s": transfer,
+                                "epoch_s": compute_1 / world + transfer, "halo_rows_per_exchange": halo,
+                                "table_rows_per_rank": block}
         table[network] = rows
-    return {"replicated_compute_s": a, "split_compute_s_at_1": b, "networks": table,
-            "model": "t(W) = a + b/W + 2(W-1)/W * payload / bandwidth + (2L+1) * 2(W-1) * latency"}
+    return {"compute_s_at_1": compute_1, "networks": table,
+            "model": "t(W) = t(1)/W + (2L+1) * max_r (S_r + X_r) * d * 4 / bandwidth "
+                     "+ 2(2L+1) * (W-1) * latency"}
 
 
 def main() -> None:
@@ -229,9 +257,10 @@ def main() -> None:
     split = gowalla_split()
     chosen = card("whole-data")
     layers, dim = chosen.model.num_layers, chosen.model.embedding_dim
-    formula = (2 * layers + 1) * split.num_items * dim * 4
     ranks = two["ranks"]
     whole = [r["whole-data"] for r in ranks]
+    formula = [(2 * layers + 1) * (w["halo_rows_sent"] + w["halo_rows_received"]) * dim * 4 + 2 * dim * dim * 4 + 8
+               for w in whole]
     result = {
         "data": {"name": "gowalla", "users": split.num_users, "items": split.num_items,
                  "train_pairs": len(split.train)},
@@ -243,15 +272,16 @@ def main() -> None:
                               "2 processes x 1 thread": max(w["epoch_seconds_median"] for w in whole)},
             "speedup_2_procs_over_2_threads": plain_2["whole-data"]["epoch_seconds_median"]
             / max(w["epoch_seconds_median"] for w in whole),
-            "payload_bytes_per_rank_measured": whole[0]["payload_bytes_per_epoch"],
-            "payload_bytes_per_rank_formula": formula,
-            "payload_formula": "(2L+1) * I * d * 4 (+8 bytes: the loss)",
+            "sent_bytes_per_rank_measured": [w["payload_bytes_per_epoch"] for w in whole],
+            "sent_bytes_per_rank_formula": formula,
+            "sent_formula": "(2L+1) * (S_r + X_r) * d * 4 + 2 * d^2 * 4 + 8",
+            "replicated_items_bytes_per_rank": (2 * layers + 1) * split.num_items * dim * 4,
             "loopback_bytes_per_epoch_job": whole[0]["loopback_bytes_per_step"],
-            "ring_bytes_per_epoch_job_formula": 2 * (2 - 1) * formula,
         },
         "memory": {"peak_rss_bytes_per_rank": [r["peak_rss_bytes"] for r in ranks],
                    "peak_rss_bytes_plain": plain_1["peak_rss_bytes"],
                    "table_bytes_per_rank": [r["whole-data"]["table_bytes"] for r in ranks],
+                   "halo_rows_per_rank": [r["whole-data"]["halo_rows"] for r in ranks],
                    "table_bytes_plain": (split.num_users + split.num_items) * dim * 4,
                    "adjacency_nnz_per_rank": [r["whole-data"]["adjacency_nnz"] for r in ranks],
                    "adjacency_nnz_plain": 2 * len(split.train)},
@@ -261,7 +291,7 @@ def main() -> None:
                 * ranks[0]["bpr"]["steps_per_epoch"],
                 "step_seconds": {"1 process x 2 threads": plain_2["bpr"]["epoch_seconds_median"],
                                  "2 processes x 1 thread": max(r["bpr"]["epoch_seconds_median"] for r in ranks)}},
-        "projection": projection(plain_1, ranks, (split.num_users, split.num_items), layers, dim),
+        "projection": projection(plain_1, split, layers, dim),
         "measured_on": machine()["cpu"],
     }
     print(write_json("distributed", result))

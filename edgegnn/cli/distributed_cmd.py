@@ -90,6 +90,10 @@ def train_distributed_cmd(run: DistributedRun, source: DataSource) -> None:
     stdout.print(metrics_table(f"{checkpoint.card.name} on {source.data or 'synthetic'}",
                                shown_metrics(checkpoint.metrics)))
     ranks = checkpoint.metrics["distributed"]["world_size"]
+    resumed = checkpoint.metrics["distributed"].get("resumed_from")
+    if resumed is not None:
+        stdout.print(f"resumed from {resumed['checkpoint']} (epoch {resumed['epoch']}, written by "
+                     f"{resumed['world_size']} ranks)")
     if result.epochs_run == 0:
         stdout.print(f"fitted in closed form in {result.seconds:.1f} s on {ranks} ranks; wrote {run.out}")
     else:

@@ -103,3 +103,22 @@ def _deal(degrees: np.ndarray, world_size: int, what: str) -> BlockPartition:
     edges = np.bincount(owner, weights=degrees, minlength=world_size).astype(np.int64)
     return BlockPartition(order=order, bounds=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                          edges=edges)
+
+
+def halo_rows(pair_users: np.ndarray, pair_items: np.ndarray, users: BlockPartition,
+              items: BlockPartition) -> tuple[np.ndarray, np.ndarray]:
+    """Rows each rank sends to and receives from the other ranks in one halo exchange of the
+    propagation (`edgegnn.distributed.halo`): (sent [W], received [W]).
+
+    Rank r receives its halo H_r (the items of its users' pairs) less the items it owns, and
+    sends the rows of its own items that the other ranks' halos hold.
+
+    Args:
+        pair_users, pair_items: int64 [E] original indices of the unique training pairs.
+    """
+    world, num_items = users.world_size, len(items.order)
+    needed = np.unique(users.owners()[pair_users] * num_items + pair_items)      # (rank, item) halo entries
+    wanting, owning = needed // num_items, items.owners()[needed % num_items]
+    foreign = wanting != owning
+    return (np.bincount(owning[foreign], minlength=world).astype(np.int64),
+            np.bincount(wanting[foreign], minlength=world).astype(np.int64))

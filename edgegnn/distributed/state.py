@@ -9,8 +9,9 @@ by rank over [W · block_rows, d] (each rank's block padded to the largest). The
 holds the optimizer's per-row state (Adam's moments, Adagrad's sums, momentum buffers) and the
 best epoch's rows. A directory is written as `.epoch-NNNNNN.partial` and renamed once every
 rank has written: a job killed mid-write leaves no checkpoint that looks complete. Renumbered
-users and items are specific to a world size, so a job resumes at the world size that wrote
-it (said in one line otherwise).
+users and items are specific to a world size; a job of another world size reads the whole
+entries on every rank and keeps its own rows (`ReshardingLayout`), so a job killed at W ranks
+resumes at any other W' (the partitions at W are recomputed from the same data).
 """
 
 from __future__ import annotations
@@ -82,6 +83,35 @@ class RowLayout:
         return torch.cat([users, items])
 
 
+def padded_rows(partition: BlockPartition, original: np.ndarray) -> torch.Tensor:
+    """int64 [n]: where the rows of original indices `original` lie in the [W · block_rows, d]
+    padded layout of `partition`."""
+    owner = partition.owners()[original]
+    position = partition.renumbered()[original] - partition.bounds[owner]
+    return torch.from_numpy(owner * partition.block_rows + position)
+
+
+class ReshardingLayout:
+    """Reads the entries a job of another world size wrote (partitions `users`, `items` of its
+    world size) into this rank's table of `target`: every rank reads the whole entries (DCP
+    reads a sharded entry into a plain tensor) and keeps its own rows, so a resume briefly holds
+    the whole table and optimizer state on each rank."""
+
+    def __init__(self, target: RowLayout, users: BlockPartition, items: BlockPartition):
+        self.target, self.users, self.items = target, users, items
+        rank = target.context.rank
+        self.user_rows = padded_rows(users, target.users.rows_of(rank))
+        self.item_rows = padded_rows(items, target.items.rows_of(rank))
+
+    def split(self, name: str, table: torch.Tensor) -> dict[str, torch.Tensor]:
+        width, world = table.shape[1], self.users.world_size
+        return {f"{name}.users": table.new_zeros((self.users.block_rows * world, width)),
+                f"{name}.items": table.new_zeros((self.items.block_rows * world, width))}
+
+    def join(self, name: str, entries: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([entries[f"{name}.users"][self.user_rows], entries[f"{name}.items"][self.item_rows]])
+
+
 def _table_entries(layout: RowLayout, table: torch.Tensor, optimizer: torch.optim.Optimizer,
                    best: torch.Tensor | None) -> tuple[dict, dict]:
     """(DCP state dict, description of the optimizer's per-parameter state) of one rank."""
@@ -142,24 +172,28 @@ def read_progress(path: Path) -> dict:
         raise DistributedError(f"{path}: not a readable edgegnn training checkpoint ({type(exc).__name__})") from None
 
 
-def check_resumable(path: Path, progress: dict, job: dict) -> None:
-    """A DistributedError unless the checkpoint at `path` was written by this job's world size,
-    partition, card and data."""
+def check_resumable(path: Path, progress: dict, job: dict) -> int:
+    """The world size that wrote the checkpoint at `path`; a DistributedError unless it was
+    written by this job's card and data (and, at this world size, this partition)."""
     written = progress.get("job", {})
-    for key, what in (("world_size", "world size"), ("partition", "partition of users and items"),
-                      ("card", "model card"), ("data", "data")):
+    for key, what in (("card", "model card"), ("data", "data")):
         if written.get(key) != job.get(key):
-            shown = (f"{written.get(key)} there, {job.get(key)} here" if key in ("world_size", "partition")
-                     else "they differ")
-            raise DistributedError(f"{path}: written by a job with another {what} ({shown})",
-                                   hint="resume with the command that wrote it" if key != "world_size"
-                                   else f"resume with --nproc_per_node {written.get(key)}")
+            raise DistributedError(f"{path}: written by a job with another {what} (they differ)",
+                                   hint="resume with the command that wrote it")
+    world = written.get("world_size")
+    if not isinstance(world, int) or world < 1:
+        raise DistributedError(f"{path}: progress.json names no world size (world_size={world!r})")
+    if world == job["world_size"] and written.get("partition") != job["partition"]:
+        raise DistributedError(f"{path}: written by a job with another partition of users and items "
+                               f"({written.get('partition')} there, {job['partition']} here)",
+                               hint="resume with the command that wrote it")
+    return world
 
 
-def load_state(path: Path, layout: RowLayout, table: torch.Tensor, optimizer: torch.optim.Optimizer,
-               generator: torch.Generator) -> tuple[LoopState, torch.Tensor | None]:
+def load_state(path: Path, layout: RowLayout | ReshardingLayout, table: torch.Tensor,
+               optimizer: torch.optim.Optimizer, generator: torch.Generator) -> tuple[LoopState, torch.Tensor | None]:
     """Read the DCP checkpoint at `path` into `table`, `optimizer` and `generator`; (loop state,
-    best rows or None)."""
+    best rows or None). `layout` is this job's, or a ReshardingLayout from the writer's."""
     progress = read_progress(path)
     loop = loop_from_dict(progress["loop"])
     has_best = bool(progress.get("has_best"))

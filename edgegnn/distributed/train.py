@@ -34,6 +34,7 @@ from edgegnn.distributed.halo import ExchangePlan, all_rows
 from edgegnn.distributed.partition import BlockPartition, partition_items, partition_users
 from edgegnn.distributed.sharded import ShardedLightGCN, halo_adjacency, inverse_sqrt_degrees
 from edgegnn.distributed.state import (
+    ReshardingLayout,
     RowLayout,
     check_resumable,
     complete_checkpoints,
@@ -129,15 +130,25 @@ def _index_among_owners(owner: np.ndarray, world_size: int) -> np.ndarray:
     return local
 
 
+def unique_pairs(split: Split) -> np.ndarray:
+    """int64 [2, E]: the training split's distinct (user, item) pairs, sorted as the plain trainer's."""
+    return np.unique(np.stack([split.train.users, split.train.items]), axis=1)
+
+
+def partitions(pairs: np.ndarray, split: Split, world_size: int) -> tuple[BlockPartition, BlockPartition]:
+    """(users, items) dealt to `world_size` ranks by their degrees in `pairs` (`unique_pairs`)."""
+    return (partition_users(np.bincount(pairs[0], minlength=split.num_users), world_size),
+            partition_items(np.bincount(pairs[1], minlength=split.num_items), world_size))
+
+
 def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torch.dtype) -> RankSetup:
     """Partition the users and the items, and build this rank's table, Â blocks, halo and step
     runner (the halo's exchange plan is agreed with the other ranks: a collective)."""
     train, rank = split.train, context.rank
-    pairs = np.unique(np.stack([train.users, train.items]), axis=1)    # sorted, as the plain trainer's
+    pairs = unique_pairs(split)
     user_degree = np.bincount(pairs[0], minlength=train.num_users)
     item_degree = np.bincount(pairs[1], minlength=train.num_items)
-    users = partition_users(user_degree, context.world_size)
-    items = partition_items(item_degree, context.world_size)
+    users, items = partitions(pairs, split, context.world_size)
     seed_everything(card.training.seed)
     plain = build_model(card.model, train.num_users, train.num_items)  # the single-process initial table
     ego = plain.ego_embeddings.detach().to(dtype)
@@ -224,9 +235,9 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
     setup = agreed(context, lambda: set_up_rank(split, card, context, dtype))
     job = {"world_size": context.world_size, "partition": partition_digest(setup.users, setup.items),
            "card": card.to_dict(), "data": identity}
-    state, best = LoopState(), None
+    state, best, resumed = LoopState(), None, None
     if checkpointing is not None and checkpointing.resume:
-        state, best = agreed(context, lambda: _resume(setup, checkpointing.directory, job))
+        state, best, resumed = agreed(context, lambda: _resume(setup, split, checkpointing.directory, job))
     hooks = LoopHooks(validate=_validation(setup, split, config),
                       snapshot=lambda: setup.model.table.detach().clone(),
                       restore=lambda rows: setup.model.table.data.copy_(rows),
@@ -238,7 +249,7 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
     setup.model.train()
     result = run_training_loop(setup.runner, config, total, time_budget, hooks, state, best)
     table = gather_table(setup.layout, setup.model.table)
-    checkpoint = agreed(context, lambda: _final_checkpoint(split, card, setup, table, result, ks))
+    checkpoint = agreed(context, lambda: _final_checkpoint(split, card, setup, table, result, ks, resumed))
     return checkpoint, result
 
 
@@ -256,7 +267,7 @@ def _fit_closed_form(split: Split, card: ModelCard, context: DistContext, ks) ->
     from edgegnn.train.api import closed_form_checkpoint
 
     train = split.train
-    pairs = np.unique(np.stack([train.users, train.items]), axis=1)
+    pairs = unique_pairs(split)
     partition = agreed(context, lambda: partition_users(np.bincount(pairs[0], minlength=train.num_users),
                                                         context.world_size))
     seed_everything(card.training.seed)
@@ -290,16 +301,19 @@ def _rank0_value(value: float) -> float:
     return float(shared[0])
 
 
-def _resume(setup: RankSetup, directory: Path, job: dict):
+def _resume(setup: RankSetup, split: Split, directory: Path, job: dict):
     found = complete_checkpoints(directory)
     if not found:
         raise DistributedError(f"{directory}: no complete checkpoint to resume from",
                                hint="drop --resume to start afresh")
-    check_resumable(found[-1], read_progress(found[-1]), job)
-    state, best = load_state(found[-1], setup.layout, setup.model.table, setup.runner.optimizer,
-                             setup.runner.generator)
+    written_world = check_resumable(found[-1], read_progress(found[-1]), job)
+    layout = setup.layout
+    if written_world != setup.context.world_size:
+        layout = ReshardingLayout(setup.layout, *partitions(unique_pairs(split), split, written_world))
+        log.info("resharding %s from %d ranks to %d", found[-1], written_world, setup.context.world_size)
+    state, best = load_state(found[-1], layout, setup.model.table, setup.runner.optimizer, setup.runner.generator)
     log.info("resumed from %s (epoch %d)", found[-1], state.epoch)
-    return state, best
+    return state, best, {"checkpoint": found[-1].name, "epoch": state.epoch, "world_size": written_world}
 
 
 def _checkpoint_hook(setup: RankSetup, checkpointing: Checkpointing | None, job: dict):
@@ -317,8 +331,9 @@ def _checkpoint_hook(setup: RankSetup, checkpointing: Checkpointing | None, job:
 
 
 def _final_checkpoint(split: Split, card: ModelCard, setup: RankSetup, table: torch.Tensor | None,
-                      result: TrainResult, ks) -> Checkpoint | None:
-    """On rank 0, the ordinary checkpoint of the gathered table, measured as `fit` measures it."""
+                      result: TrainResult, ks, resumed: dict | None) -> Checkpoint | None:
+    """On rank 0, the ordinary checkpoint of the gathered table, measured as `fit` measures it;
+    its metrics say where the job was resumed from, if it was."""
     from edgegnn.train.api import trained_checkpoint
 
     if table is None:
@@ -327,4 +342,6 @@ def _final_checkpoint(split: Split, card: ModelCard, setup: RankSetup, table: to
     model.load_state_dict({"gnn.embedding.weight": table.to(torch.float32), "gnn.alpha": setup.alpha})
     checkpoint = trained_checkpoint(split, card, model, BipartiteGraph.from_interactions(split.train), result, ks=ks)
     checkpoint.metrics["distributed"] = _layout(setup.context, setup.users, setup.items)
+    if resumed is not None:
+        checkpoint.metrics["distributed"]["resumed_from"] = resumed
     return checkpoint

@@ -4,6 +4,7 @@ killed rank and the resume, and the bad inputs every rank reports alike."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -108,6 +109,7 @@ def test_a_killed_rank_fails_the_job_in_one_line_and_resume_ends_where_an_unbrok
     assert "resume with --resume --checkpoint-dir" in stderr
     assert not (tmp_path / "broken.pt").exists()
     assert not list(checkpoints.glob(".*partial"))          # a half-written one is never left looking complete
+    shutil.copytree(checkpoints, tmp_path / "copy")
 
     resumed = torchrun(2, *args, "--resume", "--out", str(tmp_path / "resumed.pt"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -115,6 +117,24 @@ def test_a_killed_rank_fails_the_job_in_one_line_and_resume_ends_where_an_unbrok
     assert unbroken.returncode == 0, unbroken.stderr[-2000:]
     expected, actual = state(tmp_path / "unbroken.pt"), state(tmp_path / "resumed.pt")
     assert torch.equal(expected["gnn.embedding.weight"], actual["gnn.embedding.weight"])
+    newest = sorted(path.name for path in (tmp_path / "copy").iterdir())[-1]
+    assert resumed_from(tmp_path / "resumed.pt") == {"checkpoint": newest, "epoch": int(newest.split("-")[1]),
+                                                     "world_size": 2}
+    assert f"resumed from {newest}" in resumed.stdout
+
+    # The same checkpoint resumed by one rank: resharded, it ends where the unbroken run does (to
+    # float32 rounding: the sums run in another order).
+    resharded = torchrun(1, "--model", str(model), "--data", data, "--checkpoint-dir", str(tmp_path / "copy"),
+                         "--resume", "--out", str(tmp_path / "one.pt"))
+    assert resharded.returncode == 0, resharded.stderr[-2000:]
+    one = state(tmp_path / "one.pt")["gnn.embedding.weight"]
+    torch.testing.assert_close(one, expected["gnn.embedding.weight"], rtol=1e-4, atol=1e-5)
+    assert torch.load(tmp_path / "one.pt", weights_only=True)["metrics"]["distributed"]["world_size"] == 1
+    assert resumed_from(tmp_path / "one.pt")["world_size"] == 2
+
+
+def resumed_from(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["metrics"]["distributed"]["resumed_from"]
 
 
 def _free_port() -> int:

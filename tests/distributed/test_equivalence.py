@@ -90,10 +90,18 @@ def single_process_start(split, loss: str) -> torch.Tensor:
     return build_model(card.model, split.num_users, split.num_items).ego_embeddings.detach().double()
 
 
-def test_every_row_lives_on_one_rank(two_ranks, split):
+def test_every_row_lives_on_one_rank_and_the_halo_is_what_the_partition_predicts(two_ranks, split):
+    from edgegnn.distributed.partition import halo_rows, partition_items, partition_users
+
     rows = two_ranks["whole-data/float64"]["rows_per_rank"]
     assert sum(rows) == split.num_users + split.num_items            # users and items split, nothing replicated
     assert max(rows) - min(rows) <= 2
+    pairs = np.unique(np.stack([split.train.users, split.train.items]), axis=1)
+    users = partition_users(np.bincount(pairs[0], minlength=split.num_users), 2)
+    items = partition_items(np.bincount(pairs[1], minlength=split.num_items), 2)
+    sent, received = halo_rows(pairs[0], pairs[1], users, items)
+    assert two_ranks["whole-data/float64"]["halo_foreign_rows"] == [(int(s), int(r)) for s, r in zip(sent, received)]
+    assert sent.sum() == received.sum() > 0
 
 
 @pytest.mark.parametrize("loss", ["whole-data", "bpr"])

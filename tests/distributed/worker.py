@@ -108,7 +108,8 @@ def main(out: str) -> None:
         order = torch.randperm(setup.runner.pairs.num_pairs, generator=setup.runner.generator)
         losses, first_grad = run_steps(setup, loss, order)
         record = {"losses": losses, "grad": first_grad, "table": gather_table(setup.layout, setup.model.table),
-                  "rows_per_rank": all_gathered(len(setup.model.table))}
+                  "rows_per_rank": all_gathered(len(setup.model.table)),
+                  "halo_foreign_rows": all_gathered(setup.model.halo.foreign_rows(context.rank))}
         if dtype == torch.float64:
             fresh = set_up_rank(split, card, context, dtype)
             record["finite_differences"] = finite_differences(fresh, context, loss)

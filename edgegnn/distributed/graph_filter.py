@@ -1,4 +1,5 @@
-"""GF-CF's fit over ranks: sparse products of row blocks, all-reduced, and nothing [U, ·] moves.
+"""A graph filter's fit over ranks (GF-CF, ChebyCF, BSPM): sparse products of row blocks, all-reduced,
+and nothing [U, ·] moves.
 
 Rank r holds the rows of its users (`partition`) of R̃ = D_U^-½ R D_I^-½ (item degrees summed
 over ranks). Every quantity of the fit is a sum over users, so over ranks:
@@ -10,8 +11,11 @@ scikit-learn's randomized_svd, which the one-process fit uses, needs R̃ whole; 
 method on the Gram matrix, so the vectors agree to the randomized method's accuracy, not bit
 for bit. The neighbour lists, the N largest entries of each row of P̃, are owner-computes:
 item rows are dealt to ranks in contiguous ranges, each block of rows P̃[b, :] = Σ_r
-R̃_r[:, b]ᵀ R̃_r is reduced to its owner (dense, one block at a time), which keeps its top N;
-rank 0 gathers the lists.
+R̃_r[:, b]ᵀ R̃_r is reduced to its owner (dense, one block at a time), which scales it as the
+filter asks and keeps its top N; rank 0 gathers the lists. With these two products
+(`FilterProducts`) each filter's tables are assembled by the one-process code
+(`edgegnn.models.graph_filter.filter_tables`): ChebyCF's scaled lists, BSPM's sharpening
+(4 · steps products with P̃) and its lists.
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ import scipy.sparse as sp
 import torch
 import torch.distributed as dist
 
-from edgegnn.distributed.context import DistContext, DistributedError
+from edgegnn.distributed.context import DistContext
 from edgegnn.models.graph_filter import (
     BLOCK_BYTES,
+    FilterProducts,
     GraphFilterTables,
     _inverse_sqrt,
     check_fits,
+    filter_tables,
     neighbor_count,
+    scaled,
     top_of_rows,
 )
 
@@ -78,10 +85,12 @@ def owned_items(num_items: int, context: DistContext) -> tuple[int, int]:
     return int(bounds[context.rank]), int(bounds[context.rank + 1])
 
 
-def neighbor_lists(block: sp.csr_matrix, count: int, context: DistContext,
-                   block_bytes: int = BLOCK_BYTES) -> tuple[np.ndarray, np.ndarray] | None:
-    """The top `count` off-diagonal entries of every row of P̃ on rank 0 (None elsewhere): ids int32
-    and weights float32 [I, N], as `edgegnn.models.graph_filter.top_neighbors` gives them."""
+def neighbor_lists(block: sp.csr_matrix, count: int, context: DistContext, block_bytes: int = BLOCK_BYTES, *,
+                   row_scale: np.ndarray | None = None, column_scale: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The top `count` off-diagonal entries of every row of diag(row_scale) P̃ diag(column_scale)
+    on rank 0 (None elsewhere): ids int32 and weights float32 [I, N], as
+    `edgegnn.models.graph_filter.top_neighbors` gives them."""
     num_items = block.shape[1]
     transposed = block.T.tocsr()
     rows_per_block = max(1, block_bytes // (4 * max(num_items, 1)))
@@ -96,7 +105,8 @@ def neighbor_lists(block: sp.csr_matrix, count: int, context: DistContext,
             dist.reduce(partial, dst=owner)
             if owner == context.rank and count:
                 rows = slice(start - mine[0], stop - mine[0])
-                ids[rows], weights[rows] = top_of_rows(partial.numpy(), start, count)
+                ids[rows], weights[rows] = top_of_rows(scaled(partial.numpy(), start, row_scale, column_scale),
+                                                       start, count)
     gathered: list = [None] * context.world_size
     dist.all_gather_object(gathered, (ids, weights))
     if context.rank != 0:
@@ -106,19 +116,17 @@ def neighbor_lists(block: sp.csr_matrix, count: int, context: DistContext,
 
 def fit_graph_filter_distributed(config, train_csr, users: np.ndarray, context: DistContext, *,
                                  seed: int = 0) -> GraphFilterTables | None:
-    """GF-CF's shipped arrays from this rank's users' rows (`users`: original indices); on rank 0
-    (None elsewhere). ChebyCF and BSPM are fitted in one process for now."""
-    if config.filter != "gf-cf":
-        raise DistributedError(f"model.filter={config.filter!r}: the distributed fit covers gf-cf",
-                               hint="fit this card in one process (without --distributed)")
+    """The card's filter's shipped arrays from this rank's users' rows (`users`: original indices);
+    on rank 0 (None elsewhere)."""
     num_users, num_items = train_csr.shape
     check_fits(config, num_users, num_items)
     block, item_degree = local_normalized(train_csr, users)
-    _, vectors = top_eigenvectors(block, config.rank, config.svd_iterations, seed)
-    lists = neighbor_lists(block, neighbor_count(config, num_items), context)
-    if lists is None:
-        return None
-    message = (config.low_pass_weight * _inverse_sqrt(item_degree))[:, None] * vectors
-    item = np.sqrt(item_degree)[:, None] * vectors
-    return GraphFilterTables(message=message.astype(np.float32), item=item.astype(np.float32),
-                             neighbor_items=lists[0], neighbor_weights=lists[1])
+    eigenvalues, vectors = top_eigenvectors(block, config.rank, config.svd_iterations, seed)
+    return filter_tables(config, item_degree, vectors, eigenvalues, neighbor_count(config, num_items),
+                         distributed_products(block, context))
+
+
+def distributed_products(block: sp.csr_matrix, context: DistContext) -> FilterProducts:
+    """P̃'s products over the ranks' row blocks (collectives: every rank calls each in turn)."""
+    return FilterProducts(neighbors=lambda count, **scales: neighbor_lists(block, count, context, **scales),
+                          gram=lambda columns: gram_product(block, columns))

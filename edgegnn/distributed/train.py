@@ -1,4 +1,4 @@
-"""Train a LightGCN card (or fit a GF-CF graph filter) over the ranks of a torch.distributed job;
+"""Train a LightGCN card (or fit a graph filter card) over the ranks of a torch.distributed job;
 rank 0 writes the checkpoint.
 
 Every rank loads the same split (its files' sha256 and the training pairs are compared across
@@ -82,8 +82,7 @@ class Checkpointing:
 
 
 def check_card(card: ModelCard) -> None:
-    """A DistributedError for what distributed training does not cover yet (a graph filter other
-    than gf-cf is refused by its fit)."""
+    """A DistributedError for what distributed training does not cover yet."""
     if card.model.type not in DISTRIBUTED_KINDS:
         raise DistributedError(f"model.type={card.model.type!r}: distributed training covers "
                                f"{', '.join(DISTRIBUTED_KINDS)} cards",

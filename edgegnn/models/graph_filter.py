@@ -24,6 +24,7 @@ as torch buffers, so the checkpoint stores them like any model's state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,17 +84,45 @@ def fit_graph_filter(config, train_csr, *, seed: int = 0) -> GraphFilterTables:
     check_fits(config, num_users, num_items)
     normalized, item_degree = normalized_interactions(train_csr)
     _, singular, vt = randomized_svd(normalized, config.rank, n_iter=config.svd_iterations, random_state=seed)
-    vectors = vt.T.astype(np.float64)                                                 # [I, k]
-    count = neighbor_count(config, num_items)
+    products = FilterProducts(
+        neighbors=lambda count, **scales: top_neighbors(normalized, count, **scales),
+        gram=lambda columns: normalized.T @ (normalized @ columns))
+    return filter_tables(config, item_degree, vt.T.astype(np.float64), singular.astype(np.float64) ** 2,
+                         neighbor_count(config, num_items), products)
+
+
+@dataclass(frozen=True, eq=False)
+class FilterProducts:
+    """What a filter's fit needs of P̃ = R̃ᵀR̃ without forming it; where R̃'s rows live (one
+    process, or blocks of users on the ranks of a job) decides how they are computed.
+
+    Attributes:
+        neighbors: (count, row_scale=None, column_scale=None) -> (ids int32, weights float32)
+            [I, N], the N largest off-diagonal entries of each row of diag(row_scale) P̃
+            diag(column_scale) (`top_neighbors`); None where the lists are not assembled (ranks
+            other than 0).
+        gram: X float64 [I, m] -> P̃ X [I, m].
+    """
+
+    neighbors: Callable[..., tuple[np.ndarray, np.ndarray] | None]
+    gram: Callable[[np.ndarray], np.ndarray]
+
+
+def filter_tables(config, item_degree: np.ndarray, vectors: np.ndarray, eigenvalues: np.ndarray, count: int,
+                  products: FilterProducts) -> GraphFilterTables | None:
+    """The card's filter's arrays from P̃'s top-k eigenvectors [I, k] and eigenvalues [k]
+    (largest first), the item degrees [I] and `products`; None where `products.neighbors` is."""
     if config.filter == "chebycf":
-        return _chebycf(config, normalized, item_degree, vectors, singular.astype(np.float64) ** 2, count)
+        return _chebycf(config, item_degree, vectors, eigenvalues, count, products)
     if config.filter == "bspm":
-        return _bspm(config, normalized, item_degree, vectors, singular.astype(np.float64) ** 2, count)
+        return _bspm(config, item_degree, vectors, eigenvalues, count, products)
+    lists = products.neighbors(count)
+    if lists is None:
+        return None
     message = (config.low_pass_weight * _inverse_sqrt(item_degree))[:, None] * vectors
     item = np.sqrt(item_degree)[:, None] * vectors
-    ids, weights = top_neighbors(normalized, count)
     return GraphFilterTables(message=message.astype(np.float32), item=item.astype(np.float32),
-                             neighbor_items=ids, neighbor_weights=weights)
+                             neighbor_items=lists[0], neighbor_weights=lists[1])
 
 
 def plateau_filter(eigenvalues: np.ndarray, order: int, flatness: float) -> np.ndarray:
@@ -108,7 +137,7 @@ def plateau_filter(eigenvalues: np.ndarray, order: int, flatness: float) -> np.n
     return np.polynomial.chebyshev.chebval(1.0 - 2.0 * np.asarray(eigenvalues, np.float64), coefficients)
 
 
-def _chebycf(config, normalized, item_degree, vectors, eigenvalues, count) -> GraphFilterTables:
+def _chebycf(config, item_degree, vectors, eigenvalues, count, products: FilterProducts) -> GraphFilterTables | None:
     """ChebyCF (Kim et al., SIGIR 2025) in the device form of GF-CF:
         s_u = (r_u D^-β) [h(P̃) + α V_k V_kᵀ] D^β,    D = D_I, β = degree_power, α = low_pass_weight
     h(P̃) is an order-K polynomial of P̃: dense, and its powers cost a pass over P̃ each. It is
@@ -123,11 +152,13 @@ def _chebycf(config, normalized, item_degree, vectors, eigenvalues, count) -> Gr
     weights = response - slope * eigenvalues + config.low_pass_weight                  # [k]
     pre = np.power(np.maximum(item_degree, 1.0), -config.degree_power) * (item_degree > 0)   # D^-β
     post = np.power(item_degree, config.degree_power)                                       # D^β
+    lists = products.neighbors(count, row_scale=slope * pre, column_scale=post)
+    if lists is None:
+        return None
     message = pre[:, None] * vectors * weights[None, :]
     item = post[:, None] * vectors
-    ids, neighbor_weights = top_neighbors(normalized, count, row_scale=slope * pre, column_scale=post)
     return GraphFilterTables(message=message.astype(np.float32), item=item.astype(np.float32),
-                             neighbor_items=ids, neighbor_weights=neighbor_weights)
+                             neighbor_items=lists[0], neighbor_weights=lists[1])
 
 
 def sharpening_response(eigenvalues: np.ndarray, time: float, steps: int) -> np.ndarray:
@@ -137,21 +168,21 @@ def sharpening_response(eigenvalues: np.ndarray, time: float, steps: int) -> np.
     return (1.0 - z + z ** 2 / 2 - z ** 3 / 6 + z ** 4 / 24) ** steps
 
 
-def sharpen(normalized: sp.csr_matrix, columns: np.ndarray, time: float, steps: int) -> np.ndarray:
+def sharpen(gram: Callable[[np.ndarray], np.ndarray], columns: np.ndarray, time: float, steps: int) -> np.ndarray:
     """g(P̃) X for X [I, m] (`sharpening_response` as a matrix function): per step the four Taylor
-    terms Σ_j (-τP̃)^j X / j!, each P̃·Y = R̃ᵀ(R̃ Y) two sparse products (P̃ is never formed)."""
+    terms Σ_j (-τP̃)^j X / j!, each P̃·Y = `gram`(Y) (R̃ᵀ(R̃ Y): P̃ is never formed)."""
     tau = time / steps
     out = np.asarray(columns, np.float64)
     for _ in range(steps):
         term, total = out, out.copy()
         for j in range(1, 5):
-            term = -(tau / j) * (normalized.T @ (normalized @ term))
+            term = -(tau / j) * gram(term)
             total += term
         out = total
     return out
 
 
-def _bspm(config, normalized, item_degree, vectors, eigenvalues, count) -> GraphFilterTables:
+def _bspm(config, item_degree, vectors, eigenvalues, count, products: FilterProducts) -> GraphFilterTables | None:
     """BSPM (Choi et al., SIGIR 2023) with early merge, the paper's Gowalla form: blur by one
     Euler step of the heat equation (x·P̃), add the ideal pass, then sharpen (`sharpening_response`):
         s_u = r_u [β D^-½ V Vᵀ D^½ + P̃] g(P̃),      β = low_pass_weight, D = D_I
@@ -164,13 +195,15 @@ def _bspm(config, normalized, item_degree, vectors, eigenvalues, count) -> Graph
     response = eigenvalues * sharpening_response(eigenvalues, config.sharpen_time, config.sharpen_steps)
     last = eigenvalues[-1]
     slope = float(response[-1] / last) if last > 0 else 1.0
-    ids, weights = top_neighbors(normalized, count, row_scale=np.full(normalized.shape[1], slope))
-    lists = neighbor_matrix(ids, weights)
-    projected = vectors.T @ (lists @ vectors)                                          # Vᵀ L V [k, k]
+    sharpened = sharpen(products.gram, np.sqrt(item_degree)[:, None] * vectors, config.sharpen_time,
+                        config.sharpen_steps)
+    lists = products.neighbors(count, row_scale=np.full(len(item_degree), slope))
+    if lists is None:
+        return None
+    ids, weights = lists
+    projected = vectors.T @ (neighbor_matrix(ids, weights) @ vectors)                   # Vᵀ L V [k, k]
     message = np.hstack([config.low_pass_weight * _inverse_sqrt(item_degree)[:, None] * vectors,
                          vectors @ (np.diag(response) - projected)])
-    sharpened = sharpen(normalized, np.sqrt(item_degree)[:, None] * vectors, config.sharpen_time,
-                        config.sharpen_steps)
     item = np.hstack([sharpened, vectors])
     return GraphFilterTables(message=message.astype(np.float32), item=item.astype(np.float32),
                              neighbor_items=ids, neighbor_weights=weights)
@@ -208,13 +241,19 @@ def top_neighbors(normalized: sp.csr_matrix, count: int, *, block_bytes: int = B
     rows_per_block = max(1, block_bytes // (4 * max(num_items, 1)))
     for start in range(0, num_items, rows_per_block):
         stop = min(num_items, start + rows_per_block)
-        block = (transposed[start:stop] @ normalized).toarray()                        # [b, I]
-        if column_scale is not None:
-            block *= column_scale.astype(np.float32)[None, :]
-        if row_scale is not None:
-            block *= row_scale[start:stop].astype(np.float32)[:, None]
+        block = scaled((transposed[start:stop] @ normalized).toarray(), start, row_scale, column_scale)
         ids[start:stop], weights[start:stop] = top_of_rows(block, start, count)
     return ids, weights
+
+
+def scaled(block: np.ndarray, start: int, row_scale: np.ndarray | None, column_scale: np.ndarray | None) -> np.ndarray:
+    """diag(row_scale) · block · diag(column_scale) in place, for the rows `start`.. of P̃ in
+    `block` [b, I] float32 (either scale None: 1)."""
+    if column_scale is not None:
+        block *= column_scale.astype(np.float32)[None, :]
+    if row_scale is not None:
+        block *= row_scale[start:start + len(block)].astype(np.float32)[:, None]
+    return block
 
 
 def top_of_rows(block: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:

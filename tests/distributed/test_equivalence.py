@@ -124,3 +124,36 @@ def test_gradients_through_the_collectives_match_finite_differences(two_ranks, s
         expected = float(analytic[index, col])
         assert abs(numeric - expected) <= 1e-6 * max(abs(expected), 1e-3), (what, row, col, numeric, expected)
     assert max(abs(n) for n in checked["numeric"]) > 1e-6      # not a vacuous match of zeros
+
+
+@pytest.mark.parametrize("name", worker.FILTERS)
+def test_a_graph_filter_assembled_from_products_over_two_ranks_is_the_one_process_filter(two_ranks, split, name):
+    """The same eigenvectors in, the products with P̃ over the ranks' blocks (ChebyCF's scaled
+    neighbour lists, BSPM's sharpening): the one-process tables to float32 rounding. Lists may
+    pick another of equally weighted neighbours (the sums round apart): each chosen id's weight
+    must be its entry of the scaled P̃."""
+    from edgegnn.models.graph_filter import FilterProducts, filter_tables, top_neighbors
+
+    config, degree, vectors, values, count, normalized = worker.filter_inputs(split, name)
+    scales = {}
+
+    def neighbors(n, **given):
+        scales.update(given)
+        return top_neighbors(normalized, n, **given)
+
+    products = FilterProducts(neighbors=neighbors, gram=lambda columns: normalized.T @ (normalized @ columns))
+    expected = filter_tables(config, degree, vectors, values, count, products)
+    actual = two_ranks["graph_filters"][name]
+    for field in ("neighbor_weights", "message", "item"):
+        np.testing.assert_allclose(getattr(actual, field), getattr(expected, field), rtol=1e-5,
+                                   atol=1e-6 * np.abs(getattr(expected, field)).max(), err_msg=field)
+    scaled = (normalized.T @ normalized).toarray().astype(np.float64)
+    if scales.get("column_scale") is not None:
+        scaled *= scales["column_scale"][None, :]
+    if scales.get("row_scale") is not None:
+        scaled *= scales["row_scale"][:, None]
+    chosen = np.take_along_axis(scaled, actual.neighbor_items.astype(np.int64), axis=1)
+    np.testing.assert_allclose(actual.neighbor_weights, chosen, rtol=1e-5, atol=1e-7)
+    assert (actual.neighbor_items != np.arange(split.num_items)[:, None]).all()           # no diagonal
+    assert (actual.neighbor_items == expected.neighbor_items).mean() > 0.99
+    assert np.abs(expected.item).max() > 0 and (expected.neighbor_weights > 0).any()

@@ -6,6 +6,8 @@ written by rank 0 for the test to compare with the single-process trainer.
 For each case (loss, dtype) it records the loss and the gathered gradient of step 1 and the
 gathered table after 5 steps (whole-data: 5 epochs; BPR: the first 5 batches of an epoch), and
 for float64 the gradient checked by central differences at a few coordinates of every rank.
+For each graph filter it records the tables assembled from the one-process eigenvectors with
+P̃'s products computed over the ranks (`graph_filter_tables`).
 """
 
 from __future__ import annotations
@@ -92,6 +94,39 @@ def finite_differences(setup, context, loss: str) -> dict:
     return {"coordinates": coordinates, "numeric": numeric, "analytic": analytic}
 
 
+FILTERS = ("gf-cf", "chebycf", "bspm")
+
+
+def filter_inputs(split, name: str):
+    """(card config, item degrees, eigenvectors, eigenvalues, N, normalized R̃) as the one-process fit
+    computes them: every rank gets the same."""
+    from sklearn.utils.extmath import randomized_svd
+
+    from edgegnn.models import GraphFilterConfig
+    from edgegnn.models.graph_filter import neighbor_count, normalized_interactions
+
+    config = GraphFilterConfig(filter=name, rank=8, neighbors=12)
+    normalized, item_degree = normalized_interactions(split.train.to_csr())
+    _, singular, vt = randomized_svd(normalized, config.rank, n_iter=config.svd_iterations, random_state=0)
+    return (config, item_degree, vt.T.astype(float), singular.astype(float) ** 2,
+            neighbor_count(config, split.num_items), normalized)
+
+
+def graph_filter_tables(split, context) -> dict:
+    """Each filter's tables with the products over the ranks' blocks of users (rank 0's; None elsewhere)."""
+    from edgegnn.distributed.graph_filter import distributed_products, local_normalized
+    from edgegnn.distributed.train import partitions, unique_pairs
+    from edgegnn.models.graph_filter import filter_tables
+
+    users, _ = partitions(unique_pairs(split), split, context.world_size)
+    block, _ = local_normalized(split.train.to_csr(), users.rows_of(context.rank))
+    tables = {}
+    for name in FILTERS:
+        config, degree, vectors, values, count, _ = filter_inputs(split, name)
+        tables[name] = filter_tables(config, degree, vectors, values, count, distributed_products(block, context))
+    return tables
+
+
 def all_gathered(value: int) -> list[int]:
     values = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(values, value)
@@ -114,6 +149,7 @@ def main(out: str) -> None:
             fresh = set_up_rank(split, card, context, dtype)
             record["finite_differences"] = finite_differences(fresh, context, loss)
         results[f"{loss}/{str(dtype).removeprefix('torch.')}"] = record
+    results["graph_filters"] = graph_filter_tables(split, context)
     if context.is_writer:
         torch.save(results, out)
     torch.distributed.destroy_process_group()

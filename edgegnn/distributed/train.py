@@ -2,8 +2,8 @@
 rank 0 writes the checkpoint.
 
 Every rank loads the same split (its files' sha256 and the training pairs are compared across
-ranks before anything else), builds the single-process model's initial table and keeps its
-users' rows and every item's (`edgegnn.distributed.sharded`), and runs the ordinary training
+ranks before anything else), builds the single-process model's initial table and keeps the
+rows of its users and of its items (`edgegnn.distributed.sharded`), and runs the ordinary training
 loop (`edgegnn.train.trainer.run_training_loop`) with a distributed step, a validation whose
 per-rank metrics are combined by their user counts, and rank 0's clock. The best state is
 gathered into the checkpoint `evaluate`, `fold` and `export` read; its metrics are measured on

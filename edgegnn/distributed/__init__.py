@@ -14,7 +14,7 @@ Modules:
     context       the process group from env://, errors every rank agrees on, a differentiable all-reduce
     partition     which rank owns which users and items (contiguous blocks of renumbered ids); halo sizes
     halo          rows owned by other ranks: the exchange plan, a differentiable gather and scatter-add
-    sharded       LightGCN over one rank's blocks of users and items
+    sharded       LightGCN and GraphSAGE over one rank's blocks of users and items
     steps         one epoch of the whole-data, BPR or BCE loss on one rank
     graph_filter  GF-CF, ChebyCF and BSPM fitted over the ranks' user rows
     state         DCP checkpoints of the training state, resharding; the gathered ordinary checkpoint

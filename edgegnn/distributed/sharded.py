@@ -1,4 +1,4 @@
-"""LightGCN over one rank's block of users and block of items.
+"""LightGCN and GraphSAGE over one rank's block of users and block of items.
 
 Users and items are each split into blocks (B_r users, J_r items on rank r; `partition`), and
 rank r holds the pairs of its users. With Â = D^-½ A D^-½ (global degrees) one propagation is
@@ -10,9 +10,14 @@ rank r holds the pairs of its users. With Â = D^-½ A D^-½ (global degrees) on
 keeps one table [U_r + I_r, d] (its users, then its items) and the two blocks of Â it needs:
 Â_{B_r, H_r} [U_r, |H_r|] and its transpose. Each layer exchanges |H_r| rows each way, forward
 and backward; no row is replicated, so every gradient lands on the one rank that steps it.
+GraphSAGE (`ShardedSAGE`) exchanges the same halo with the neighbour mean D^-1 A in place of Â.
 """
 
 from __future__ import annotations
+
+import abc
+import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,7 +47,60 @@ def halo_adjacency(users: np.ndarray, halo_positions: np.ndarray, num_local_user
             sparse_csr(torch.stack([columns, rows]), weight, (halo_size, num_local_users)))
 
 
-class ShardedLightGCN(torch.nn.Module):
+@dataclass(frozen=True, eq=False)
+class Propagated:
+    """One forward pass on a rank: the ego rows it started from (the tensors the pass used, so a
+    penalty on them sums its gradient in the single process's order) and the final embeddings.
+
+    Attributes:
+        user_ego [U_r, d], item_ego [I_r, d]; users [U_r, d'], items [I_r, d'] (final).
+    """
+
+    user_ego: torch.Tensor
+    item_ego: torch.Tensor
+    users: torch.Tensor
+    items: torch.Tensor
+
+
+def mean_adjacency(users: np.ndarray, halo_positions: np.ndarray, num_local_users: int, halo_size: int,
+                   user_degree: torch.Tensor, item_degree: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """SAGE's neighbour means over one rank's pairs, sparse CSR: (D_u^-1 A [U_r, |H_r|], its
+    transpose, D_i^-1 A [|H_r|, U_r] (partial sums of the items' means, global degrees), its transpose).
+
+    Args:
+        users, halo_positions: int64 [E_r] as for `halo_adjacency`.
+        user_degree, item_degree: float32 [E_r] each pair's user's and item's degree.
+    """
+    rows, columns = torch.from_numpy(users).long(), torch.from_numpy(halo_positions).long()
+    forward, backward = torch.stack([rows, columns]), torch.stack([columns, rows])
+    user_shape, halo_shape = (num_local_users, halo_size), (halo_size, num_local_users)
+    by_user, by_item = 1.0 / user_degree, 1.0 / item_degree
+    return (sparse_csr(forward, by_user, user_shape), sparse_csr(backward, by_user, halo_shape),
+            sparse_csr(backward, by_item, halo_shape), sparse_csr(forward, by_item, user_shape))
+
+
+class ShardedModel(torch.nn.Module, abc.ABC):
+    """A model over one rank's rows: `table` [U_r + I_r, d] (its users, then its items) is its
+    first parameter; `propagate()` is one forward pass, `plain_state(table)` the single-process
+    model's state dict from the gathered table."""
+
+    table: torch.nn.Parameter
+
+    @abc.abstractmethod
+    def propagate(self) -> Propagated:
+        """One forward pass over the rank's rows."""
+
+    def replicated_parameters(self) -> list[torch.Tensor]:
+        """Parameters every rank holds a copy of, their gradient summed over ranks before a step."""
+        return []
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final embeddings of the rank's users [U_r, d] and of its items [I_r, d]."""
+        out = self.propagate()
+        return out.users, out.items
+
+
+class ShardedLightGCN(ShardedModel):
     """LightGCN on one rank (module docstring).
 
     Args:
@@ -84,7 +142,59 @@ class ShardedLightGCN(torch.nn.Module):
         """Σ_l α_l E^l: the final embeddings of one kind of rows."""
         return sum(alpha * layer for alpha, layer in zip(self.alpha, layers))
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final embeddings of the rank's users [U_r, d] and of its items [I_r, d]."""
+    def propagate(self) -> Propagated:
         users, items = self.layers()
-        return self.combine(users), self.combine(items)
+        return Propagated(users[0], items[0], self.combine(users), self.combine(items))
+
+    def plain_state(self, table: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The single-process model's state dict, given the gathered ego table [U + I, d]."""
+        return {"gnn.embedding.weight": table.to(torch.float32), "gnn.alpha": self.alpha}
+
+
+class ShardedSAGE(ShardedModel):
+    """The two-layer mean GraphSAGE (`edgegnn.models.sage`) on one rank.
+
+    Each layer's neighbour means are LightGCN's exchange with D^-1 A in place of Â: a user's
+    mean over its halo items, an item's mean as partial sums scatter-added at its owner. The
+    layers' weights are replicated (the plain model's, the same on every rank); their gradient
+    is summed over ranks before the step (`replicated_parameters`), as DDP does.
+
+    Args:
+        table: [U_r + I_r, d] initial ego rows (users, then items).
+        means: the four matrices of `mean_adjacency`.
+        halo: the exchange plan of H_r.
+        conv1, conv2: the plain model's SAGEConv layers (copied).
+        num_local_users: U_r.
+    """
+
+    def __init__(self, table: torch.Tensor, means: tuple[torch.Tensor, ...], halo: ExchangePlan, conv1, conv2,
+                 num_local_users: int):
+        super().__init__()
+        self.table = torch.nn.Parameter(table.clone())
+        self.conv1, self.conv2 = copy.deepcopy(conv1), copy.deepcopy(conv2)
+        self.means, self.halo = means, halo
+        self.num_local_users = num_local_users
+
+    def replicated_parameters(self) -> list[torch.Tensor]:
+        return [*self.conv1.parameters(), *self.conv2.parameters()]
+
+    def _layer(self, conv, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """lin_l(neighbour mean) + lin_r(x) over the rank's users and items."""
+        user_mean, user_mean_t, item_mean, item_mean_t = self.means
+        halo = gather_rows(items, self.halo)
+        user_means = ConstantSpMM.apply(user_mean, user_mean_t, halo)
+        item_means = scatter_add_rows(ConstantSpMM.apply(item_mean, item_mean_t, users), self.halo)
+        out = conv.lin_l(torch.cat([user_means, item_means])) + conv.lin_r(torch.cat([users, items]))
+        return out[:self.num_local_users], out[self.num_local_users:]
+
+    def propagate(self) -> Propagated:
+        user_ego, item_ego = self.table[:self.num_local_users], self.table[self.num_local_users:]
+        users, items = self._layer(self.conv1, user_ego, item_ego)
+        users, items = self._layer(self.conv2, torch.relu(users), torch.relu(items))
+        return Propagated(user_ego, item_ego, users, items)
+
+    def plain_state(self, table: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The single-process model's state dict, given the gathered ego table [U + I, d]."""
+        layers = {f"{name}.{key}": value for name in ("conv1", "conv2")
+                  for key, value in getattr(self, name).state_dict().items()}
+        return {"embedding.weight": table.to(torch.float32), **layers}

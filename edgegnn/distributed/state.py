@@ -7,7 +7,8 @@ A DCP checkpoint is a directory `epoch-NNNNNN/` under the job's checkpoint direc
 Tables are saved as two entries, the users' rows and the items' rows, each a DTensor sharded
 by rank over [W · block_rows, d] (each rank's block padded to the largest). The same split
 holds the optimizer's per-row state (Adam's moments, Adagrad's sums, momentum buffers) and the
-best epoch's rows. A directory is written as `.epoch-NNNNNN.partial` and renamed once every
+best epoch's rows; replicated parameters (GraphSAGE's layers) and their optimizer state are
+whole entries, written once. A directory is written as `.epoch-NNNNNN.partial` and renamed once every
 rank has written: a job killed mid-write leaves no checkpoint that looks complete. Renumbered
 users and items are specific to a world size; a job of another world size reads the whole
 entries on every rank and keeps its own rows (`ReshardingLayout`), so a job killed at W ranks
@@ -112,26 +113,56 @@ class ReshardingLayout:
         return torch.cat([entries[f"{name}.users"][self.user_rows], entries[f"{name}.items"][self.item_rows]])
 
 
-def _table_entries(layout: RowLayout, table: torch.Tensor, optimizer: torch.optim.Optimizer,
-                   best: torch.Tensor | None) -> tuple[dict, dict]:
-    """(DCP state dict, description of the optimizer's per-parameter state) of one rank."""
-    entries = dict(layout.split("table", table))
-    if best is not None:
-        entries.update(layout.split("best", best))
-    described = {}
-    for key, value in optimizer.state_dict()["state"].get(0, {}).items():
-        if torch.is_tensor(value) and value.shape == table.shape:
-            entries.update(layout.split(f"optimizer.{key}", value))
-            described[key] = {"rows": True, "dtype": str(value.dtype).removeprefix("torch.")}
-        elif torch.is_tensor(value):
-            entries[f"optimizer.{key}"] = value.clone()
-            described[key] = {"rows": False, "dtype": str(value.dtype).removeprefix("torch."),
-                              "shape": list(value.shape)}
-    return entries, described
+def parameters_snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every parameter of a rank's model, by name (`table` is its rows)."""
+    return {name: param.detach().clone() for name, param in model.named_parameters()}
 
 
-def save_state(directory: Path, layout: RowLayout, table: torch.Tensor, optimizer: torch.optim.Optimizer,
-               generator: torch.Generator, loop: LoopState, best: torch.Tensor | None, job: dict) -> Path:
+def restore_parameters(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(saved[name])
+
+
+def _spec(value: torch.Tensor, rows: bool) -> dict:
+    return {"rows": rows, "dtype": str(value.dtype).removeprefix("torch."), "shape": list(value.shape)}
+
+
+def _entries(layout, prefix: str, tensors: dict[str, torch.Tensor], rows: set[str]) -> dict[str, torch.Tensor]:
+    """DCP entries of named tensors: those named in `rows` split by rows (`layout`), the rest
+    whole (every rank holds the same: DCP writes one copy)."""
+    entries = {}
+    for name, value in tensors.items():
+        if name in rows:
+            entries.update(layout.split(f"{prefix}.{name}", value))
+        else:
+            entries[f"{prefix}.{name}"] = value.detach().clone()
+    return entries
+
+
+def _joined(layout, prefix: str, names, entries: dict, rows: set[str]) -> dict[str, torch.Tensor]:
+    return {name: layout.join(f"{prefix}.{name}", entries) if name in rows else entries[f"{prefix}.{name}"]
+            for name in names}
+
+
+def _optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, set[str]]:
+    """(the optimizer's per-parameter state as "parameter/key" -> tensor, the names of those
+    with one row per table row)."""
+    names = [name for name, _ in model.named_parameters()]
+    tensors, rows = {}, set()
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                name = f"{names[index]}/{key}"
+                tensors[name] = value
+                if names[index] == "table" and value.shape == model.table.shape:
+                    rows.add(name)
+    return tensors, rows
+
+
+def save_state(directory: Path, layout: RowLayout, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               generator: torch.Generator, loop: LoopState, best: dict[str, torch.Tensor] | None,
+               job: dict) -> Path:
     """Write the DCP checkpoint of epoch `loop.epoch` (every rank calls this); its final path."""
     context = layout.context
     final = directory / f"{PREFIX}{loop.epoch:06d}"
@@ -140,10 +171,15 @@ def save_state(directory: Path, layout: RowLayout, table: torch.Tensor, optimize
         directory.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(partial, ignore_errors=True)
     dist.barrier()
-    entries, described = _table_entries(layout, table, optimizer, best)
+    entries = _entries(layout, "param", parameters_snapshot(model), {"table"})
+    if best is not None:
+        entries.update(_entries(layout, "best", best, {"table"}))
+    moments, rows = _optimizer_tensors(model, optimizer)
+    entries.update(_entries(layout, "optimizer", moments, rows))
     entries["generator"] = generator.get_state()
     dcp.save(entries, checkpoint_id=str(partial))
     if context.is_writer:
+        described = {name: _spec(value, name in rows) for name, value in moments.items()}
         progress = {"loop": loop_to_dict(loop), "has_best": best is not None, "optimizer": described, "job": job}
         (partial / "progress.json").write_text(json.dumps(progress, indent=1))
     dist.barrier()
@@ -190,34 +226,36 @@ def check_resumable(path: Path, progress: dict, job: dict) -> int:
     return world
 
 
-def load_state(path: Path, layout: RowLayout | ReshardingLayout, table: torch.Tensor,
-               optimizer: torch.optim.Optimizer, generator: torch.Generator) -> tuple[LoopState, torch.Tensor | None]:
-    """Read the DCP checkpoint at `path` into `table`, `optimizer` and `generator`; (loop state,
-    best rows or None). `layout` is this job's, or a ReshardingLayout from the writer's."""
+def load_state(path: Path, layout: RowLayout | ReshardingLayout, model: torch.nn.Module,
+               optimizer: torch.optim.Optimizer, generator: torch.Generator
+               ) -> tuple[LoopState, dict[str, torch.Tensor] | None]:
+    """Read the DCP checkpoint at `path` into `model`, `optimizer` and `generator`; (loop state,
+    the best epoch's parameters or None). `layout` is this job's, or a ReshardingLayout from the
+    writer's."""
     progress = read_progress(path)
     loop = loop_from_dict(progress["loop"])
     has_best = bool(progress.get("has_best"))
-    zeros = torch.zeros_like(table)
-    entries = dict(layout.split("table", zeros))
+    params = {name: torch.zeros_like(param) for name, param in model.named_parameters()}
+    described = progress["optimizer"]
+    moments = {name: torch.zeros(model.table.shape if spec["rows"] else spec["shape"],   # rows: this rank's
+                                 dtype=getattr(torch, spec["dtype"])) for name, spec in described.items()}
+    rows = {name for name, spec in described.items() if spec["rows"]}
+    entries = {**_entries(layout, "param", params, {"table"}), **_entries(layout, "optimizer", moments, rows)}
     if has_best:
-        entries.update(layout.split("best", zeros))
-    for key, spec in progress["optimizer"].items():
-        dtype = getattr(torch, spec["dtype"])
-        if spec["rows"]:
-            entries.update(layout.split(f"optimizer.{key}", zeros.to(dtype)))
-        else:
-            entries[f"optimizer.{key}"] = torch.zeros(spec["shape"], dtype=dtype)
+        entries.update(_entries(layout, "best", params, {"table"}))
     entries["generator"] = generator.get_state()
     dcp.load(entries, checkpoint_id=str(path))
-    with torch.no_grad():
-        table.copy_(layout.join("table", entries))
+    restore_parameters(model, _joined(layout, "param", params, entries, {"table"}))
     generator.set_state(entries["generator"])
-    state = {}
-    for key, spec in progress["optimizer"].items():
-        state[key] = layout.join(f"optimizer.{key}", entries) if spec["rows"] else entries[f"optimizer.{key}"]
+    loaded = _joined(layout, "optimizer", moments, entries, rows)
+    index = {name: i for i, (name, _) in enumerate(model.named_parameters())}
+    state: dict[int, dict] = {}
+    for name, value in loaded.items():
+        parameter, key = name.split("/")
+        state.setdefault(index[parameter], {})[key] = value
     if state:
-        optimizer.load_state_dict({"state": {0: state}, "param_groups": optimizer.state_dict()["param_groups"]})
-    best = layout.join("best", entries) if has_best else None
+        optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    best = _joined(layout, "best", params, entries, {"table"}) if has_best else None
     return loop, best
 
 

@@ -10,7 +10,8 @@ batches and negatives as the single-process trainer (every rank runs the same se
 generator); each rank takes the pairs of its users and fetches the rows of the items they name
 from their owners, dividing by the global batch size. The optimizer (Adam, Adagrad, RMSprop,
 SGD) is element-wise and every row lives on one rank, so each rank steps its own rows exactly as
-the single process would.
+the single process would; a model's replicated weights (GraphSAGE's layers) have their
+gradient summed over ranks first.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch.distributed as dist
 
 from edgegnn.distributed.context import DistContext, all_reduce_sum, sum_over_ranks
 from edgegnn.distributed.halo import ExchangePlan, gather_rows
-from edgegnn.distributed.sharded import ShardedLightGCN
+from edgegnn.distributed.sharded import ShardedModel
 from edgegnn.models.card import TrainConfig
 from edgegnn.train.losses import ObservedTerm, bce_loss, bpr_loss, gram, l2_penalty
 from edgegnn.train.trainer import EpochRunner, make_optimizer
@@ -66,11 +67,22 @@ class RankPairs:
         return len(self.renumbered_items)
 
 
+def reduce_gradients(parameters: list[torch.Tensor]) -> None:
+    """Sum the gradients of replicated parameters over ranks, in one all-reduce (what DDP does)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    for grad, part in zip(grads, flat.split([g.numel() for g in grads])):
+        grad.copy_(part.view_as(grad))
+
+
 class DistributedStepRunner(EpochRunner):
     """Runs one epoch of the configured loss on this rank (the loss of an epoch is the whole data's,
     equal on every rank); owns the sampling state."""
 
-    def __init__(self, model: ShardedLightGCN, pairs: RankPairs, config: TrainConfig, context: DistContext):
+    def __init__(self, model: ShardedModel, pairs: RankPairs, config: TrainConfig, context: DistContext):
         self.model, self.pairs, self.config, self.context = model, pairs, config, context
         self.generator = torch.Generator().manual_seed(config.seed)
         self.optimizer = make_optimizer(model.parameters(), config)
@@ -82,21 +94,21 @@ class DistributedStepRunner(EpochRunner):
     def _step(self, loss: torch.Tensor) -> float:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        reduce_gradients(self.model.replicated_parameters())
         self.optimizer.step()
         return sum_over_ranks(float(loss.detach()))
 
     def whole_data_loss(self) -> torch.Tensor:
         """L_r: this rank's part of the whole-data loss and of its L2 penalty (its own rows)."""
-        users, items = self.model.layers()
-        user_emb, item_emb = self.model.combine(users), self.model.combine(items)
+        out = self.model.propagate()
         pairs = self.pairs
-        halo_emb = gather_rows(item_emb, self.model.halo)
-        observed = ObservedTerm.apply(user_emb, halo_emb, pairs.users, pairs.halo_items, pairs.halo_weight)
-        unobserved = (gram(user_emb) * all_reduce_sum(gram(item_emb, pairs.owned_weight))).sum()
-        # The penalty's rows are the ego layers' own tensors (the table's values, in its order), so
-        # that each ego row's gradient sums its three parts in the single process's order: one
-        # rank computes the plain path's bits.
-        penalty = torch.cat([users[0], items[0]]).square().sum()
+        halo_emb = gather_rows(out.items, self.model.halo)
+        observed = ObservedTerm.apply(out.users, halo_emb, pairs.users, pairs.halo_items, pairs.halo_weight)
+        unobserved = (gram(out.users) * all_reduce_sum(gram(out.items, pairs.owned_weight))).sum()
+        # The penalty's rows are the forward pass's ego tensors (the table's values, in its order),
+        # so that each ego row's gradient sums its parts in the single process's order: one rank
+        # computes the plain path's bits.
+        penalty = torch.cat([out.user_ego, out.item_ego]).square().sum()
         return (observed + unobserved) / pairs.num_pairs + self.config.l2 * penalty / pairs.num_pairs
 
     def whole_data_step(self) -> float:
@@ -123,15 +135,14 @@ class DistributedStepRunner(EpochRunner):
         """This rank's part of the BPR (negatives [B]) or BCE (negatives [B, K]) loss of a global
         batch, with its L2 penalty on the ego rows the batch touched."""
         users, pos, neg = self.batch_part(batch, negatives)
-        user_layers, item_layers = self.model.layers()
-        user_emb, item_emb = self.model.combine(user_layers), self.model.combine(item_layers)
-        final, ego, inverse = self.item_rows(item_emb, item_layers[0], torch.cat([pos, neg.reshape(-1)]))
+        out = self.model.propagate()
+        final, ego, inverse = self.item_rows(out.items, out.item_ego, torch.cat([pos, neg.reshape(-1)]))
         # Positives and negatives indexed apart and the ego rows through the ego layers (not the
         # table): each row's gradient then sums its parts in the single process's order.
         pos_emb, neg_emb = final[inverse[:len(pos)]], final[inverse[len(pos):]].reshape(*neg.shape, -1)
         score = bpr_loss if negatives.dim() == 1 else bce_loss
-        loss = score(user_emb[users], pos_emb, neg_emb, batch_size=len(batch))
-        penalty = l2_penalty([user_layers[0][users], ego[inverse]], len(batch))
+        loss = score(out.users[users], pos_emb, neg_emb, batch_size=len(batch))
+        penalty = l2_penalty([out.user_ego[users], ego[inverse]], len(batch))
         return loss + self.config.l2 * penalty
 
     def bpr_step(self, batch: torch.Tensor) -> float:

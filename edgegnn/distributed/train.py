@@ -1,4 +1,4 @@
-"""Train a LightGCN card (or fit a graph filter card) over the ranks of a torch.distributed job;
+"""Train a LightGCN or GraphSAGE card (or fit a graph filter card) over the ranks of a torch.distributed job;
 rank 0 writes the checkpoint.
 
 Every rank loads the same split (its files' sha256 and the training pairs are compared across
@@ -32,7 +32,14 @@ from edgegnn.distributed.context import (
 )
 from edgegnn.distributed.halo import ExchangePlan, all_rows
 from edgegnn.distributed.partition import BlockPartition, partition_items, partition_users
-from edgegnn.distributed.sharded import ShardedLightGCN, halo_adjacency, inverse_sqrt_degrees
+from edgegnn.distributed.sharded import (
+    ShardedLightGCN,
+    ShardedModel,
+    ShardedSAGE,
+    halo_adjacency,
+    inverse_sqrt_degrees,
+    mean_adjacency,
+)
 from edgegnn.distributed.state import (
     ReshardingLayout,
     RowLayout,
@@ -40,8 +47,10 @@ from edgegnn.distributed.state import (
     complete_checkpoints,
     gather_table,
     load_state,
+    parameters_snapshot,
     partition_digest,
     read_progress,
+    restore_parameters,
     save_state,
 )
 from edgegnn.distributed.steps import DistributedStepRunner, RankPairs
@@ -63,7 +72,7 @@ from edgegnn.train.trainer import (
 
 log = logging.getLogger(__name__)
 
-DISTRIBUTED_KINDS = ("lightgcn", "graph-filter")
+DISTRIBUTED_KINDS = ("lightgcn", "sage", "graph-filter")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,10 +118,9 @@ class RankSetup:
     context: DistContext
     users: BlockPartition
     items: BlockPartition
-    model: ShardedLightGCN
+    model: ShardedModel
     runner: DistributedStepRunner
     layout: RowLayout
-    alpha: torch.Tensor
 
     @property
     def local_users(self) -> np.ndarray:
@@ -158,13 +166,11 @@ def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torc
     pair_items = renumbered_items[pairs[1][mine]]
     halo = np.unique(pair_items)
     halo_positions = np.searchsorted(halo, pair_items)
-    weight = (inverse_sqrt_degrees(user_degree, dtype)[pairs[0][mine]]
-              * inverse_sqrt_degrees(item_degree, dtype)[pairs[1][mine]])
-    user_to_halo, halo_to_user = halo_adjacency(local_users, halo_positions, users.size_of(rank), len(halo), weight)
     plan = ExchangePlan.build(torch.from_numpy(halo), items.bounds, context)
     owned = items.rows_of(rank)
     table = torch.cat([ego[torch.from_numpy(users.rows_of(rank))], ego[torch.from_numpy(owned + train.num_users)]])
-    model = ShardedLightGCN(table, user_to_halo, halo_to_user, plan, plain.gnn.alpha.detach(), users.size_of(rank))
+    shape = (local_users, halo_positions, users.size_of(rank), len(halo))
+    model = _sharded_model(card, plain, table, plan, shape, user_degree[pairs[0][mine]], item_degree[pairs[1][mine]])
     negative_weight = negative_weights(train, card.training)
     rank_pairs = RankPairs(users=torch.from_numpy(local_users), items=torch.from_numpy(pair_items),
                            halo_items=torch.from_numpy(halo_positions),
@@ -174,7 +180,21 @@ def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torc
                            owned_weight=negative_weight[torch.from_numpy(owned)],
                            halo_weight=negative_weight[torch.from_numpy(items.order[halo])])
     runner = DistributedStepRunner(model, rank_pairs, card.training, context)
-    return RankSetup(context, users, items, model, runner, RowLayout(context, users, items), plain.gnn.alpha.detach())
+    return RankSetup(context, users, items, model, runner, RowLayout(context, users, items))
+
+
+def _sharded_model(card: ModelCard, plain, table: torch.Tensor, plan: ExchangePlan, shape: tuple,
+                   user_degree: np.ndarray, item_degree: np.ndarray) -> ShardedModel:
+    """The card's model over this rank's rows: the plain model's parameters, its Â (LightGCN) or
+    D^-1 A (SAGE) blocks over the pairs `shape` = (local users, halo positions, U_r, |H_r|)
+    whose users' and items' degrees are `user_degree`, `item_degree` [E_r]."""
+    num_local_users = shape[2]
+    if card.model.type == "sage":
+        degrees = torch.from_numpy(user_degree).to(table.dtype), torch.from_numpy(item_degree).to(table.dtype)
+        return ShardedSAGE(table, mean_adjacency(*shape, *degrees), plan, plain.conv1.to(table.dtype),
+                           plain.conv2.to(table.dtype), num_local_users)
+    weight = inverse_sqrt_degrees(user_degree, table.dtype) * inverse_sqrt_degrees(item_degree, table.dtype)
+    return ShardedLightGCN(table, *halo_adjacency(*shape, weight), plan, plain.gnn.alpha.detach(), num_local_users)
 
 
 def combined_metrics(context: DistContext, local: dict[str, float]) -> dict[str, float]:
@@ -238,8 +258,8 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
     if checkpointing is not None and checkpointing.resume:
         state, best, resumed = agreed(context, lambda: _resume(setup, split, checkpointing.directory, job))
     hooks = LoopHooks(validate=_validation(setup, split, config),
-                      snapshot=lambda: setup.model.table.detach().clone(),
-                      restore=lambda rows: setup.model.table.data.copy_(rows),
+                      snapshot=lambda: parameters_snapshot(setup.model),
+                      restore=lambda saved: restore_parameters(setup.model, saved),
                       shared_seconds=lambda seconds: _rank0_value(seconds),
                       on_epoch=on_epoch if context.is_writer else None,
                       on_evaluate=on_evaluate if context.is_writer else None,
@@ -310,7 +330,7 @@ def _resume(setup: RankSetup, split: Split, directory: Path, job: dict):
     if written_world != setup.context.world_size:
         layout = ReshardingLayout(setup.layout, *partitions(unique_pairs(split), split, written_world))
         log.info("resharding %s from %d ranks to %d", found[-1], written_world, setup.context.world_size)
-    state, best = load_state(found[-1], layout, setup.model.table, setup.runner.optimizer, setup.runner.generator)
+    state, best = load_state(found[-1], layout, setup.model, setup.runner.optimizer, setup.runner.generator)
     log.info("resumed from %s (epoch %d)", found[-1], state.epoch)
     return state, best, {"checkpoint": found[-1].name, "epoch": state.epoch, "world_size": written_world}
 
@@ -323,7 +343,7 @@ def _checkpoint_hook(setup: RankSetup, checkpointing: Checkpointing | None, job:
     def after_evaluation(state: LoopState, best) -> None:
         evaluations[0] += 1
         if evaluations[0] % checkpointing.every == 0:
-            save_state(checkpointing.directory, setup.layout, setup.model.table, setup.runner.optimizer,
+            save_state(checkpointing.directory, setup.layout, setup.model, setup.runner.optimizer,
                        setup.runner.generator, state, best, job)
 
     return after_evaluation
@@ -338,7 +358,7 @@ def _final_checkpoint(split: Split, card: ModelCard, setup: RankSetup, table: to
     if table is None:
         return None
     model = build_model(card.model, split.num_users, split.num_items)
-    model.load_state_dict({"gnn.embedding.weight": table.to(torch.float32), "gnn.alpha": setup.alpha})
+    model.load_state_dict(setup.model.plain_state(table))
     checkpoint = trained_checkpoint(split, card, model, BipartiteGraph.from_interactions(split.train), result, ks=ks)
     checkpoint.metrics["distributed"] = _layout(setup.context, setup.users, setup.items)
     if resumed is not None:

@@ -64,14 +64,14 @@ class BipartiteGraph:
     @cached_property
     def mean_adjacency(self) -> torch.Tensor:
         """D^{-1} A as torch sparse CSR [N, N]: row v averages v's neighbours (SAGE's mean)."""
-        weight = 1.0 / self.degrees[self.edge_index[0]]
+        weight = 1.0 / self.degrees.to(self.dtype)[self.edge_index[0]]
         return sparse_csr(self.edge_index, weight, self.num_nodes)
 
     @cached_property
     def mean_adjacency_t(self) -> torch.Tensor:
         """(D^{-1} A)ᵀ = A D^{-1} as torch sparse CSR [N, N], for gradients of the mean."""
         row, col = self.edge_index
-        return sparse_csr(torch.stack([col, row]), 1.0 / self.degrees[row], self.num_nodes)
+        return sparse_csr(torch.stack([col, row]), 1.0 / self.degrees.to(self.dtype)[row], self.num_nodes)
 
 
 class ConstantSpMM(torch.autograd.Function):

@@ -47,9 +47,10 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
 
 
-@pytest.mark.parametrize("loss,epochs", [("whole-data", 12), ("bpr", 2)])
-def test_one_rank_under_torchrun_writes_the_plain_paths_checkpoint_bit_for_bit(tmp_path, loss, epochs):
-    model = card(tmp_path, loss=loss, epochs=epochs)
+@pytest.mark.parametrize("kind,loss,epochs", [("lightgcn", "whole-data", 12), ("lightgcn", "bpr", 2),
+                                               ("sage", "whole-data", 6), ("sage", "bpr", 2)])
+def test_one_rank_under_torchrun_writes_the_plain_paths_checkpoint_bit_for_bit(tmp_path, kind, loss, epochs):
+    model = card(tmp_path, loss=loss, epochs=epochs, kind=kind)
     plain = plain_train("--model", str(model), "--data", DATA, "--out", str(tmp_path / "plain.pt"))
     assert plain.returncode == 0, plain.stderr
     one = torchrun(1, "--model", str(model), "--data", DATA, "--out", str(tmp_path / "one.pt"))
@@ -137,6 +138,33 @@ def resumed_from(path: Path) -> dict:
     return torch.load(path, weights_only=True)["metrics"]["distributed"]["resumed_from"]
 
 
+def test_a_sage_job_resumed_from_an_earlier_checkpoint_ends_where_it_ended(tmp_path):
+    """GraphSAGE's replicated layers and their Adam moments go through DCP too: the newest checkpoint
+    of a finished job removed, the job resumed from the one before ends bit for bit where it ended
+    (and, resharded onto one rank, to float32 rounding)."""
+    model = card(tmp_path, kind="sage", epochs=8)
+    checkpoints = tmp_path / "checkpoints"
+    args = ["--model", str(model), "--data", DATA, "--checkpoint-dir", str(checkpoints)]
+    whole = torchrun(2, *args, "--out", str(tmp_path / "whole.pt"))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    kept = sorted(path.name for path in checkpoints.iterdir())
+    assert kept == ["epoch-000006", "epoch-000008"]
+    shutil.rmtree(checkpoints / kept[-1])
+    shutil.copytree(checkpoints, tmp_path / "copy")
+    again = torchrun(2, *args, "--resume", "--out", str(tmp_path / "again.pt"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    expected, actual = state(tmp_path / "whole.pt"), state(tmp_path / "again.pt")
+    assert expected.keys() == actual.keys() and any(name.startswith("conv1.") for name in expected)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    assert resumed_from(tmp_path / "again.pt")["epoch"] == 6
+    one = torchrun(1, "--model", str(model), "--data", DATA, "--checkpoint-dir", str(tmp_path / "copy"), "--resume",
+                   "--out", str(tmp_path / "one.pt"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    for name, value in state(tmp_path / "one.pt").items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-4, atol=1e-5)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -181,9 +209,9 @@ def test_more_ranks_than_users_fail_on_every_rank_before_anything_is_written(tmp
 
 
 def test_a_card_distributed_training_does_not_cover_is_refused_in_one_line(tmp_path):
-    done = torchrun(1, "--model", str(card(tmp_path, kind="sage")), "--data", DATA, "--out", str(tmp_path / "m.pt"))
+    done = torchrun(1, "--model", str(card(tmp_path, kind="gat")), "--data", DATA, "--out", str(tmp_path / "m.pt"))
     assert done.returncode != 0
-    assert error_lines(done.stderr) == ["error: model.type='sage': distributed training covers lightgcn, "
+    assert error_lines(done.stderr) == ["error: model.type='gat': distributed training covers lightgcn, sage, "
                                         "graph-filter cards"], done.stderr[-2000:]
 
 

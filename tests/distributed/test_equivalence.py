@@ -38,19 +38,21 @@ def split():
     return load_dataset(worker.DATA, valid_ratio=0.0, seed=0)
 
 
-def single_process(split, loss: str, dtype: torch.dtype):
-    """(losses, step-1 gradient, table after the steps) of the plain trainer's StepRunner."""
+def single_process(split, loss: str, dtype: torch.dtype, kind: str = "lightgcn"):
+    """(losses, step-1 gradient of the ego table, table after the steps, step-1 gradients and values
+    after the steps of the other parameters) of the plain trainer's StepRunner."""
     from edgegnn.models import build_model
     from edgegnn.models.graph import BipartiteGraph
     from edgegnn.train.trainer import StepRunner, seed_everything
 
-    card = worker.card_for(loss)
+    card = worker.card_for(loss, kind)
     seed_everything(card.training.seed)
     model = build_model(card.model, split.num_users, split.num_items).to(dtype)
     graph = BipartiteGraph.from_interactions(split.train, dtype=dtype)
     runner = StepRunner(model, graph, split.train, card.training)
     order = torch.randperm(len(runner.users), generator=runner.generator)
     losses, grad = [], None
+    others = {name: param for name, param in model.named_parameters() if param is not model.ego_embeddings}
     for step in range(worker.STEPS):
         if loss == "whole-data":
             losses.append(runner.whole_data_step())
@@ -59,7 +61,9 @@ def single_process(split, loss: str, dtype: torch.dtype):
             losses.append((runner.bpr_step if loss == "bpr" else runner.bce_step)(batch))
         if step == 0:
             grad = model.ego_embeddings.grad.detach().clone()
-    return losses, grad, model.ego_embeddings.detach().clone()
+            other_grads = {name: param.grad.detach().clone() for name, param in others.items()}
+    return losses, grad, model.ego_embeddings.detach().clone(), other_grads, {
+        name: param.detach().clone() for name, param in others.items()}
 
 
 def close(actual: torch.Tensor, expected: torch.Tensor, rtol: float) -> None:
@@ -68,24 +72,28 @@ def close(actual: torch.Tensor, expected: torch.Tensor, rtol: float) -> None:
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol * float(expected.abs().max()))
 
 
-@pytest.mark.parametrize("loss", ["whole-data", "bpr", "bce"])
-def test_two_ranks_match_one_process_in_float64(two_ranks, split, loss):
-    losses, grad, table = single_process(split, loss, torch.float64)
-    result = two_ranks[f"{loss}/float64"]
+@pytest.mark.parametrize("kind,loss", [("lightgcn", "whole-data"), ("lightgcn", "bpr"), ("lightgcn", "bce"),
+                                       ("sage", "whole-data"), ("sage", "bpr")])
+def test_two_ranks_match_one_process_in_float64(two_ranks, split, kind, loss):
+    losses, grad, table, other_grads, others = single_process(split, loss, torch.float64, kind)
+    result = two_ranks[worker.case_name(kind, loss, torch.float64)]
     assert two_ranks["world_size"] == 2
     np.testing.assert_allclose(result["losses"], losses, rtol=1e-10)
     close(result["grad"], grad, 1e-10)
     close(result["table"], table, 1e-10)
-    assert not torch.equal(table, result["table"].new_zeros(table.shape))
-    moved = (table - single_process_start(split, loss)).abs().max()
+    moved = (table - single_process_start(split, loss, kind)).abs().max()
     assert moved > 1e-3                                  # the 5 steps did move the table
+    assert result["replicated"].keys() == others.keys() and (kind == "sage") == bool(others)
+    for name in others:                       # GraphSAGE's layers: gradients summed over ranks, then stepped
+        close(result["replicated_grads"][name], other_grads[name], 1e-10)
+        close(result["replicated"][name], others[name], 1e-10)
 
 
-def single_process_start(split, loss: str) -> torch.Tensor:
+def single_process_start(split, loss: str, kind: str) -> torch.Tensor:
     from edgegnn.models import build_model
     from edgegnn.train.trainer import seed_everything
 
-    card = worker.card_for(loss)
+    card = worker.card_for(loss, kind)
     seed_everything(card.training.seed)
     return build_model(card.model, split.num_users, split.num_items).ego_embeddings.detach().double()
 
@@ -106,22 +114,25 @@ def test_every_row_lives_on_one_rank_and_the_halo_is_what_the_partition_predicts
 
 @pytest.mark.parametrize("loss", ["whole-data", "bpr"])
 def test_two_ranks_match_one_process_in_float32(two_ranks, split, loss):
-    losses, grad, table = single_process(split, loss, torch.float32)
-    result = two_ranks[f"{loss}/float32"]
+    losses, grad, table, _, _ = single_process(split, loss, torch.float32)
+    result = two_ranks[worker.case_name("lightgcn", loss, torch.float32)]
     np.testing.assert_allclose(result["losses"], losses, rtol=1e-5)
     close(result["grad"], grad, 1e-5)
     close(result["table"], table, 1e-5)
 
 
-@pytest.mark.parametrize("loss", ["whole-data", "bpr", "bce"])
-def test_gradients_through_the_collectives_match_finite_differences(two_ranks, split, loss):
-    checked = two_ranks[f"{loss}/float64"]["finite_differences"]
+@pytest.mark.parametrize("kind,loss", [("lightgcn", "whole-data"), ("lightgcn", "bpr"), ("lightgcn", "bce"),
+                                       ("sage", "whole-data"), ("sage", "bpr")])
+def test_gradients_through_the_collectives_match_finite_differences(two_ranks, split, kind, loss):
+    checked = two_ranks[worker.case_name(kind, loss, torch.float64)]["finite_differences"]
     analytic = checked["analytic"]
     owners = {what for what, _, _ in checked["coordinates"]}
-    assert owners == {"user", "item"}
+    assert owners == ({"user", "item", "weight"} if kind == "sage" else {"user", "item"})
     for (what, row, col), numeric in zip(checked["coordinates"], checked["numeric"]):
-        index = row if what == "user" else split.num_users + row
-        expected = float(analytic[index, col])
+        if what == "weight":                                    # a replicated weight, [col, col]
+            expected = float(checked["analytic_weights"][row][col, col])
+        else:
+            expected = float(analytic[row if what == "user" else split.num_users + row, col])
         assert abs(numeric - expected) <= 1e-6 * max(abs(expected), 1e-3), (what, row, col, numeric, expected)
     assert max(abs(n) for n in checked["numeric"]) > 1e-6      # not a vacuous match of zeros
 

@@ -19,20 +19,37 @@ import torch
 from edgegnn.data import load_dataset
 from edgegnn.distributed.context import init_from_env, sum_over_ranks
 from edgegnn.distributed.state import gather_table
+from edgegnn.distributed.steps import reduce_gradients
 from edgegnn.distributed.train import set_up_rank
-from edgegnn.models import LightGCNConfig, ModelCard, TrainConfig
+from edgegnn.models import LightGCNConfig, ModelCard, SAGEConfig, TrainConfig
 
 DATA = "synthetic:users=300,items=200,seed=1"
-CASES = [("whole-data", torch.float64), ("bpr", torch.float64), ("bce", torch.float64),
-         ("whole-data", torch.float32), ("bpr", torch.float32)]
+CASES = [("lightgcn", "whole-data", torch.float64), ("lightgcn", "bpr", torch.float64),
+         ("lightgcn", "bce", torch.float64), ("lightgcn", "whole-data", torch.float32),
+         ("lightgcn", "bpr", torch.float32), ("sage", "whole-data", torch.float64), ("sage", "bpr", torch.float64)]
 STEPS = 5
 BATCH = 256
 STEP = 1e-6            # central differences in float64
 
 
-def card_for(loss: str) -> ModelCard:
-    return ModelCard(name=f"lightgcn-{loss}", model=LightGCNConfig(embedding_dim=8, num_layers=2),
+def card_for(loss: str, kind: str = "lightgcn") -> ModelCard:
+    model = (LightGCNConfig(embedding_dim=8, num_layers=2) if kind == "lightgcn"
+             else SAGEConfig(embedding_dim=8, hidden_dim=6))
+    return ModelCard(name=f"{kind}-{loss}", model=model,
                      training=TrainConfig(loss=loss, batch_size=BATCH, learning_rate=0.01, seed=3))
+
+
+def case_name(kind: str, loss: str, dtype: torch.dtype) -> str:
+    return f"{'' if kind == 'lightgcn' else kind + '/'}{loss}/{str(dtype).removeprefix('torch.')}"
+
+
+def replicated(setup) -> dict[str, torch.Tensor]:
+    """The model's replicated parameters by name (GraphSAGE's layers), as the plain model names them."""
+    return {name: param.detach().clone() for name, param in setup.model.named_parameters() if name != "table"}
+
+
+def replicated_grads(setup) -> dict[str, torch.Tensor]:
+    return {name: param.grad.detach().clone() for name, param in setup.model.named_parameters() if name != "table"}
 
 
 def run_steps(setup, loss: str, order: torch.Tensor) -> list[float]:
@@ -45,7 +62,7 @@ def run_steps(setup, loss: str, order: torch.Tensor) -> list[float]:
             batch = order[step * BATCH:(step + 1) * BATCH]
             losses.append((setup.runner.bpr_step if loss == "bpr" else setup.runner.bce_step)(batch))
         if step == 0:
-            first_grad = gather_table(setup.layout, setup.model.table.grad)
+            first_grad = gather_table(setup.layout, setup.model.table.grad), replicated_grads(setup)
     return losses, first_grad
 
 
@@ -73,25 +90,33 @@ def finite_differences(setup, context, loss: str) -> dict:
     table = setup.model.table
     table.grad = None
     fixed_loss(setup, loss, batch, negatives).backward()
+    reduce_gradients(setup.model.replicated_parameters())
     analytic = gather_table(setup.layout, table.grad)
+    weights = dict(setup.model.named_parameters())
     coordinates = [("user", int(setup.users.rows_of(owner)[k * 3]), k)     # two user rows of each rank
                    for owner in range(context.world_size) for k in range(2)]
     coordinates += [("item", int(setup.items.rows_of(owner)[k * 5]), k)     # two item rows of each rank
                     for owner in range(context.world_size) for k in range(2)]
+    coordinates += [("weight", name, k) for name in weights if name.endswith("lin_l.weight") for k in range(2)]
     numeric = []
     for what, index, col in coordinates:
-        owner, row = owned_row(setup, what, index)
+        if what == "weight":                          # replicated: every rank moves its copy
+            target, at = weights[index], (col, col)
+        else:
+            owner, row = owned_row(setup, what, index)
+            target, at = (table, (row, col)) if owner == context.rank else (None, None)
         values = []
         for sign in (1.0, -1.0):
             with torch.no_grad():
-                if owner == context.rank:
-                    table[row, col] += sign * STEP
+                if target is not None:
+                    target[at] += sign * STEP
             values.append(sum_over_ranks(float(fixed_loss(setup, loss, batch, negatives))))
             with torch.no_grad():
-                if owner == context.rank:
-                    table[row, col] -= sign * STEP
+                if target is not None:
+                    target[at] -= sign * STEP
         numeric.append((values[0] - values[1]) / (2 * STEP))
-    return {"coordinates": coordinates, "numeric": numeric, "analytic": analytic}
+    return {"coordinates": coordinates, "numeric": numeric, "analytic": analytic,
+            "analytic_weights": {name: weights[name].grad.detach().clone() for name in weights if name != "table"}}
 
 
 FILTERS = ("gf-cf", "chebycf", "bspm")
@@ -137,18 +162,19 @@ def main(out: str) -> None:
     context = init_from_env()
     split = load_dataset(DATA, valid_ratio=0.0, seed=0)
     results = {"world_size": context.world_size}
-    for loss, dtype in CASES:
-        card = card_for(loss)
+    for kind, loss, dtype in CASES:
+        card = card_for(loss, kind)
         setup = set_up_rank(split, card, context, dtype)
         order = torch.randperm(setup.runner.pairs.num_pairs, generator=setup.runner.generator)
-        losses, first_grad = run_steps(setup, loss, order)
+        losses, (first_grad, first_replicated_grads) = run_steps(setup, loss, order)
         record = {"losses": losses, "grad": first_grad, "table": gather_table(setup.layout, setup.model.table),
+                  "replicated_grads": first_replicated_grads, "replicated": replicated(setup),
                   "rows_per_rank": all_gathered(len(setup.model.table)),
                   "halo_foreign_rows": all_gathered(setup.model.halo.foreign_rows(context.rank))}
         if dtype == torch.float64:
             fresh = set_up_rank(split, card, context, dtype)
             record["finite_differences"] = finite_differences(fresh, context, loss)
-        results[f"{loss}/{str(dtype).removeprefix('torch.')}"] = record
+        results[case_name(kind, loss, dtype)] = record
     results["graph_filters"] = graph_filter_tables(split, context)
     if context.is_writer:
         torch.save(results, out)

@@ -1,11 +1,11 @@
 """Rows owned by other ranks: the halo exchange of a 1D owner-computes partition (CAGNET, DistGNN).
 
-Items are split into contiguous blocks of renumbered ids, rank q owning B_q. A rank that needs
+Items are split into contiguous blocks of renumbered ids, rank q owning J_q. A rank that needs
 the rows of a set H of items (the items its users' pairs touch, or a mini-batch's) asks each
-owner for H ∩ B_q; an `ExchangePlan` records, once, which of its own rows every other rank
+owner for H ∩ J_q; an `ExchangePlan` records, once, which of its own rows every other rank
 asked for. Two differentiable operations use it, each the other's adjoint:
-    gather_rows(X, plan)       [|B_r|, d] owned rows  ->  [|H|, d] the wanted rows, from their owners
-    scatter_add_rows(P, plan)  [|H|, d] partial sums  ->  [|B_r|, d] Σ over ranks of the parts for
+    gather_rows(X, plan)       [|J_r|, d] owned rows  ->  [|H|, d] the wanted rows, from their owners
+    scatter_add_rows(P, plan)  [|H|, d] partial sums  ->  [|J_r|, d] Σ over ranks of the parts for
                                                           each owned row
 so the backward of a gather is a scatter-add of the gradients to the owners, and the backward
 of a scatter-add a gather of the owners' gradients. Both are one `all_to_all_single` of
@@ -34,7 +34,7 @@ class ExchangePlan:
         send_rows: int64 [S] indices into this rank's block of the rows the others want, grouped
             by the rank that wants them (rank 0's first).
         send_counts: [W] rows sent to each rank; recv_counts: [W] rows received from each.
-        num_owned: |B_r|.
+        num_owned: |J_r|.
     """
 
     wanted: torch.Tensor
@@ -79,7 +79,7 @@ def _send_owned(owned: torch.Tensor, plan: ExchangePlan) -> torch.Tensor:
 
 
 def _return_to_owners(rows: torch.Tensor, plan: ExchangePlan) -> torch.Tensor:
-    """[|B_r|, d]: every wanted row back to its owner, the parts for one owned row summed."""
+    """[|J_r|, d]: every wanted row back to its owner, the parts for one owned row summed."""
     returned = rows.new_empty((len(plan.send_rows), rows.shape[1]))
     dist.all_to_all_single(returned, rows.contiguous(), plan.send_counts, plan.recv_counts)
     return rows.new_zeros((plan.num_owned, rows.shape[1])).index_add_(0, plan.send_rows, returned)
@@ -117,7 +117,7 @@ def gather_rows(owned: torch.Tensor, plan: ExchangePlan) -> torch.Tensor:
 
 
 def scatter_add_rows(partial: torch.Tensor, plan: ExchangePlan) -> torch.Tensor:
-    """[|B_r|, d], every rank's partial rows summed at their owner, differentiable."""
+    """[|J_r|, d], every rank's partial rows summed at their owner, differentiable."""
     return ScatterAddRows.apply(partial, plan)
 
 

@@ -46,7 +46,7 @@ def train(
     distributed: Annotated[bool, typer.Option(
         "--distributed", help="Train as one rank of a torch.distributed job (env:// rendezvous), e.g. "
                               "torchrun --standalone --nproc_per_node 2 -m edgegnn train --distributed --model "
-                              "CARD ...; needs --model (a lightgcn, sage or graph-filter card).")] = False,
+                              "CARD ...; needs --model (a lightgcn, sage, gat or graph-filter card).")] = False,
     checkpoint_dir: Annotated[Optional[Path], typer.Option(
         "--checkpoint-dir", help="--distributed: write the training state there (torch.distributed.checkpoint) "
                                  "at evaluations, to resume a failed job.")] = None,

@@ -1,4 +1,4 @@
-"""LightGCN and GraphSAGE over one rank's block of users and block of items.
+"""LightGCN, GraphSAGE and graph attention over one rank's block of users and block of items.
 
 Users and items are each split into blocks (B_r users, J_r items on rank r; `partition`), and
 rank r holds the pairs of its users. With Â = D^-½ A D^-½ (global degrees) one propagation is
@@ -10,7 +10,8 @@ rank r holds the pairs of its users. With Â = D^-½ A D^-½ (global degrees) on
 keeps one table [U_r + I_r, d] (its users, then its items) and the two blocks of Â it needs:
 Â_{B_r, H_r} [U_r, |H_r|] and its transpose. Each layer exchanges |H_r| rows each way, forward
 and backward; no row is replicated, so every gradient lands on the one rank that steps it.
-GraphSAGE (`ShardedSAGE`) exchanges the same halo with the neighbour mean D^-1 A in place of Â.
+GraphSAGE (`ShardedSAGE`) exchanges the same halo with the neighbour mean D^-1 A in place of Â;
+graph attention (`ShardedGAT`) fetches the halo once and attends over it on the users' rank.
 """
 
 from __future__ import annotations
@@ -80,11 +81,12 @@ def mean_adjacency(users: np.ndarray, halo_positions: np.ndarray, num_local_user
 
 
 class ShardedModel(torch.nn.Module, abc.ABC):
-    """A model over one rank's rows: `table` [U_r + I_r, d] (its users, then its items) is its
-    first parameter; `propagate()` is one forward pass, `plain_state(table)` the single-process
-    model's state dict from the gathered table."""
+    """A model over one rank's rows: `table` [U_r + I_r, d] (its users, then its items; [I_r, d]
+    when `user_rows` is False) is its first parameter; `propagate()` is one forward pass,
+    `plain_state(table)` the single-process model's state dict from the gathered table."""
 
     table: torch.nn.Parameter
+    user_rows = True          # the table starts with the rank's users' rows
 
     @abc.abstractmethod
     def propagate(self) -> Propagated:
@@ -198,3 +200,40 @@ class ShardedSAGE(ShardedModel):
         layers = {f"{name}.{key}": value for name in ("conv1", "conv2")
                   for key, value in getattr(self, name).state_dict().items()}
         return {"embedding.weight": table.to(torch.float32), **layers}
+
+
+class ShardedGAT(ShardedModel):
+    """The graph-attention model (`edgegnn.models.gat`) on one rank: users attend over their items.
+
+    A user's softmax runs over its own items, so it is local to the user's rank once the halo's
+    ego rows are fetched: PyG's GATConv runs on the rank's edges (halo item -> local user). Users
+    have no ego rows (the table is the rank's items [I_r, d]); the layer is replicated, its
+    gradient summed over ranks before the step.
+
+    Args:
+        table: [I_r, d] the rank's items' ego rows.
+        edges: int64 [2, E_r] (halo position, local user) of each pair, PyG's source -> target.
+        halo: the exchange plan of H_r.
+        conv: the plain model's attention layer (copied).
+        num_local_users: U_r.
+    """
+
+    user_rows = False
+
+    def __init__(self, table: torch.Tensor, edges: torch.Tensor, halo: ExchangePlan, conv, num_local_users: int):
+        super().__init__()
+        self.table = torch.nn.Parameter(table.clone())
+        self.conv = copy.deepcopy(conv)
+        self.edges, self.halo, self.num_local_users = edges, halo, num_local_users
+
+    def replicated_parameters(self) -> list[torch.Tensor]:
+        return list(self.conv.parameters())
+
+    def propagate(self) -> Propagated:
+        halo = gather_rows(self.table, self.halo)
+        users = self.conv((halo, halo.new_zeros(self.num_local_users, halo.shape[1])), self.edges)
+        return Propagated(self.table[:0], self.table, users, self.table)
+
+    def plain_state(self, table: torch.Tensor) -> dict[str, torch.Tensor]:
+        layer = {f"conv.{key}": value for key, value in self.conv.state_dict().items()}
+        return {"item_embedding.weight": table.to(torch.float32), **layer}

@@ -59,12 +59,14 @@ def partition_digest(*partitions: BlockPartition) -> str:
 
 
 class RowLayout:
-    """How a [U_r + I_r, d] table of one rank is split into DCP entries (module docstring)."""
+    """How a [U_r + I_r, d] table of one rank is split into DCP entries (module docstring); a
+    model without user rows (graph attention: users have no ego embedding) has [I_r, d]."""
 
-    def __init__(self, context: DistContext, users: BlockPartition, items: BlockPartition):
-        self.context, self.users, self.items = context, users, items
+    def __init__(self, context: DistContext, users: BlockPartition, items: BlockPartition, *,
+                 user_rows: bool = True):
+        self.context, self.users, self.items, self.user_rows = context, users, items, user_rows
         self.mesh = init_device_mesh("cpu", (context.world_size,))
-        self.local_users = users.size_of(context.rank)
+        self.local_users = users.size_of(context.rank) if user_rows else 0
 
     def _sharded(self, rows: torch.Tensor, partition: BlockPartition) -> DTensor:
         """`rows` [N_r, d] padded to the largest block, as rank r's shard of [W · block_rows, d]."""
@@ -75,13 +77,16 @@ class RowLayout:
         return DTensor.from_local(padded, self.mesh, [Shard(0)], run_check=False, shape=shape, stride=(width, 1))
 
     def split(self, name: str, table: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {f"{name}.users": self._sharded(table[:self.local_users], self.users),
-                f"{name}.items": self._sharded(table[self.local_users:], self.items)}
+        entries = {f"{name}.items": self._sharded(table[self.local_users:], self.items)}
+        if self.user_rows:
+            entries[f"{name}.users"] = self._sharded(table[:self.local_users], self.users)
+        return entries
 
     def join(self, name: str, entries: dict[str, torch.Tensor]) -> torch.Tensor:
-        users = entries[f"{name}.users"].to_local()[:self.local_users]
         items = entries[f"{name}.items"].to_local()[:self.items.size_of(self.context.rank)]
-        return torch.cat([users, items])
+        if not self.user_rows:
+            return items
+        return torch.cat([entries[f"{name}.users"].to_local()[:self.local_users], items])
 
 
 def padded_rows(partition: BlockPartition, original: np.ndarray) -> torch.Tensor:
@@ -101,16 +106,19 @@ class ReshardingLayout:
     def __init__(self, target: RowLayout, users: BlockPartition, items: BlockPartition):
         self.target, self.users, self.items = target, users, items
         rank = target.context.rank
-        self.user_rows = padded_rows(users, target.users.rows_of(rank))
+        self.user_rows = padded_rows(users, target.users.rows_of(rank)) if target.user_rows else None
         self.item_rows = padded_rows(items, target.items.rows_of(rank))
 
     def split(self, name: str, table: torch.Tensor) -> dict[str, torch.Tensor]:
         width, world = table.shape[1], self.users.world_size
-        return {f"{name}.users": table.new_zeros((self.users.block_rows * world, width)),
-                f"{name}.items": table.new_zeros((self.items.block_rows * world, width))}
+        entries = {f"{name}.items": table.new_zeros((self.items.block_rows * world, width))}
+        if self.user_rows is not None:
+            entries[f"{name}.users"] = table.new_zeros((self.users.block_rows * world, width))
+        return entries
 
     def join(self, name: str, entries: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([entries[f"{name}.users"][self.user_rows], entries[f"{name}.items"][self.item_rows]])
+        items = entries[f"{name}.items"][self.item_rows]
+        return items if self.user_rows is None else torch.cat([entries[f"{name}.users"][self.user_rows], items])
 
 
 def parameters_snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -260,10 +268,13 @@ def load_state(path: Path, layout: RowLayout | ReshardingLayout, model: torch.nn
 
 
 def gather_table(layout: RowLayout, table: torch.Tensor) -> torch.Tensor | None:
-    """The whole [U + I, d] table in the original order, on rank 0 (None elsewhere)."""
-    users = _gather_block(layout, table[:layout.local_users], layout.users)
-    items = _gather_block(layout, table[layout.local_users:], layout.items)
-    return None if users is None else torch.cat([users, items])
+    """The whole [U + I, d] table ([I, d] without user rows) in the original order, on rank 0
+    (None elsewhere)."""
+    users = _gather_block(layout, table[:layout.local_users], layout.users) if layout.user_rows else None
+    items = _gather_block(layout, table[layout.local_users:], layout.items)      # collectives: every rank
+    if users is None:
+        return items
+    return torch.cat([users, items])
 
 
 def _gather_block(layout: RowLayout, rows: torch.Tensor, partition: BlockPartition) -> torch.Tensor | None:

@@ -128,6 +128,9 @@ class DistributedStepRunner(EpochRunner):
         calls it, with or without items)."""
         wanted, inverse = torch.unique(items, return_inverse=True)
         plan = ExchangePlan.build(wanted, self.pairs.item_bounds, self.context)
+        if ego_items is item_emb:                # graph attention scores by the ego rows themselves
+            rows = gather_rows(item_emb, plan)
+            return rows, rows, inverse
         rows = gather_rows(torch.cat([item_emb, ego_items], dim=1), plan)
         return rows[:, :item_emb.shape[1]], rows[:, item_emb.shape[1]:], inverse
 
@@ -142,7 +145,8 @@ class DistributedStepRunner(EpochRunner):
         pos_emb, neg_emb = final[inverse[:len(pos)]], final[inverse[len(pos):]].reshape(*neg.shape, -1)
         score = bpr_loss if negatives.dim() == 1 else bce_loss
         loss = score(out.users[users], pos_emb, neg_emb, batch_size=len(batch))
-        penalty = l2_penalty([out.user_ego[users], ego[inverse]], len(batch))
+        touched = [out.user_ego[users]] if self.model.user_rows else []
+        penalty = l2_penalty([*touched, ego[inverse]], len(batch))
         return loss + self.config.l2 * penalty
 
     def bpr_step(self, batch: torch.Tensor) -> float:

@@ -1,4 +1,4 @@
-"""Train a LightGCN or GraphSAGE card (or fit a graph filter card) over the ranks of a torch.distributed job;
+"""Train a LightGCN, GraphSAGE or graph-attention card (or fit a graph filter) over the ranks of a job;
 rank 0 writes the checkpoint.
 
 Every rank loads the same split (its files' sha256 and the training pairs are compared across
@@ -33,6 +33,7 @@ from edgegnn.distributed.context import (
 from edgegnn.distributed.halo import ExchangePlan, all_rows
 from edgegnn.distributed.partition import BlockPartition, partition_items, partition_users
 from edgegnn.distributed.sharded import (
+    ShardedGAT,
     ShardedLightGCN,
     ShardedModel,
     ShardedSAGE,
@@ -72,7 +73,7 @@ from edgegnn.train.trainer import (
 
 log = logging.getLogger(__name__)
 
-DISTRIBUTED_KINDS = ("lightgcn", "sage", "graph-filter")
+DISTRIBUTED_KINDS = ("lightgcn", "sage", "gat", "graph-filter")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +169,9 @@ def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torc
     halo_positions = np.searchsorted(halo, pair_items)
     plan = ExchangePlan.build(torch.from_numpy(halo), items.bounds, context)
     owned = items.rows_of(rank)
-    table = torch.cat([ego[torch.from_numpy(users.rows_of(rank))], ego[torch.from_numpy(owned + train.num_users)]])
+    table = ego[torch.from_numpy(owned)]
+    if card.model.type != "gat":                          # graph attention's users have no ego rows
+        table = torch.cat([ego[torch.from_numpy(users.rows_of(rank))], ego[torch.from_numpy(owned + train.num_users)]])
     shape = (local_users, halo_positions, users.size_of(rank), len(halo))
     model = _sharded_model(card, plain, table, plan, shape, user_degree[pairs[0][mine]], item_degree[pairs[1][mine]])
     negative_weight = negative_weights(train, card.training)
@@ -180,15 +183,18 @@ def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torc
                            owned_weight=negative_weight[torch.from_numpy(owned)],
                            halo_weight=negative_weight[torch.from_numpy(items.order[halo])])
     runner = DistributedStepRunner(model, rank_pairs, card.training, context)
-    return RankSetup(context, users, items, model, runner, RowLayout(context, users, items))
+    return RankSetup(context, users, items, model, runner, RowLayout(context, users, items, user_rows=model.user_rows))
 
 
 def _sharded_model(card: ModelCard, plain, table: torch.Tensor, plan: ExchangePlan, shape: tuple,
                    user_degree: np.ndarray, item_degree: np.ndarray) -> ShardedModel:
     """The card's model over this rank's rows: the plain model's parameters, its Â (LightGCN) or
-    D^-1 A (SAGE) blocks over the pairs `shape` = (local users, halo positions, U_r, |H_r|)
+    D^-1 A (SAGE) blocks or its attention edges (GAT) over the pairs `shape` = (local users, halo positions, U_r, |H_r|)
     whose users' and items' degrees are `user_degree`, `item_degree` [E_r]."""
     num_local_users = shape[2]
+    if card.model.type == "gat":
+        edges = torch.stack([torch.from_numpy(shape[1]), torch.from_numpy(shape[0])]).long()
+        return ShardedGAT(table, edges, plan, plain.conv.to(table.dtype), num_local_users)
     if card.model.type == "sage":
         degrees = torch.from_numpy(user_degree).to(table.dtype), torch.from_numpy(item_degree).to(table.dtype)
         return ShardedSAGE(table, mean_adjacency(*shape, *degrees), plan, plain.conv1.to(table.dtype),

@@ -72,8 +72,11 @@ def close(actual: torch.Tensor, expected: torch.Tensor, rtol: float) -> None:
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol * float(expected.abs().max()))
 
 
-@pytest.mark.parametrize("kind,loss", [("lightgcn", "whole-data"), ("lightgcn", "bpr"), ("lightgcn", "bce"),
-                                       ("sage", "whole-data"), ("sage", "bpr")])
+TRAINED = [("lightgcn", "whole-data"), ("lightgcn", "bpr"), ("lightgcn", "bce"), ("sage", "whole-data"),
+           ("sage", "bpr"), ("gat", "whole-data"), ("gat", "bpr")]
+
+
+@pytest.mark.parametrize("kind,loss", TRAINED)
 def test_two_ranks_match_one_process_in_float64(two_ranks, split, kind, loss):
     losses, grad, table, other_grads, others = single_process(split, loss, torch.float64, kind)
     result = two_ranks[worker.case_name(kind, loss, torch.float64)]
@@ -83,8 +86,8 @@ def test_two_ranks_match_one_process_in_float64(two_ranks, split, kind, loss):
     close(result["table"], table, 1e-10)
     moved = (table - single_process_start(split, loss, kind)).abs().max()
     assert moved > 1e-3                                  # the 5 steps did move the table
-    assert result["replicated"].keys() == others.keys() and (kind == "sage") == bool(others)
-    for name in others:                       # GraphSAGE's layers: gradients summed over ranks, then stepped
+    assert result["replicated"].keys() == others.keys() and (kind != "lightgcn") == bool(others)
+    for name in others:                       # the layers' weights: gradients summed over ranks, then stepped
         close(result["replicated_grads"][name], other_grads[name], 1e-10)
         close(result["replicated"][name], others[name], 1e-10)
 
@@ -121,18 +124,18 @@ def test_two_ranks_match_one_process_in_float32(two_ranks, split, loss):
     close(result["table"], table, 1e-5)
 
 
-@pytest.mark.parametrize("kind,loss", [("lightgcn", "whole-data"), ("lightgcn", "bpr"), ("lightgcn", "bce"),
-                                       ("sage", "whole-data"), ("sage", "bpr")])
+@pytest.mark.parametrize("kind,loss", TRAINED)
 def test_gradients_through_the_collectives_match_finite_differences(two_ranks, split, kind, loss):
     checked = two_ranks[worker.case_name(kind, loss, torch.float64)]["finite_differences"]
     analytic = checked["analytic"]
     owners = {what for what, _, _ in checked["coordinates"]}
-    assert owners == ({"user", "item", "weight"} if kind == "sage" else {"user", "item"})
+    assert owners == {"lightgcn": {"user", "item"}, "sage": {"user", "item", "weight"}, "gat": {"item", "weight"}}[kind]
+    user_rows = split.num_users if kind != "gat" else 0          # graph attention's table is its items
     for (what, row, col), numeric in zip(checked["coordinates"], checked["numeric"]):
         if what == "weight":                                    # a replicated weight, [col, col]
             expected = float(checked["analytic_weights"][row][col, col])
         else:
-            expected = float(analytic[row if what == "user" else split.num_users + row, col])
+            expected = float(analytic[row if what == "user" else user_rows + row, col])
         assert abs(numeric - expected) <= 1e-6 * max(abs(expected), 1e-3), (what, row, col, numeric, expected)
     assert max(abs(n) for n in checked["numeric"]) > 1e-6      # not a vacuous match of zeros
 

@@ -21,20 +21,21 @@ from edgegnn.distributed.context import init_from_env, sum_over_ranks
 from edgegnn.distributed.state import gather_table
 from edgegnn.distributed.steps import reduce_gradients
 from edgegnn.distributed.train import set_up_rank
-from edgegnn.models import LightGCNConfig, ModelCard, SAGEConfig, TrainConfig
+from edgegnn.models import GATConfig, LightGCNConfig, ModelCard, SAGEConfig, TrainConfig
 
 DATA = "synthetic:users=300,items=200,seed=1"
 CASES = [("lightgcn", "whole-data", torch.float64), ("lightgcn", "bpr", torch.float64),
          ("lightgcn", "bce", torch.float64), ("lightgcn", "whole-data", torch.float32),
-         ("lightgcn", "bpr", torch.float32), ("sage", "whole-data", torch.float64), ("sage", "bpr", torch.float64)]
+         ("lightgcn", "bpr", torch.float32), ("sage", "whole-data", torch.float64), ("sage", "bpr", torch.float64),
+         ("gat", "whole-data", torch.float64), ("gat", "bpr", torch.float64)]
 STEPS = 5
 BATCH = 256
 STEP = 1e-6            # central differences in float64
 
 
 def card_for(loss: str, kind: str = "lightgcn") -> ModelCard:
-    model = (LightGCNConfig(embedding_dim=8, num_layers=2) if kind == "lightgcn"
-             else SAGEConfig(embedding_dim=8, hidden_dim=6))
+    model = {"lightgcn": LightGCNConfig(embedding_dim=8, num_layers=2),
+             "sage": SAGEConfig(embedding_dim=8, hidden_dim=6), "gat": GATConfig(embedding_dim=8)}[kind]
     return ModelCard(name=f"{kind}-{loss}", model=model,
                      training=TrainConfig(loss=loss, batch_size=BATCH, learning_rate=0.01, seed=3))
 
@@ -77,7 +78,7 @@ def owned_row(setup, what: str, index: int) -> tuple[int, int]:
     partition = setup.users if what == "user" else setup.items
     owner = int(partition.owners()[index])
     row = int(partition.renumbered()[index] - partition.bounds[owner])
-    return owner, row if what == "user" else setup.users.size_of(owner) + row
+    return owner, row if what == "user" or not setup.model.user_rows else setup.users.size_of(owner) + row
 
 
 def finite_differences(setup, context, loss: str) -> dict:
@@ -94,10 +95,11 @@ def finite_differences(setup, context, loss: str) -> dict:
     analytic = gather_table(setup.layout, table.grad)
     weights = dict(setup.model.named_parameters())
     coordinates = [("user", int(setup.users.rows_of(owner)[k * 3]), k)     # two user rows of each rank
-                   for owner in range(context.world_size) for k in range(2)]
+                   for owner in range(context.world_size) for k in range(2) if setup.model.user_rows]
     coordinates += [("item", int(setup.items.rows_of(owner)[k * 5]), k)     # two item rows of each rank
                     for owner in range(context.world_size) for k in range(2)]
-    coordinates += [("weight", name, k) for name in weights if name.endswith("lin_l.weight") for k in range(2)]
+    matrices = [name for name, weight in weights.items() if name != "table" and weight.dim() == 2]
+    coordinates += [("weight", name, k) for name in matrices[:2] for k in range(2)]   # replicated layers
     numeric = []
     for what, index, col in coordinates:
         if what == "weight":                          # replicated: every rank moves its copy

@@ -97,9 +97,6 @@ def check_card(card: ModelCard) -> None:
         raise DistributedError(f"model.type={card.model.type!r}: distributed training covers "
                                f"{', '.join(DISTRIBUTED_KINDS)} cards",
                                hint="train this card in one process (without --distributed)")
-    if card.training.denoise:
-        raise DistributedError(f"training.denoise={card.training.denoise!r}: denoising is single-process",
-                               hint="set denoise: 0 in the card or train without --distributed")
 
 
 def data_identity(split: Split) -> dict:
@@ -253,6 +250,11 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
     agreed(context, lambda: (check_card(card), check_loop_settings(epochs, time_budget)))
     identity = data_identity(split)
     check_same_on_every_rank(context, "data (sha256 of the files and of the training pairs)", identity)
+    if card.training.denoise:
+        if checkpointing is not None:
+            agreed(context, lambda: _no_checkpoints_for_denoising(card))
+        return _denoised(split, card, context, epochs=epochs, time_budget=time_budget, dtype=dtype,
+                         on_epoch=on_epoch, on_evaluate=on_evaluate, ks=ks)
     if not is_trained(card.model.type):
         if checkpointing is not None:
             agreed(context, lambda: _no_state_to_checkpoint(card, checkpointing))
@@ -276,6 +278,34 @@ def train_distributed(split: Split, card: ModelCard, context: DistContext, *, ep
     table = gather_table(setup.layout, setup.model.table)
     checkpoint = agreed(context, lambda: _final_checkpoint(split, card, setup, table, result, ks, resumed))
     return checkpoint, result
+
+
+def _denoised(split: Split, card: ModelCard, context: DistContext, *, dtype: torch.dtype,
+              **options) -> tuple[Checkpoint | None, TrainResult]:
+    """The card's denoised fit (`edgegnn.train.denoise`), each of its fits over the ranks. Every
+    rank receives each fit's checkpoint from rank 0, so the scores of the training rows, the rows
+    dropped and the chosen share come out the same on all of them (a fit's whole table and
+    training pairs per rank while the refits run)."""
+    from edgegnn.train.denoise import denoised_fit
+
+    def fit_on_every_rank(fitted: Split, plain: ModelCard, *, epochs=None, time_budget=None, ks=(20,),
+                          on_epoch=None, on_evaluate=None, **_):
+        checkpoint, result = train_distributed(fitted, plain, context, epochs=epochs, time_budget=time_budget,
+                                               dtype=dtype, on_epoch=on_epoch, on_evaluate=on_evaluate, ks=ks)
+        shared = [checkpoint]
+        dist.broadcast_object_list(shared, src=0)
+        return shared[0], result
+
+    # not under `agreed`: each fit agrees on its own errors, and denoised_fit's checks of the card and
+    # the split are the same on every rank
+    checkpoint, result = denoised_fit(split, card, fit_on_every_rank, **options)
+    return (checkpoint if context.is_writer else None), result
+
+
+def _no_checkpoints_for_denoising(card: ModelCard) -> None:
+    raise DistributedError(f"--checkpoint-dir: training.denoise={card.training.denoise!r} runs several fits, "
+                           "and a checkpoint directory holds one job's state",
+                           hint="drop --checkpoint-dir, or set denoise: 0 in the card")
 
 
 def _no_state_to_checkpoint(card: ModelCard, checkpointing: Checkpointing) -> None:

@@ -211,13 +211,43 @@ def test_more_ranks_than_users_fail_on_every_rank_before_anything_is_written(tmp
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "ck").exists()
 
 
-def test_a_card_distributed_training_does_not_cover_is_refused_in_one_line(tmp_path):
-    denoised = card(tmp_path)
-    denoised.write_text(denoised.read_text() + "  denoise: 0.1\n")
-    done = torchrun(1, "--model", str(denoised), "--data", DATA, "--out", str(tmp_path / "m.pt"))
-    assert done.returncode != 0 and not (tmp_path / "m.pt").exists()
-    assert error_lines(done.stderr) == ["error: training.denoise=0.1: denoising is single-process"], \
-        done.stderr[-2000:]
+def test_a_denoised_fit_over_the_ranks_is_the_one_process_fit(tmp_path):
+    """training.denoise: every fit over the ranks, every rank dropping the same rows; one rank is
+    the plain path bit for bit, two drop (nearly) the same rows; with --checkpoint-dir, one line."""
+    model = card(tmp_path, epochs=6)
+    model.write_text(model.read_text() + "  denoise: 0.2\n")
+    plain = plain_train("--model", str(model), "--data", DATA, "--out", str(tmp_path / "plain.pt"))
+    one = torchrun(1, "--model", str(model), "--data", DATA, "--out", str(tmp_path / "one.pt"))
+    two = torchrun(2, "--model", str(model), "--data", DATA, "--out", str(tmp_path / "two.pt"))
+    assert plain.returncode == 0 and one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    expected, actual = (torch.load(tmp_path / f"{name}.pt", weights_only=True) for name in ("plain", "one"))
+    for name in expected["state_dict"]:
+        assert torch.equal(expected["state_dict"][name], actual["state_dict"][name]), name
+    assert actual["metrics"]["denoise"] == expected["metrics"]["denoise"]
+    assert expected["metrics"]["denoise"]["dropped_rows"] > 0
+    both = torch.load(tmp_path / "two.pt", weights_only=True)
+    assert both["metrics"]["denoise"]["dropped_rows"] == expected["metrics"]["denoise"]["dropped_rows"]
+    kept = {tuple(pair) for pair in torch.stack([both["train_users"], both["train_items"]], 1).tolist()}
+    wanted = {tuple(pair) for pair in torch.stack([expected["train_users"], expected["train_items"]], 1).tolist()}
+    assert len(kept & wanted) >= 0.99 * len(wanted)
+    refused = torchrun(1, "--model", str(model), "--data", DATA, "--out", str(tmp_path / "m.pt"),
+                       "--checkpoint-dir", str(tmp_path / "ck"))
+    assert refused.returncode != 0 and not (tmp_path / "m.pt").exists() and not (tmp_path / "ck").exists()
+    assert error_lines(refused.stderr) == ["error: --checkpoint-dir: training.denoise=0.2 runs several fits, and a "
+                                           "checkpoint directory holds one job's state"], refused.stderr[-2000:]
+
+
+def test_every_kind_trains_distributed_and_a_kind_added_later_is_refused_in_one_line():
+    from types import SimpleNamespace
+
+    from edgegnn.distributed.context import DistributedError
+    from edgegnn.distributed.train import DISTRIBUTED_KINDS, check_card
+    from edgegnn.kinds import KINDS
+
+    assert set(DISTRIBUTED_KINDS) == set(KINDS)          # a new kind must decide how it distributes
+    with pytest.raises(DistributedError, match="model.type='future': distributed training covers lightgcn, sage, "
+                                               "gat, graph-filter cards"):
+        check_card(SimpleNamespace(model=SimpleNamespace(type="future")))
 
 
 @pytest.mark.parametrize("missing", ["MASTER_ADDR", "WORLD_SIZE"])

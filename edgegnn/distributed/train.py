@@ -166,9 +166,7 @@ def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torc
     halo_positions = np.searchsorted(halo, pair_items)
     plan = ExchangePlan.build(torch.from_numpy(halo), items.bounds, context)
     owned = items.rows_of(rank)
-    table = ego[torch.from_numpy(owned)]
-    if card.model.type != "gat":                          # graph attention's users have no ego rows
-        table = torch.cat([ego[torch.from_numpy(users.rows_of(rank))], ego[torch.from_numpy(owned + train.num_users)]])
+    table = _rank_table(card, ego, users.rows_of(rank), owned, train.num_users)
     shape = (local_users, halo_positions, users.size_of(rank), len(halo))
     model = _sharded_model(card, plain, table, plan, shape, user_degree[pairs[0][mine]], item_degree[pairs[1][mine]])
     negative_weight = negative_weights(train, card.training)
@@ -183,11 +181,21 @@ def set_up_rank(split: Split, card: ModelCard, context: DistContext, dtype: torc
     return RankSetup(context, users, items, model, runner, RowLayout(context, users, items, user_rows=model.user_rows))
 
 
+def _rank_table(card: ModelCard, ego: torch.Tensor, users: np.ndarray, items: np.ndarray,
+                num_users: int) -> torch.Tensor:
+    """This rank's rows of the plain model's ego table `ego`: its users', then its items'
+    (original indices `users`, `items`); graph attention's holds items only (users have no ego rows)."""
+    if card.model.type == "gat":
+        return ego[torch.from_numpy(items)]
+    return torch.cat([ego[torch.from_numpy(users)], ego[torch.from_numpy(items + num_users)]])
+
+
 def _sharded_model(card: ModelCard, plain, table: torch.Tensor, plan: ExchangePlan, shape: tuple,
                    user_degree: np.ndarray, item_degree: np.ndarray) -> ShardedModel:
-    """The card's model over this rank's rows: the plain model's parameters, its Â (LightGCN) or
-    D^-1 A (SAGE) blocks or its attention edges (GAT) over the pairs `shape` = (local users, halo positions, U_r, |H_r|)
-    whose users' and items' degrees are `user_degree`, `item_degree` [E_r]."""
+    """The card's model over this rank's rows: the plain model's parameters, and its Â blocks
+    (LightGCN), D^-1 A blocks (SAGE) or attention edges (GAT) over the rank's pairs, `shape` =
+    (local users, halo positions, U_r, |H_r|), whose users' and items' degrees are `user_degree`,
+    `item_degree` [E_r]."""
     num_local_users = shape[2]
     if card.model.type == "gat":
         edges = torch.stack([torch.from_numpy(shape[1]), torch.from_numpy(shape[0])]).long()

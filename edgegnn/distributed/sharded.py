@@ -66,18 +66,17 @@ class Propagated:
 def mean_adjacency(users: np.ndarray, halo_positions: np.ndarray, num_local_users: int, halo_size: int,
                    user_degree: torch.Tensor, item_degree: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """SAGE's neighbour means over one rank's pairs, sparse CSR: (D_u^-1 A [U_r, |H_r|], its
-    transpose, D_i^-1 A [|H_r|, U_r] (partial sums of the items' means, global degrees), its transpose).
+    transpose, D_i^-1 A [|H_r|, U_r] (partial sums of the items' means, global degrees), its
+    transpose): `halo_adjacency`'s two blocks weighted by 1/d_u and by 1/d_i.
 
     Args:
         users, halo_positions: int64 [E_r] as for `halo_adjacency`.
-        user_degree, item_degree: float32 [E_r] each pair's user's and item's degree.
+        user_degree, item_degree: [E_r] each pair's user's and item's degree.
     """
-    rows, columns = torch.from_numpy(users).long(), torch.from_numpy(halo_positions).long()
-    forward, backward = torch.stack([rows, columns]), torch.stack([columns, rows])
-    user_shape, halo_shape = (num_local_users, halo_size), (halo_size, num_local_users)
-    by_user, by_item = 1.0 / user_degree, 1.0 / item_degree
-    return (sparse_csr(forward, by_user, user_shape), sparse_csr(backward, by_user, halo_shape),
-            sparse_csr(backward, by_item, halo_shape), sparse_csr(forward, by_item, user_shape))
+    shape = (users, halo_positions, num_local_users, halo_size)
+    user_mean, user_mean_t = halo_adjacency(*shape, 1.0 / user_degree)
+    item_mean_t, item_mean = halo_adjacency(*shape, 1.0 / item_degree)
+    return user_mean, user_mean_t, item_mean, item_mean_t
 
 
 class ShardedModel(torch.nn.Module, abc.ABC):
@@ -125,14 +124,9 @@ class ShardedLightGCN(ShardedModel):
     def num_layers(self) -> int:
         return len(self.alpha) - 1
 
-    @property
-    def ego_items(self) -> torch.Tensor:
-        """E⁰ of the rank's items [I_r, d] (a view of the table)."""
-        return self.table[self.num_local_users:]
-
     def layers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """([E⁰_u, ..., E^L_u] each [U_r, d], [E⁰_i, ..., E^L_i] each [I_r, d]) of the rank's rows."""
-        users, items = [self.table[:self.num_local_users]], [self.ego_items]
+        users, items = [self.table[:self.num_local_users]], [self.table[self.num_local_users:]]
         for _ in range(self.num_layers):
             halo = gather_rows(items[-1], self.halo)
             partial = ConstantSpMM.apply(self.halo_to_user, self.user_to_halo, users[-1])

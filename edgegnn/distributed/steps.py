@@ -10,8 +10,8 @@ batches and negatives as the single-process trainer (every rank runs the same se
 generator); each rank takes the pairs of its users and fetches the rows of the items they name
 from their owners, dividing by the global batch size. The optimizer (Adam, Adagrad, RMSprop,
 SGD) is element-wise and every row lives on one rank, so each rank steps its own rows exactly as
-the single process would; a model's replicated weights (GraphSAGE's layers) have their
-gradient summed over ranks first.
+the single process would; a model's replicated weights (GraphSAGE's and graph attention's
+layers) have their gradient summed over ranks first.
 """
 
 from __future__ import annotations

@@ -93,11 +93,11 @@ def train_distributed_cmd(run: DistributedRun, source: DataSource) -> None:
     resumed = checkpoint.metrics["distributed"].get("resumed_from")
     if resumed is not None:
         stdout.print(f"resumed from {resumed['checkpoint']} (epoch {resumed['epoch']}, written by "
-                     f"{resumed['world_size']} ranks)")
+                     f"{_ranks(resumed['world_size'])})")
     if result.epochs_run == 0:
-        stdout.print(f"fitted in closed form in {result.seconds:.1f} s on {ranks} ranks; wrote {run.out}")
+        stdout.print(f"fitted in closed form in {result.seconds:.1f} s on {_ranks(ranks)}; wrote {run.out}")
     else:
-        stdout.print(f"{result.epochs_run} epochs in {result.seconds:.1f} s on {ranks} ranks "
+        stdout.print(f"{result.epochs_run} epochs in {result.seconds:.1f} s on {_ranks(ranks)} "
                      f"(best epoch {result.best_epoch}, stopped by {result.stopped_because}); wrote {run.out}")
     next_step(f"edgegnn compress {run.out} --out {run.out.with_suffix('')}-edge")
 
@@ -118,7 +118,7 @@ def _train(run: DistributedRun, source: DataSource, context):
     closed_form = not is_trained(card.model.type)
     total = 1 if closed_form else run.epochs if run.epochs is not None else card.training.epochs
     with progress(enabled=context.is_writer and not run.json) as bar:
-        task = bar.add_task(f"{'fitting' if closed_form else 'training'} {card.name} on {context.world_size} ranks",
+        task = bar.add_task(f"{'fitting' if closed_form else 'training'} {card.name} on {_ranks(context.world_size)}",
                             total=total, status="")
         with lost_rank(context, checkpointing):
             checkpoint, result = train_distributed(
@@ -127,3 +127,7 @@ def _train(run: DistributedRun, source: DataSource, context):
             agreed(context, lambda: checkpoint is not None and save_checkpoint(checkpoint, run.out))
         bar.update(task, completed=total if closed_form else result.epochs_run)
     return checkpoint, result
+
+
+def _ranks(count: int) -> str:
+    return f"{count} rank{'' if count == 1 else 's'}"

@@ -138,13 +138,13 @@ def check_same_on_every_rank(context: DistContext, what: str, value) -> None:
                                    hint="start every rank with the same data and options")
 
 
-def first_difference(value, reference, path: str = "") -> str:
-    """'key.sub: VALUE here, REFERENCE on rank 0' for the first place two nested dicts differ."""
+def first_difference(value, reference, path: str = "", *, there: str = "on rank 0") -> str:
+    """'key.sub: VALUE here, REFERENCE on rank 0' (or `there`) for the first place two nested dicts differ."""
     if isinstance(value, dict) and isinstance(reference, dict):
         for key in sorted(set(value) | set(reference), key=str):
             if value.get(key) != reference.get(key):
-                return first_difference(value.get(key), reference.get(key), f"{path}{key}.")
-    return f"{path.rstrip('.') or 'value'}: {_shown(value)} here, {_shown(reference)} on rank 0"
+                return first_difference(value.get(key), reference.get(key), f"{path}{key}.", there=there)
+    return f"{path.rstrip('.') or 'value'}: {_shown(value)} here, {_shown(reference)} {there}"
 
 
 def _shown(value) -> str:

@@ -32,7 +32,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Shard
 
-from edgegnn.distributed.context import DistContext, DistributedError
+from edgegnn.distributed.context import DistContext, DistributedError, first_difference
 from edgegnn.distributed.halo import all_rows
 from edgegnn.distributed.partition import BlockPartition
 from edgegnn.train.trainer import EpochRecord, LoopState
@@ -222,7 +222,8 @@ def check_resumable(path: Path, progress: dict, job: dict) -> int:
     written = progress.get("job", {})
     for key, what in (("card", "model card"), ("data", "data")):
         if written.get(key) != job.get(key):
-            raise DistributedError(f"{path}: written by a job with another {what} (they differ)",
+            differs = first_difference(job.get(key), written.get(key), f"{key}.", there="there")
+            raise DistributedError(f"{path}: written by a job with another {what} ({differs})",
                                    hint="resume with the command that wrote it")
     world = written.get("world_size")
     if not isinstance(world, int) or world < 1:

@@ -25,7 +25,7 @@ def test_the_same_job_or_another_world_size_may_resume_and_the_writers_world_siz
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"card": {"name": "other"}}, "written by a job with another model card"),
+    ({"card": {"name": "other"}}, "written by a job with another model card \\(card.name: 'c' here, 'other' there\\)"),
     ({"data": {"train_pairs": "00"}}, "written by a job with another data"),
     ({"partition": "9999"}, "another partition of users and items \\(9999 there, ab12 here\\)"),
     ({"world_size": None}, "progress.json names no world size"),

@@ -74,12 +74,15 @@ def train_distributed_cmd(run: DistributedRun, source: DataSource) -> None:
 
         context = dist_context.init_from_env()
         _stop_on_sigterm(context, run.checkpoint_dir)
-        ended_well = False
+        together = False
         try:
             checkpoint, result = _train(run, source, context)
-            ended_well = True
+            together = True
+        except dist_context.AgreedError:
+            together = True                 # every rank failed alike: they leave together
+            raise
         finally:
-            dist_context.close(together=ended_well)
+            dist_context.close(together=together)
     if checkpoint is None:
         return
     if run.json:

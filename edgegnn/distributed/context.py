@@ -35,6 +35,11 @@ class DistributedError(EdgeGNNError):
     """A distributed job that cannot go on: reported alike on every rank."""
 
 
+class AgreedError(DistributedError):
+    """A DistributedError every rank raised together (`agreed`, `check_same_on_every_rank`): all
+    ranks are still there, so they can leave the process group together."""
+
+
 @dataclass(frozen=True)
 class DistContext:
     """This process's place in the job.
@@ -97,8 +102,9 @@ def init_from_env(timeout_s: float = 600.0) -> DistContext:
 
 
 def close(*, together: bool) -> None:
-    """Leave the process group. `together` (the job ended well on every rank): wait for every rank
-    first, so that no rank closes its sockets while another's gloo threads still read them."""
+    """Leave the process group. `together` (every rank is still there: the job ended well, or
+    failed alike on every rank): wait for every rank first, so that no rank closes its sockets
+    while another's gloo threads still read them (gloo then aborts the process at exit)."""
     if not dist.is_initialized():
         return
     if together:
@@ -123,7 +129,7 @@ def agreed(context: DistContext, action: Callable[[], T]) -> T:
     for rank, outcome in enumerate(outcomes):
         if outcome is not None:
             message, hint = outcome
-            raise DistributedError(f"rank {rank}: {message}" if context.world_size > 1 else message, hint=hint)
+            raise AgreedError(f"rank {rank}: {message}" if context.world_size > 1 else message, hint=hint)
     return result
 
 
@@ -133,7 +139,7 @@ def check_same_on_every_rank(context: DistContext, what: str, value) -> None:
     dist.all_gather_object(values, value)
     for rank, other in enumerate(values):
         if other != values[0]:
-            raise DistributedError(f"rank {rank} was started with other {what} than rank 0: "
+            raise AgreedError(f"rank {rank} was started with other {what} than rank 0: "
                                    f"{first_difference(other, values[0])}",
                                    hint="start every rank with the same data and options")
 
